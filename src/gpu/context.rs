@@ -1,0 +1,278 @@
+//! [`Gpu`]: the adapter, device and queue, the pipelines, and the device's health.
+
+use std::sync::{Arc, Mutex};
+
+use super::pipelines::Pipelines;
+use crate::error::{Error, Result};
+
+/// A GPU to run convolutions on: a wgpu device and queue, their limits, and a cache of
+/// compiled pipelines. Cheap to clone (an `Arc`), `Send + Sync`.
+///
+/// # Example
+/// ```no_run
+/// let gpu = sepconv::Gpu::new()?;
+/// println!("{} ({:?})", gpu.adapter_name(), gpu.backend());
+/// # Ok::<(), sepconv::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Gpu {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    pipelines: Pipelines,
+    /// Set by the device-lost callback; every operation checks it first.
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("adapter", &self.inner.info.name)
+            .field("backend", &self.inner.info.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gpu {
+    /// Picks the best adapter and opens a device on it, blocking until done.
+    /// See [`Gpu::new_async`].
+    pub fn new() -> Result<Self> {
+        pollster::block_on(Self::new_async())
+    }
+
+    /// Picks the best adapter and opens a device on it.
+    ///
+    /// Honours wgpu's environment variables: `WGPU_BACKEND` (e.g. `vulkan`, `gl`) limits the
+    /// backends, `WGPU_ADAPTER_NAME` picks the first adapter whose name contains it
+    /// (case-insensitive), `WGPU_POWER_PREF` (`high`/`low`) ranks discrete or integrated GPUs
+    /// first. Otherwise discrete > integrated > virtual > software, native APIs before GL.
+    /// The device is created with the adapter's own limits, not wgpu's defaults, so large
+    /// tensors fit.
+    ///
+    /// # Errors
+    /// [`Error::NoAdapter`] (with a hint on how to get one), [`Error::RequestDevice`].
+    pub async fn new_async() -> Result<Self> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        let adapters = instance.enumerate_adapters(backends).await;
+        let adapter = choose_adapter(adapters)?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("sepconv"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::RequestDevice {
+                adapter: info.name.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Self::build(device, queue, info, limits))
+    }
+
+    /// Wraps a device and queue the caller already has. The device's own limits are used.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        Self::build(device, queue, info, limits)
+    }
+
+    fn build(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        limits: wgpu::Limits,
+    ) -> Self {
+        let lost = Arc::new(Mutex::new(None));
+        let lost_flag = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = lost_flag.lock().unwrap_or_else(|e| e.into_inner());
+            *slot = Some(format!("{reason:?}: {message}"));
+        });
+        let pipelines = Pipelines::new(&device);
+        Self {
+            inner: Arc::new(Inner {
+                device,
+                queue,
+                info,
+                limits,
+                pipelines,
+                lost,
+            }),
+        }
+    }
+
+    /// The adapter's name, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`.
+    pub fn adapter_name(&self) -> &str {
+        &self.inner.info.name
+    }
+
+    /// The graphics API in use (Vulkan, Metal, Dx12, Gl).
+    pub fn backend(&self) -> wgpu::Backend {
+        self.inner.info.backend
+    }
+
+    /// Everything wgpu knows about the adapter.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// The limits the device was created with.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// The wgpu device, for callers who mix their own work with this crate's.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+
+    pub(crate) fn pipelines(&self) -> &Pipelines {
+        &self.inner.pipelines
+    }
+
+    /// Whether two handles refer to the same device.
+    pub fn same_device(&self, other: &Gpu) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Blocks until all submitted work has finished.
+    ///
+    /// # Errors
+    /// [`Error::DeviceLost`] when the device is gone.
+    pub fn wait(&self) -> Result<()> {
+        self.check_alive()?;
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| self.lost_or(Error::Readback(e.to_string())))
+    }
+
+    /// [`Error::DeviceLost`] if the device-lost callback has fired.
+    pub(crate) fn check_alive(&self) -> Result<()> {
+        let lost = self.inner.lost.lock().unwrap_or_else(|e| e.into_inner());
+        match lost.as_ref() {
+            Some(msg) => Err(Error::DeviceLost(msg.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// `err`, unless the device was lost meanwhile, which explains it better.
+    pub(crate) fn lost_or(&self, err: Error) -> Error {
+        self.check_alive().err().unwrap_or(err)
+    }
+
+    /// Runs `f` inside validation, out-of-memory and internal error scopes and turns whatever
+    /// they caught into [`Error::Gpu`]. Scopes are thread-local in wgpu, so concurrent callers
+    /// on other threads do not see each other's errors.
+    pub(crate) fn scoped<T>(&self, during: &'static str, f: impl FnOnce() -> T) -> Result<T> {
+        self.check_alive()?;
+        let device = &self.inner.device;
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let value = f();
+        let errors = [
+            pollster::block_on(internal.pop()),
+            pollster::block_on(oom.pop()),
+            pollster::block_on(validation.pop()),
+        ];
+        if let Some(e) = errors.into_iter().flatten().next() {
+            let (kind, message) = match &e {
+                wgpu::Error::OutOfMemory { .. } => ("out-of-memory", e.to_string()),
+                wgpu::Error::Validation { description, .. } => ("validation", description.clone()),
+                wgpu::Error::Internal { description, .. } => ("internal", description.clone()),
+            };
+            return Err(self.lost_or(Error::Gpu {
+                kind,
+                during,
+                message,
+            }));
+        }
+        self.check_alive()?;
+        Ok(value)
+    }
+
+    /// Checks that a buffer of `bytes` bytes can be created and bound as storage.
+    pub(crate) fn check_buffer_size(&self, what: &'static str, bytes: u64) -> Result<()> {
+        let limits = &self.inner.limits;
+        for (limit, limit_name) in [
+            (
+                limits.max_storage_buffer_binding_size,
+                "max_storage_buffer_binding_size",
+            ),
+            (limits.max_buffer_size, "max_buffer_size"),
+        ] {
+            if bytes > limit {
+                return Err(Error::TooLarge {
+                    what,
+                    bytes,
+                    limit,
+                    limit_name,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ranks adapters: `WGPU_ADAPTER_NAME` first if set, then by device type (respecting
+/// `WGPU_POWER_PREF`), then native APIs before GL.
+fn choose_adapter(adapters: Vec<wgpu::Adapter>) -> Result<wgpu::Adapter> {
+    if adapters.is_empty() {
+        let backend = std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "all".into());
+        return Err(Error::NoAdapter {
+            details: format!("no adapter on backends {backend}"),
+        });
+    }
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let wanted_lower = wanted.to_lowercase();
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&wanted_lower))
+            .ok_or_else(|| Error::NoAdapter {
+                details: format!("WGPU_ADAPTER_NAME={wanted:?} matches none of {names:?}"),
+            });
+    }
+    let low_power = wgpu::PowerPreference::from_env() == Some(wgpu::PowerPreference::LowPower);
+    let rank = |a: &wgpu::Adapter| {
+        let info = a.get_info();
+        let device = match info.device_type {
+            wgpu::DeviceType::DiscreteGpu if low_power => 1,
+            wgpu::DeviceType::IntegratedGpu if low_power => 0,
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Cpu => 3,
+            wgpu::DeviceType::Other => 4,
+        };
+        let api = match info.backend {
+            wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+            _ => 1,
+        };
+        (device, api)
+    };
+    // min_by_key keeps the first of equals, i.e. wgpu's enumeration order.
+    adapters
+        .into_iter()
+        .min_by_key(rank)
+        .ok_or_else(|| Error::NoAdapter {
+            details: "no adapter".into(),
+        })
+}

@@ -1,0 +1,226 @@
+//! [`Conv2d`]: a convolution with its weights on the GPU, run by the kernel its spec calls for.
+
+use wgpu::util::DeviceExt;
+
+use super::dispatch;
+use super::params::ConvParams;
+use super::pipelines::Shader;
+use super::{Gpu, GpuTensor};
+use crate::error::{Error, Result};
+use crate::spec::{Conv2dSpec, ConvKind, Shape};
+
+/// A convolution ready to run on a [`Gpu`]: the spec, the kernel it picked, and its weights
+/// and bias uploaded once.
+///
+/// # Example
+/// ```no_run
+/// use sepconv::{Conv2d, Conv2dSpec, ConvKind, Gpu, GpuTensor, Padding, Shape};
+///
+/// let gpu = Gpu::new()?;
+/// let spec = Conv2dSpec::depthwise(32, [3, 3]).padding(Padding::uniform(1));
+/// let conv = Conv2d::new(&gpu, spec, &vec![0.1; spec.weight_count()], Some(&[0.0; 32]))?;
+/// assert_eq!(conv.kind(), ConvKind::Depthwise { multiplier: 1 });
+/// let x = GpuTensor::from_slice(&gpu, Shape::new(1, 32, 56, 56), &vec![1.0; 32 * 56 * 56])?;
+/// let y = conv.run(&x)?.read()?;
+/// assert_eq!(y.shape(), Shape::new(1, 32, 56, 56));
+/// # Ok::<(), sepconv::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Conv2d {
+    gpu: Gpu,
+    spec: Conv2dSpec,
+    shader: Shader,
+    weights: wgpu::Buffer,
+    bias: wgpu::Buffer,
+}
+
+impl Conv2d {
+    /// Validates `spec`, `weights` (`[c_out, c_in/groups, kh, kw]`) and `bias` (`[c_out]`,
+    /// present exactly when `spec.bias`), uploads them, and compiles (or reuses) the kernel.
+    ///
+    /// # Errors
+    /// The spec's validation errors, [`Error::LengthMismatch`], [`Error::BiasMismatch`],
+    /// [`Error::TooLarge`] for weights beyond the device's limits, [`Error::Gpu`].
+    pub fn new(gpu: &Gpu, spec: Conv2dSpec, weights: &[f32], bias: Option<&[f32]>) -> Result<Self> {
+        spec.check_parameters(weights.len(), bias.map(<[f32]>::len))?;
+        let shader = match spec.kind() {
+            ConvKind::Depthwise { .. } => Shader::Depthwise,
+            ConvKind::Pointwise => Shader::Pointwise,
+            ConvKind::Grouped => Shader::Grouped,
+        };
+        gpu.check_buffer_size("weights", weights.len() as u64 * 4)?;
+        let zeros;
+        let bias = match bias {
+            Some(b) => b,
+            None => {
+                zeros = vec![0f32; spec.c_out];
+                &zeros
+            }
+        };
+        let device = gpu.device();
+        let (weights, bias) = gpu.scoped("weight upload", || {
+            let upload = |label, data: &[f32]| {
+                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: bytemuck::cast_slice(data),
+                    usage: wgpu::BufferUsages::STORAGE,
+                })
+            };
+            (upload("conv.weights", weights), upload("conv.bias", bias))
+        })?;
+        gpu.pipelines().get(gpu, shader)?;
+        Ok(Self {
+            gpu: gpu.clone(),
+            spec,
+            shader,
+            weights,
+            bias,
+        })
+    }
+
+    /// The GPU this conv runs on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// The spec this conv was built from.
+    pub fn spec(&self) -> &Conv2dSpec {
+        &self.spec
+    }
+
+    /// Which kernel family runs it.
+    pub fn kind(&self) -> ConvKind {
+        self.spec.kind()
+    }
+
+    /// The output shape for `input`, checked for this device: channels, sizes, and every
+    /// buffer within the device's limits.
+    pub fn output_shape(&self, input: Shape) -> Result<Shape> {
+        let output = self.spec.output_shape(input)?;
+        check_index_range(&self.spec, input, output)?;
+        self.gpu
+            .check_buffer_size("input", input.len()? as u64 * 4)?;
+        self.gpu
+            .check_buffer_size("output", output.len()? as u64 * 4)?;
+        Ok(output)
+    }
+
+    /// The workgroup grid a dispatch for `input` uses; spread over y past the device's
+    /// per-dimension limit.
+    pub fn dispatch_grid(&self, input: Shape) -> Result<[u32; 3]> {
+        let output = self.output_shape(input)?;
+        dispatch::grid(
+            dispatch::workgroups_for(output.len()? as u64, self.shader.workgroup_size()),
+            self.gpu.limits().max_compute_workgroups_per_dimension,
+        )
+    }
+
+    /// Runs the convolution on `input` into a new tensor, which stays on the GPU.
+    ///
+    /// # Errors
+    /// [`Error::ChannelMismatch`], [`Error::EmptyOutput`], [`Error::TooLarge`],
+    /// [`Error::DeviceMismatch`], [`Error::Gpu`], [`Error::DeviceLost`].
+    pub fn run(&self, input: &GpuTensor) -> Result<GpuTensor> {
+        let output = GpuTensor::uninit(&self.gpu, self.output_shape(input.shape())?, "conv.output")?;
+        self.run_into(input, &output)?;
+        Ok(output)
+    }
+
+    /// Runs the convolution on `input`, writing into `output`, whose shape must be
+    /// [`Conv2d::output_shape`] of the input. Lets callers reuse buffers.
+    pub fn run_into(&self, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
+        let device = self.gpu.device();
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("conv.encoder"),
+        });
+        self.encode(&mut encoder, input, output)?;
+        self.gpu.scoped("conv dispatch", || {
+            self.gpu.queue().submit([encoder.finish()]);
+        })
+    }
+
+    /// Records the dispatch into `encoder` after checking shapes and devices.
+    pub(crate) fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &GpuTensor,
+        output: &GpuTensor,
+    ) -> Result<()> {
+        if !self.gpu.same_device(input.gpu()) || !self.gpu.same_device(output.gpu()) {
+            return Err(Error::DeviceMismatch);
+        }
+        let out_shape = self.output_shape(input.shape())?;
+        if output.shape() != out_shape {
+            return Err(Error::LengthMismatch {
+                what: "output tensor",
+                expected: out_shape.len()?,
+                got: output.shape().len()?,
+                hint: Some(format!(
+                    "expected shape {out_shape}, got {}",
+                    output.shape()
+                )),
+            });
+        }
+        let grid = self.dispatch_grid(input.shape())?;
+        let pipeline = self.gpu.pipelines().get(&self.gpu, self.shader)?;
+        let params = ConvParams::new(&self.spec, input.shape(), out_shape);
+        let device = self.gpu.device();
+        self.gpu.scoped("conv encoding", || {
+            let params_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("conv.params"),
+                contents: bytemuck::bytes_of(&params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(self.shader.label()),
+                layout: &self.gpu.pipelines().conv_layout,
+                entries: &[
+                    entry(0, input.buffer()),
+                    entry(1, &self.weights),
+                    entry(2, &self.bias),
+                    entry(3, output.buffer()),
+                    entry(4, &params_buffer),
+                ],
+            });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(self.shader.label()),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+        })
+    }
+}
+
+fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+/// The shaders index with `u32` and compute input coordinates in `i32`; reject anything whose
+/// coordinates could leave that range (buffer limits bound the element counts already).
+fn check_index_range(spec: &Conv2dSpec, input: Shape, output: Shape) -> Result<()> {
+    let pads = spec.pads(input.h, input.w);
+    let limit = i32::MAX as usize;
+    let reach_h = (output.h - 1) * spec.stride[0] + (spec.kernel[0] - 1) * spec.dilation[0];
+    let reach_w = (output.w - 1) * spec.stride[1] + (spec.kernel[1] - 1) * spec.dilation[1];
+    for (what, v) in [
+        ("padding top", pads.top),
+        ("padding left", pads.left),
+        ("row reach", reach_h),
+        ("column reach", reach_w),
+        ("input height", input.h + pads.top + pads.bottom),
+        ("input width", input.w + pads.left + pads.right),
+    ] {
+        if v > limit {
+            return Err(Error::Overflow {
+                what: "shader coordinates",
+                detail: format!("{what} = {v} exceeds i32::MAX"),
+            });
+        }
+    }
+    Ok(())
+}

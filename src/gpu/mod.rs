@@ -1,0 +1,15 @@
+//! Everything that talks to wgpu. Kept in this module so that wgpu's API churn touches one place.
+
+mod context;
+mod conv;
+pub(crate) mod dispatch;
+mod params;
+pub(crate) mod pipelines;
+mod readback;
+mod separable;
+mod tensor;
+
+pub use context::Gpu;
+pub use conv::Conv2d;
+pub use separable::SeparableBlock;
+pub use tensor::GpuTensor;

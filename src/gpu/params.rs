@@ -1,0 +1,85 @@
+//! The uniform block every conv shader reads.
+
+use crate::spec::{Conv2dSpec, Shape};
+
+/// Mirrors `struct ConvParams` in every `shaders/*.wgsl` file, field for field (checked by
+/// `tests/shaders.rs`). 20 `u32`s = 80 bytes, a multiple of 16 as uniform blocks require.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct ConvParams {
+    pub n: u32,
+    pub c_in: u32,
+    pub h_in: u32,
+    pub w_in: u32,
+    pub c_out: u32,
+    pub h_out: u32,
+    pub w_out: u32,
+    pub groups: u32,
+    pub k_h: u32,
+    pub k_w: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub pad_top: u32,
+    pub pad_left: u32,
+    pub dilation_h: u32,
+    pub dilation_w: u32,
+    pub c_in_per_group: u32,
+    pub c_out_per_group: u32,
+    pub activation: u32,
+    pub out_len: u32,
+}
+
+/// Field names in declaration order, for the test that compares them with the WGSL struct.
+pub const CONV_PARAMS_FIELDS: [&str; 20] = [
+    "n",
+    "c_in",
+    "h_in",
+    "w_in",
+    "c_out",
+    "h_out",
+    "w_out",
+    "groups",
+    "k_h",
+    "k_w",
+    "stride_h",
+    "stride_w",
+    "pad_top",
+    "pad_left",
+    "dilation_h",
+    "dilation_w",
+    "c_in_per_group",
+    "c_out_per_group",
+    "activation",
+    "out_len",
+];
+
+impl ConvParams {
+    /// Parameters for `spec` on `input` giving `output`. Callers have checked that every
+    /// buffer fits the device's binding limit, so all element counts fit in `u32`.
+    pub(crate) fn new(spec: &Conv2dSpec, input: Shape, output: Shape) -> Self {
+        let pads = spec.pads(input.h, input.w);
+        let u = |v: usize| v as u32;
+        Self {
+            n: u(input.n),
+            c_in: u(input.c),
+            h_in: u(input.h),
+            w_in: u(input.w),
+            c_out: u(output.c),
+            h_out: u(output.h),
+            w_out: u(output.w),
+            groups: u(spec.groups),
+            k_h: u(spec.kernel[0]),
+            k_w: u(spec.kernel[1]),
+            stride_h: u(spec.stride[0]),
+            stride_w: u(spec.stride[1]),
+            pad_top: u(pads.top),
+            pad_left: u(pads.left),
+            dilation_h: u(spec.dilation[0]),
+            dilation_w: u(spec.dilation[1]),
+            c_in_per_group: u(spec.c_in_per_group()),
+            c_out_per_group: u(spec.c_out_per_group()),
+            activation: spec.activation.code(),
+            out_len: u(output.n * output.c * output.h * output.w),
+        }
+    }
+}
