@@ -29,6 +29,7 @@ pub mod accounting;
 pub mod cpu;
 mod error;
 mod gpu;
+pub mod layers;
 mod spec;
 mod tensor;
 
