@@ -1,6 +1,8 @@
 //! CPU implementations, kept apart from the GPU code.
 //!
 //! [`reference`] is the plain direct convolution in `f64` that every GPU result is checked
-//! against.
+//! against. [`fast`] is the multi-threaded, vectorised path for real work on the CPU, checked
+//! against the reference like the GPU kernels are.
 
+pub mod fast;
 pub mod reference;
