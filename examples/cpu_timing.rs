@@ -23,6 +23,7 @@ fn median_time(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    eprintln!("simd: {:?}", pulp::Arch::new());
     let filter: Vec<String> = std::env::args().skip(1).collect();
     let mut total = 0.0;
     let mut seed = 0x9e3779b97f4a7c15u64;

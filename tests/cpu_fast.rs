@@ -128,6 +128,22 @@ fn cases() -> Vec<Case> {
             [1, 3, 14, 11],
         ),
         case("dw_c1", dw(1, [3, 3]).padding(p(1)), [2, 1, 6, 7]),
+        // Planes large enough to be cut into bands of rows (bounded scratch).
+        case(
+            "dw3_s1_bands",
+            dw(2, [3, 3]).padding(p(1)),
+            [1, 2, 120, 300],
+        ),
+        case(
+            "dw3_s2_bands",
+            dw(2, [3, 3]).stride([2, 2]).padding(p(1)),
+            [1, 2, 131, 301],
+        ),
+        case(
+            "dw_k5_dil2_bands",
+            dw(2, [5, 5]).dilation([2, 2]).padding(p(3)),
+            [1, 2, 97, 260],
+        ),
         // Pointwise (direct product on NCHW).
         case(
             "pw_13_27_17x13_b3_relu",
@@ -396,13 +412,15 @@ fn tolerance_check_catches_a_perturbed_weight() {
     ignore = "runs the f64 reference on 1.5 G MACs; use cargo test --release"
 )]
 fn fast_matches_reference_on_all_benchmark_layers() {
-    for (i, l) in layers::LAYERS.iter().enumerate() {
+    // Layers in parallel: the reference is single-threaded.
+    use rayon::prelude::*;
+    layers::LAYERS.par_iter().enumerate().for_each(|(i, l)| {
         let input = Shape {
             n: 1,
             ..l.input_shape()
         };
         check_close(l.name, &l.spec(), input, 3000 + i as u64);
-    }
+    });
 }
 
 #[test]

@@ -254,26 +254,31 @@ fn run_depthwise(
     out: &mut [f32],
 ) {
     let p = geo.plane;
+    let plan = depthwise::Plan::new(p);
+    let scratch_len = plan.scratch_len();
     let in_plane = p.h * p.w;
     let taps = p.kh * p.kw;
-    let zeros = vec![0f32; p.w];
     let arch = pulp::Arch::new();
-    let c_out = geo.y.c;
-    let c_in = geo.x.c;
-    out.par_chunks_mut(p.ho * p.wo)
-        .enumerate()
-        .for_each(|(plane, y)| {
+    let (c_in, c_out, act) = (geo.x.c, geo.y.c, geo.act);
+    out.par_chunks_mut(p.ho * p.wo).enumerate().for_each_init(
+        || vec![0f32; scratch_len],
+        |scratch, (plane, y)| {
             let (n, oc) = (plane / c_out, plane % c_out);
             let ic = oc / multiplier;
             let xs = &x[(n * c_in + ic) * in_plane..][..in_plane];
             let k = &weights[oc * taps..][..taps];
             let b = bias.map_or(0.0, |b| b[oc]);
-            let zeros = &zeros[..];
-            arch.dispatch(
-                #[inline(always)]
-                || depthwise::plane(&p, xs, k, b, geo.act, zeros, y),
-            );
-        });
+            arch.dispatch(depthwise::PlaneJob {
+                plan: &plan,
+                x: xs,
+                k,
+                bias: b,
+                act,
+                scratch,
+                y,
+            });
+        },
+    );
 }
 
 /// One block of output: image `n`, group `g`, output channels `[m0, m0 + rows)` of the group,
