@@ -486,7 +486,7 @@ fn im2col(geo: &Geometry, x: &[f32], n: usize, g: usize, p0: usize, cols: usize,
                                 let start = a * p.sw + off - p.pl;
                                 let inner = &mut seg[a - ow0..b - ow0];
                                 if p.sw == 1 {
-                                    inner.copy_from_slice(&xrow[start..start + (b - a)]);
+                                    copy_short(inner, &xrow[start..start + (b - a)]);
                                 } else {
                                     for (d, v) in
                                         inner.iter_mut().zip(xrow[start..].iter().step_by(p.sw))
@@ -501,5 +501,24 @@ fn im2col(geo: &Geometry, x: &[f32], n: usize, g: usize, p0: usize, cols: usize,
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short rows of small images: whole blocks of 8 as
+/// fixed-size copies (a few vector moves) instead of a `memmove` call per row.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    if dst.len() >= 64 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d8, s8) in (&mut d).zip(&mut s) {
+        let s8: &[f32; 8] = s8.try_into().unwrap_or(&[0.0; 8]);
+        d8.copy_from_slice(s8);
+    }
+    for (x, y) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *x = *y;
     }
 }
