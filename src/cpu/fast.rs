@@ -37,6 +37,10 @@ use crate::tensor::Tensor;
 /// x86 cores). A block covers as many output pixels as fit.
 pub const SCRATCH_FLOATS: usize = 1 << 18;
 
+/// Up to this many output pixels per image, a pointwise layer runs as one matrix product per
+/// image and group rather than being cut into blocks.
+const WHOLE_PRODUCT_MAX_PIXELS: usize = 1024;
+
 /// Runs `spec` on `input` with `weights` (`[c_out, c_in/groups, kh, kw]`) and `bias` (`[c_out]`)
 /// on all of rayon's threads. Same contract as [`crate::cpu::reference::conv2d`].
 ///
@@ -388,6 +392,15 @@ fn run_direct_gemm(
         .min(geo.cout_g.div_ceil(16))
         .max(1);
     let col_width = pixels.div_ceil(col_parts);
+    // Short pixel rows (14×14 and smaller): one product per image and group, and let faer
+    // split it over the threads when there are fewer products than threads; it shares the
+    // packed operands, which our own cutting would pack twice (measured: mbv1_pw7 0.96 →
+    // 0.75 ms, mbv1_pw6 0.54 → 0.43 ms; larger images are better cut by us).
+    let (row_parts, col_width) = if pixels <= WHOLE_PRODUCT_MAX_PIXELS {
+        (1, pixels)
+    } else {
+        (row_parts, col_width)
+    };
     let list = blocks(geo, out, row_parts, col_width);
     let par = if list.len() < t {
         Par::rayon(t)
