@@ -1,7 +1,7 @@
 //! CPU implementations, kept apart from the GPU code.
 //!
-//! [`reference`] is the plain direct convolution in `f64` that every GPU result is checked
-//! against. [`fast`] is the multi-threaded, vectorised path for real work on the CPU, checked
+//! [`reference`](mod@reference) is the plain direct convolution in `f64` that every GPU result is checked
+//! against. [`fast`](mod@fast) is the multi-threaded, vectorised path for real work on the CPU, checked
 //! against the reference like the GPU kernels are.
 
 pub mod fast;
