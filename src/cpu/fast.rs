@@ -3,9 +3,10 @@
 //!
 //! How each [`ConvKind`] runs:
 //! - **Depthwise** (any multiplier): a direct loop nest per output plane, planes spread over
-//!   threads, the inner loop along the output row (see the `depthwise` module's notes: fused
-//!   3×3 paths for stride 1 and 2, a general per-tap path for everything else). Compiled for
-//!   the best SIMD level the CPU offers, chosen at run time.
+//!   threads. The zero-padded input is split by stride phase so that every tap is a contiguous
+//!   shifted view, and output rows are laid flat so that a whole plane is one long loop that the
+//!   compiler vectorises across outputs; 3×3 kernels sum their nine taps in one pass (see the
+//!   `depthwise` module). Compiled for AVX2+FMA and for the baseline, picked at run time.
 //! - **Pointwise**, and grouped layers with a 1×1 kernel, stride 1 and no padding: per image
 //!   and group, one matrix product `W_g [c_out/g × c_in/g] · X_g [c_in/g × h·w]` straight on the
 //!   NCHW data, no copies.

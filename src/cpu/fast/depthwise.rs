@@ -150,8 +150,8 @@ impl Plan {
 const LANES: usize = 8;
 
 /// One plane's work, run through [`pulp::Arch::dispatch`] so that the loops below are compiled
-/// once per instruction set (AVX-512, AVX2+FMA, baseline) and the best one is picked at run
-/// time. Everything it calls is `#[inline(always)]` so it inherits the target features.
+/// once per instruction set (AVX2+FMA, and the x86-64 baseline) and the best one the CPU has
+/// is picked at run time. Everything it calls is `#[inline(always)]` so it inherits the target features.
 pub(super) struct PlaneJob<'a> {
     pub plan: &'a Plan,
     pub x: &'a [f32],
