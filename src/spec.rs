@@ -575,7 +575,9 @@ impl Conv2dSpec {
                 what: "weights",
                 expected: self.weight_count(),
                 got: weights,
-                hint: Some(format!("[c_out, c_in/groups, kh, kw] = [{o}, {i}, {kh}, {kw}]")),
+                hint: Some(format!(
+                    "[c_out, c_in/groups, kh, kw] = [{o}, {i}, {kh}, {kw}]"
+                )),
             });
         }
         match (self.bias, bias) {
