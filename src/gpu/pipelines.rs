@@ -15,6 +15,7 @@ pub(crate) enum Shader {
 
 impl Shader {
     /// All shaders, for tests that validate each file.
+    #[cfg(test)]
     pub(crate) const ALL: [Shader; 3] = [Shader::Depthwise, Shader::Pointwise, Shader::Grouped];
 
     /// The WGSL source.
