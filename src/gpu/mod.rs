@@ -13,3 +13,13 @@ pub use context::Gpu;
 pub use conv::Conv2d;
 pub use separable::SeparableBlock;
 pub use tensor::GpuTensor;
+
+// The handles are shared between threads (`tests/concurrency.rs` runs them from 8 at once);
+// this fails to compile if a field ever makes one of them `!Send` or `!Sync`.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Gpu>();
+    send_sync::<GpuTensor>();
+    send_sync::<Conv2d>();
+    send_sync::<SeparableBlock>();
+};
