@@ -161,16 +161,22 @@ fn tensors_reject_bad_shapes_and_data() {
 #[test]
 fn sizes_beyond_the_device_limits_are_errors_before_allocation() {
     let gpu = gpu();
-    let limit = gpu
-        .limits()
-        .max_storage_buffer_binding_size
-        .min(gpu.limits().max_buffer_size);
+    // Past `max_storage_buffer_binding_size` a tensor still exists and convolutions are
+    // split (tests/limits.rs); past `max_buffer_size` it cannot exist at all.
+    let limit = gpu.limits().max_buffer_size;
     // A tensor one row past the limit: rejected before any host or GPU memory is taken.
     let w = 1024usize;
     let h = (limit / 4 / w as u64) as usize + 1;
     let err = GpuTensor::full(gpu, Shape::new(1, 1, h, w), 0.0).unwrap_err();
     assert!(
-        matches!(err, Error::TooLarge { what: "tensor", .. }),
+        matches!(
+            err,
+            Error::TooLarge {
+                what: "tensor",
+                limit_name: "max_buffer_size",
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains(&limit.to_string()), "{err}");
@@ -188,6 +194,31 @@ fn sizes_beyond_the_device_limits_are_errors_before_allocation() {
         matches!(err, Error::TooLarge { what: "output", .. }),
         "{err:?}"
     );
+
+    // Work that cannot be split under the binding limit: one output row of a standard conv
+    // reads every input channel's row, here 33 × 2^20 floats = 132 MiB. Refused from the
+    // shape alone, before any tensor exists.
+    let binding = gpu.limits().max_storage_buffer_binding_size;
+    let wide = (binding / 4 / (1 << 20)) as usize + 1;
+    let spec = Conv2dSpec::new(wide, 1, [1, 1])
+        .padding(Padding::explicit(1, 0, 0, 0))
+        .bias(false);
+    let conv = Conv2d::new(gpu, spec, &vec![1.0; wide], None).unwrap();
+    let err = conv
+        .output_shape(Shape::new(1, wide, 2, 1 << 20))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                what: "input rows of one output row",
+                limit_name: "max_storage_buffer_binding_size",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&binding.to_string()), "{err}");
 }
 
 #[test]

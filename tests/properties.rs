@@ -15,12 +15,14 @@
 //! not multiples of 4, bias on and off, every activation.
 
 mod common;
+mod limited;
 
 use common::{assert_matches, gpu, tolerances, ConvData};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 use sepconv::{
-    cpu::reference, Activation, Conv2d, Conv2dSpec, ConvKind, GpuTensor, Padding, Shape, Tensor,
+    cpu::reference, Activation, Conv2d, Conv2dSpec, ConvKind, Error, Gpu, GpuTensor, Padding,
+    Shape, Tensor,
 };
 
 /// One generated case: the spec, the input shape, and the seed of its data.
@@ -221,9 +223,8 @@ fn grouped_cases() -> impl Strategy<Value = Case> {
     )
 }
 
-/// Runs `spec` on the GPU into a NaN-filled output and reads it back.
-fn run_gpu(spec: Conv2dSpec, data: &ConvData) -> Result<Tensor, TestCaseError> {
-    let gpu = gpu();
+/// Runs `spec` on `gpu` into a NaN-filled output and reads it back.
+fn run_gpu(gpu: &Gpu, spec: Conv2dSpec, data: &ConvData) -> Result<Tensor, TestCaseError> {
     let fail = |what: &str, e: sepconv::Error| TestCaseError::fail(format!("{what}: {e}"));
     let conv = Conv2d::new(gpu, spec, &data.weights, data.bias()).map_err(|e| fail("conv", e))?;
     let x = GpuTensor::from_tensor(gpu, &data.input).map_err(|e| fail("upload", e))?;
@@ -236,6 +237,14 @@ fn run_gpu(spec: Conv2dSpec, data: &ConvData) -> Result<Tensor, TestCaseError> {
 /// The property: the GPU (and every other implementation under test) matches the reference,
 /// within tolerance on normal data and exactly on small integers.
 fn matches_reference(case: Case, expected_kind: Option<ConvKind>) -> Result<(), TestCaseError> {
+    matches_reference_on(gpu(), case, expected_kind)
+}
+
+fn matches_reference_on(
+    gpu: &Gpu,
+    case: Case,
+    expected_kind: Option<ConvKind>,
+) -> Result<(), TestCaseError> {
     let Case {
         spec,
         input,
@@ -250,7 +259,7 @@ fn matches_reference(case: Case, expected_kind: Option<ConvKind>) -> Result<(), 
             .map_err(|e| TestCaseError::fail(format!("reference: {e}")))?;
         let tol = (!exact).then(|| tolerances(&spec, &data, &want));
         let label = if exact { "integers" } else { "normal" };
-        let got = run_gpu(spec, &data)?;
+        let got = run_gpu(gpu, spec, &data)?;
         assert_matches(
             &format!("gpu, {label}"),
             data_seed,
@@ -283,4 +292,73 @@ fn grouped_matches_reference_on_random_specs() {
         // A 1×1 unpadded standard conv is pointwise; every other case here is grouped.
         matches_reference(case, None)
     });
+}
+
+/// Binding limits of the devices the split property runs on, in bytes: small enough that
+/// most generated cases are split into many dispatches, at every level (batch, groups,
+/// channels in a group, rows).
+const SPLIT_LIMITS: [u64; 3] = [512, 2048, 8192];
+
+/// Whether `spec` on `input` cannot be split under a binding limit of `limit` bytes: one
+/// output row of one output channel, its input rows (all of them when there is a single
+/// output row) or one output channel's weights need more.
+fn unsplittable(spec: &Conv2dSpec, input: Shape, limit: u64) -> bool {
+    let out = spec.output_shape(input).expect("valid case");
+    let extent = spec.dilation[0] * (spec.kernel[0] - 1) + 1;
+    let rows = if out.h == 1 {
+        input.h
+    } else {
+        input.h.min(extent)
+    };
+    let elements = [
+        spec.c_in_per_group() * rows * input.w,
+        out.w,
+        spec.c_in_per_group() * spec.kernel[0] * spec.kernel[1],
+    ];
+    elements.iter().any(|&e| e as u64 * 4 > limit)
+}
+
+#[test]
+fn split_runs_match_reference_on_random_specs() {
+    let gpus = SPLIT_LIMITS.map(|bytes| limited::gpu_with_binding_limit(gpu(), bytes));
+    let split = std::sync::atomic::AtomicUsize::new(0);
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    let cases = prop_oneof![depthwise_cases(), pointwise_cases(), grouped_cases()];
+    run_property(
+        "split",
+        400,
+        (cases, 0..SPLIT_LIMITS.len()),
+        |(case, which)| {
+            let gpu = &gpus[which];
+            let limit = SPLIT_LIMITS[which];
+            let data = ConvData::new(&case.spec, case.input, case.data_seed, true);
+            let planned = Conv2d::new(gpu, case.spec, &data.weights, data.bias())
+                .and_then(|conv| conv.dispatch_count(case.input));
+            match planned {
+                Ok(count) => {
+                    prop_assert!(
+                        !unsplittable(&case.spec, case.input, limit),
+                        "planned {count} dispatches for an unsplittable case"
+                    );
+                    if count > 1 {
+                        split.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    matches_reference_on(gpu, case, None)
+                }
+                Err(Error::TooLarge { .. }) => {
+                    refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    prop_assert!(
+                        unsplittable(&case.spec, case.input, limit),
+                        "refused a case that can be split"
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(TestCaseError::fail(format!("unexpected error: {e}"))),
+            }
+        },
+    );
+    let (split, refused) = (split.into_inner(), refused.into_inner());
+    eprintln!("split: {split} cases split, {refused} refused as unsplittable");
+    // The property only means something if most cases were actually split.
+    assert!(split >= 200, "only {split} of the cases were split");
 }

@@ -208,24 +208,18 @@ impl Gpu {
         Ok(value)
     }
 
-    /// Checks that a buffer of `bytes` bytes can be created and bound as storage.
+    /// Checks that a buffer of `bytes` bytes can be created. Binding it is another matter:
+    /// a convolution over tensors larger than `max_storage_buffer_binding_size` is split into
+    /// dispatches that bind less (src/gpu/split.rs).
     pub(crate) fn check_buffer_size(&self, what: &'static str, bytes: u64) -> Result<()> {
-        let limits = &self.inner.limits;
-        for (limit, limit_name) in [
-            (
-                limits.max_storage_buffer_binding_size,
-                "max_storage_buffer_binding_size",
-            ),
-            (limits.max_buffer_size, "max_buffer_size"),
-        ] {
-            if bytes > limit {
-                return Err(Error::TooLarge {
-                    what,
-                    bytes,
-                    limit,
-                    limit_name,
-                });
-            }
+        let limit = self.inner.limits.max_buffer_size;
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what,
+                bytes,
+                limit,
+                limit_name: "max_buffer_size",
+            });
         }
         Ok(())
     }

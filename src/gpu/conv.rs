@@ -5,6 +5,7 @@ use wgpu::util::DeviceExt;
 use super::dispatch;
 use super::params::ConvParams;
 use super::pipelines::Shader;
+use super::split;
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
@@ -43,12 +44,9 @@ impl Conv2d {
     /// [`Error::TooLarge`] for weights beyond the device's limits, [`Error::Gpu`].
     pub fn new(gpu: &Gpu, spec: Conv2dSpec, weights: &[f32], bias: Option<&[f32]>) -> Result<Self> {
         spec.check_parameters(weights.len(), bias.map(<[f32]>::len))?;
-        let shader = match spec.kind() {
-            ConvKind::Depthwise { .. } => Shader::Depthwise,
-            ConvKind::Pointwise => Shader::Pointwise,
-            ConvKind::Grouped => Shader::Grouped,
-        };
+        let shader = shader_for(&spec);
         gpu.check_buffer_size("weights", weights.len() as u64 * 4)?;
+        split::check_weights(&spec, gpu.limits())?;
         let zeros;
         let bias = match bias {
             Some(b) => b,
@@ -63,7 +61,8 @@ impl Conv2d {
                 device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(label),
                     contents: bytemuck::cast_slice(data),
-                    usage: wgpu::BufferUsages::STORAGE,
+                    // COPY_SRC: a split run copies slices of them (src/gpu/split.rs).
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 })
             };
             (upload("conv.weights", weights), upload("conv.bias", bias))
@@ -93,26 +92,43 @@ impl Conv2d {
         self.spec.kind()
     }
 
-    /// The output shape for `input`, checked for this device: channels, sizes, and every
-    /// buffer within the device's limits.
+    /// The output shape for `input`, checked for this device: channels, sizes, every buffer
+    /// within the device's buffer limit, and the work divisible into dispatches that each
+    /// bind at most the storage-binding limit.
+    ///
+    /// # Errors
+    /// Those of [`Conv2dSpec::output_shape`], [`Error::TooLarge`], [`Error::Overflow`].
     pub fn output_shape(&self, input: Shape) -> Result<Shape> {
+        self.plan(input).map(|(output, _)| output)
+    }
+
+    /// The checked output shape and how the work is divided into dispatches.
+    fn plan(&self, input: Shape) -> Result<(Shape, split::Plan)> {
         let output = self.spec.output_shape(input)?;
         check_index_range(&self.spec, input, output)?;
         self.gpu
             .check_buffer_size("input", input.len()? as u64 * 4)?;
         self.gpu
             .check_buffer_size("output", output.len()? as u64 * 4)?;
-        Ok(output)
+        let plan = split::Plan::new(&self.spec, input, output, self.gpu.limits())?;
+        Ok((output, plan))
     }
 
-    /// The workgroup grid a dispatch for `input` uses; spread over y past the device's
+    /// How many dispatches a run on `input` takes: 1, unless a tensor or the weights exceed
+    /// the device's `max_storage_buffer_binding_size` (see `src/gpu/split.rs`).
+    pub fn dispatch_count(&self, input: Shape) -> Result<usize> {
+        self.plan(input).map(|(_, plan)| plan.len())
+    }
+
+    /// The workgroup grid of the (first) dispatch for `input`; spread over y past the device's
     /// per-dimension limit.
     pub fn dispatch_grid(&self, input: Shape) -> Result<[u32; 3]> {
-        let output = self.output_shape(input)?;
-        dispatch::grid(
-            dispatch::workgroups_for(output.len()? as u64, self.shader.workgroup_size()),
-            self.gpu.limits().max_compute_workgroups_per_dimension,
-        )
+        let (output, plan) = self.plan(input)?;
+        let first = plan.pieces().next().filter(|_| !plan.is_whole());
+        match first {
+            Some(piece) => grid_for(shader_for(&piece.spec), piece.output, self.gpu.limits()),
+            None => grid_for(self.shader, output, self.gpu.limits()),
+        }
     }
 
     /// Runs the convolution on `input` into a new tensor, which stays on the GPU.
@@ -162,10 +178,64 @@ impl Conv2d {
                 )),
             });
         }
-        let grid = self.dispatch_grid(input.shape())?;
-        let pipeline = self.gpu.pipelines().get(&self.gpu, self.shader)?;
-        let params = ConvParams::new(&self.spec, input.shape(), out_shape);
+        let (_, plan) = self.plan(input.shape())?;
+        if plan.is_whole() {
+            let bindings = [
+                input.buffer().as_entire_buffer_binding(),
+                self.weights.as_entire_buffer_binding(),
+                self.bias.as_entire_buffer_binding(),
+                output.buffer().as_entire_buffer_binding(),
+            ];
+            return self.encode_dispatch(
+                encoder,
+                self.shader,
+                &self.spec,
+                input.shape(),
+                out_shape,
+                bindings,
+            );
+        }
+        let buffers = split::Buffers {
+            input: input.buffer(),
+            weights: &self.weights,
+            bias: &self.bias,
+            output: output.buffer(),
+        };
+        split::encode(
+            &self.gpu,
+            encoder,
+            &plan,
+            &buffers,
+            &mut |encoder, piece, bindings| {
+                self.encode_dispatch(
+                    encoder,
+                    shader_for(&piece.spec),
+                    &piece.spec,
+                    piece.input,
+                    piece.output,
+                    bindings,
+                )
+            },
+        )
+    }
+
+    /// Records one dispatch of `shader`: `spec` on an `input`-shaped tensor, writing an
+    /// `output`-shaped one, with the buffers (or buffer ranges) `bindings` = input, weights,
+    /// bias, output. A split run calls this once per piece, with a sub-spec and sub-shapes.
+    fn encode_dispatch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        shader: Shader,
+        spec: &Conv2dSpec,
+        input: Shape,
+        output: Shape,
+        bindings: [wgpu::BufferBinding<'_>; 4],
+    ) -> Result<()> {
+        let grid = grid_for(shader, output, self.gpu.limits())?;
+        let pipeline = self.gpu.pipelines().get(&self.gpu, shader)?;
+        let params = ConvParams::new(spec, input, output);
         let device = self.gpu.device();
+        let [input_binding, weights, bias, output_binding] = bindings;
         self.gpu.scoped("conv encoding", || {
             let params_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("conv.params"),
@@ -173,18 +243,21 @@ impl Conv2d {
                 usage: wgpu::BufferUsages::UNIFORM,
             });
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(self.shader.label()),
+                label: Some(shader.label()),
                 layout: &self.gpu.pipelines().conv_layout,
                 entries: &[
-                    entry(0, input.buffer()),
-                    entry(1, &self.weights),
-                    entry(2, &self.bias),
-                    entry(3, output.buffer()),
-                    entry(4, &params_buffer),
+                    entry(0, input_binding),
+                    entry(1, weights),
+                    entry(2, bias),
+                    entry(3, output_binding),
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: params_buffer.as_entire_binding(),
+                    },
                 ],
             });
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(self.shader.label()),
+                label: Some(shader.label()),
                 timestamp_writes: None,
             });
             pass.set_pipeline(&pipeline);
@@ -194,10 +267,27 @@ impl Conv2d {
     }
 }
 
-fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+/// The kernel family for a spec.
+fn shader_for(spec: &Conv2dSpec) -> Shader {
+    match spec.kind() {
+        ConvKind::Depthwise { .. } => Shader::Depthwise,
+        ConvKind::Pointwise => Shader::Pointwise,
+        ConvKind::Grouped => Shader::Grouped,
+    }
+}
+
+/// The workgroup grid for one dispatch of `shader` writing `output`.
+fn grid_for(shader: Shader, output: Shape, limits: &wgpu::Limits) -> Result<[u32; 3]> {
+    dispatch::grid(
+        dispatch::workgroups_for(output.len()? as u64, shader.workgroup_size()),
+        limits.max_compute_workgroups_per_dimension,
+    )
+}
+
+fn entry(binding: u32, buffer: wgpu::BufferBinding<'_>) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
         binding,
-        resource: buffer.as_entire_binding(),
+        resource: wgpu::BindingResource::Buffer(buffer),
     }
 }
 

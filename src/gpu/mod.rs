@@ -7,6 +7,7 @@ mod params;
 pub(crate) mod pipelines;
 mod readback;
 mod separable;
+mod split;
 mod tensor;
 
 pub use context::Gpu;
