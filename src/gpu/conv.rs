@@ -1,7 +1,5 @@
 //! [`Conv2d`]: a convolution with its weights on the GPU, run by the kernel its spec calls for.
 
-use wgpu::util::DeviceExt;
-
 use super::dispatch;
 use super::params::ConvParams;
 use super::pipelines::Shader;
@@ -55,18 +53,10 @@ impl Conv2d {
                 &zeros
             }
         };
-        let device = gpu.device();
-        let (weights, bias) = gpu.scoped("weight upload", || {
-            let upload = |label, data: &[f32]| {
-                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(label),
-                    contents: bytemuck::cast_slice(data),
-                    // COPY_SRC: a split run copies slices of them (src/gpu/split.rs).
-                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                })
-            };
-            (upload("conv.weights", weights), upload("conv.bias", bias))
-        })?;
+        // COPY_SRC: a split run copies slices of them (src/gpu/split.rs).
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        let weights = gpu.buffer_init("conv.weights", bytemuck::cast_slice(weights), usage)?;
+        let bias = gpu.buffer_init("conv.bias", bytemuck::cast_slice(bias), usage)?;
         gpu.pipelines().get(gpu, shader)?;
         Ok(Self {
             gpu: gpu.clone(),
@@ -146,10 +136,7 @@ impl Conv2d {
     /// Runs the convolution on `input`, writing into `output`, whose shape must be
     /// [`Conv2d::output_shape`] of the input. Lets callers reuse buffers.
     pub fn run_into(&self, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
-        let device = self.gpu.device();
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("conv.encoder"),
-        });
+        let mut encoder = self.gpu.encoder("conv.encoder")?;
         self.encode(&mut encoder, input, output)?;
         self.gpu.scoped("conv dispatch", || {
             self.gpu.queue().submit([encoder.finish()]);
@@ -236,12 +223,12 @@ impl Conv2d {
         let params = ConvParams::new(spec, input, output);
         let device = self.gpu.device();
         let [input_binding, weights, bias, output_binding] = bindings;
+        let params_buffer = self.gpu.buffer_init(
+            "conv.params",
+            bytemuck::bytes_of(&params),
+            wgpu::BufferUsages::UNIFORM,
+        )?;
         self.gpu.scoped("conv encoding", || {
-            let params_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("conv.params"),
-                contents: bytemuck::bytes_of(&params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(shader.label()),
                 layout: &self.gpu.pipelines().conv_layout,

@@ -36,7 +36,7 @@ pub fn device_with_limits(
 pub fn gpu_with_binding_limit(reference: &Gpu, bytes: u64) -> Gpu {
     let (device, queue) =
         device_with_limits(reference, |l| l.max_storage_buffer_binding_size = bytes);
-    let gpu = Gpu::from_device(device, queue);
+    let gpu = Gpu::from_device(device, queue).expect("a Gpu on the lowered-limit device");
     assert_eq!(gpu.limits().max_storage_buffer_binding_size, bytes);
     gpu
 }
