@@ -19,7 +19,7 @@ pub enum Error {
     },
 
     /// `groups` does not divide a channel count.
-    #[error("groups ({groups}) must divide {which} ({channels}); {channels} % {groups} = {}", channels % groups)]
+    #[error("groups ({groups}) must divide {which} ({channels}); {channels} % {groups} = {}", channels.checked_rem(*groups).unwrap_or(*channels))]
     GroupsDoNotDivide {
         /// The number of groups asked for.
         groups: usize,
@@ -110,6 +110,15 @@ pub enum Error {
         limit: u64,
         /// Which `wgpu::Limits` field sets it.
         limit_name: &'static str,
+    },
+
+    /// Host memory for a tensor could not be allocated.
+    #[error("cannot allocate {bytes} bytes of host memory for {what}")]
+    HostAllocation {
+        /// What was being allocated.
+        what: &'static str,
+        /// Bytes asked for.
+        bytes: u64,
     },
 
     /// A dispatch needs more workgroups than even a spread 2-D grid can hold.

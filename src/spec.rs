@@ -52,18 +52,29 @@ impl Shape {
         self.len().map(|_| ())
     }
 
-    /// Flat NCHW index of `(n, c, h, w)`.
+    /// Flat NCHW index of `(n, c, h, w)`. Meaningful for coordinates inside the shape; never
+    /// panics (the arithmetic wraps), so check the coordinates first when they come from
+    /// outside.
     pub const fn index(&self, n: usize, c: usize, h: usize, w: usize) -> usize {
-        ((n * self.c + c) * self.h + h) * self.w + w
+        n.wrapping_mul(self.c)
+            .wrapping_add(c)
+            .wrapping_mul(self.h)
+            .wrapping_add(h)
+            .wrapping_mul(self.w)
+            .wrapping_add(w)
     }
 
-    /// `(n, c, h, w)` of a flat NCHW index.
+    /// `(n, c, h, w)` of a flat NCHW index. An empty shape has no coordinates: `[0; 4]`.
     pub const fn coords(&self, index: usize) -> [usize; 4] {
+        if self.c == 0 || self.h == 0 || self.w == 0 {
+            return [0; 4];
+        }
+        // Successive divisions, no products that could overflow.
         let w = index % self.w;
-        let h = (index / self.w) % self.h;
-        let c = (index / (self.w * self.h)) % self.c;
-        let n = index / (self.w * self.h * self.c);
-        [n, c, h, w]
+        let rest = index / self.w;
+        let h = rest % self.h;
+        let rest = rest / self.h;
+        [rest / self.c, rest % self.c, h, w]
     }
 }
 
@@ -319,8 +330,9 @@ impl Conv2dSpec {
     }
 
     /// Sets `c_out = multiplier · c_in` (for depthwise specs, the channel multiplier).
+    /// Saturates at `usize::MAX`, which [`Conv2dSpec::validate`] then rejects.
     pub const fn multiplier(mut self, multiplier: usize) -> Self {
-        self.c_out = self.c_in * multiplier;
+        self.c_out = self.c_in.saturating_mul(multiplier);
         self
     }
 
@@ -369,7 +381,9 @@ impl Conv2dSpec {
             ("height", self.kernel[0], self.dilation[0]),
             ("width", self.kernel[1], self.dilation[1]),
         ] {
-            if (k - 1).checked_mul(d).is_none() {
+            // The dilated extent d·(k - 1) + 1 must be computable.
+            let extent = (k - 1).checked_mul(d).and_then(|e| e.checked_add(1));
+            if extent.is_none() {
                 return Err(Error::Overflow {
                     what: "kernel extent",
                     detail: format!("{axis}: dilation {d} × (kernel {k} - 1)"),
@@ -379,14 +393,20 @@ impl Conv2dSpec {
         Ok(())
     }
 
-    /// Input channels per group.
+    /// Input channels per group (0 when `groups` is 0, which [`Conv2dSpec::validate`] rejects).
     pub const fn c_in_per_group(&self) -> usize {
-        self.c_in / self.groups
+        match self.c_in.checked_div(self.groups) {
+            Some(v) => v,
+            None => 0,
+        }
     }
 
-    /// Output channels per group.
+    /// Output channels per group (0 when `groups` is 0, which [`Conv2dSpec::validate`] rejects).
     pub const fn c_out_per_group(&self) -> usize {
-        self.c_out / self.groups
+        match self.c_out.checked_div(self.groups) {
+            Some(v) => v,
+            None => 0,
+        }
     }
 
     /// The kernel family this spec runs on. Meaningful for a valid spec.
@@ -426,17 +446,24 @@ impl Conv2dSpec {
         ]
     }
 
-    /// Number of weights, `c_out · c_in/groups · kh · kw`.
+    /// Number of weights, `c_out · c_in/groups · kh · kw`. Saturates at `usize::MAX` for a
+    /// spec that [`Conv2dSpec::validate`] rejects as overflowing.
     pub const fn weight_count(&self) -> usize {
-        self.c_out * self.c_in_per_group() * self.kernel[0] * self.kernel[1]
+        self.c_out
+            .saturating_mul(self.c_in_per_group())
+            .saturating_mul(self.kernel[0])
+            .saturating_mul(self.kernel[1])
     }
 
-    /// Number of learned parameters: weights plus the bias if present.
+    /// Number of learned parameters: weights plus the bias if present (saturating, as
+    /// [`Conv2dSpec::weight_count`]).
     pub const fn param_count(&self) -> usize {
-        self.weight_count() + if self.bias { self.c_out } else { 0 }
+        self.weight_count()
+            .saturating_add(if self.bias { self.c_out } else { 0 })
     }
 
-    /// Padding for an input of `h × w` pixels (resolves [`Padding::SameUpper`]).
+    /// Padding for an input of `h × w` pixels (resolves [`Padding::SameUpper`]). Meaningful
+    /// for a valid spec; never panics (the arithmetic saturates) for an invalid one.
     pub fn pads(&self, h: usize, w: usize) -> Pads {
         match self.padding {
             Padding::Explicit {
@@ -452,8 +479,12 @@ impl Conv2dSpec {
             },
             Padding::SameUpper => {
                 let total = |input: usize, k: usize, s: usize, d: usize| {
-                    let out = input.div_ceil(s);
-                    let needed = (out.saturating_sub(1)) * s + (k - 1) * d + 1;
+                    let out = input.div_ceil(s.max(1));
+                    let needed = out
+                        .saturating_sub(1)
+                        .saturating_mul(s)
+                        .saturating_add(k.saturating_sub(1).saturating_mul(d))
+                        .saturating_add(1);
                     needed.saturating_sub(input)
                 };
                 let th = total(h, self.kernel[0], self.stride[0], self.dilation[0]);

@@ -290,8 +290,14 @@ fn check_index_range(spec: &Conv2dSpec, input: Shape, output: Shape) -> Result<(
         ("padding left", pads.left),
         ("row reach", reach_h),
         ("column reach", reach_w),
-        ("input height", input.h + pads.top + pads.bottom),
-        ("input width", input.w + pads.left + pads.right),
+        (
+            "input height",
+            input.h.saturating_add(pads.top).saturating_add(pads.bottom),
+        ),
+        (
+            "input width",
+            input.w.saturating_add(pads.left).saturating_add(pads.right),
+        ),
     ] {
         if v > limit {
             return Err(Error::Overflow {

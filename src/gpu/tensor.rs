@@ -49,7 +49,9 @@ impl GpuTensor {
         shape.validate()?;
         // Size check before the host vector is made, so a huge shape fails cheaply.
         gpu.check_buffer_size("tensor", Self::bytes_of(shape)?)?;
-        Self::from_slice(gpu, shape, &vec![value; shape.len()?])
+        let mut data = crate::tensor::host_vec("tensor", shape.len()?)?;
+        data.resize(shape.len()?, value);
+        Self::from_slice(gpu, shape, &data)
     }
 
     /// Allocates a tensor whose contents are unspecified (zeros on wgpu) and will be
