@@ -3,6 +3,7 @@
 mod context;
 mod conv;
 pub(crate) mod dispatch;
+mod pack;
 mod params;
 pub(crate) mod pipelines;
 mod readback;
