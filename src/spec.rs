@@ -371,7 +371,7 @@ impl Conv2dSpec {
             }
         }
         for (which, channels) in [("c_in", self.c_in), ("c_out", self.c_out)] {
-            if channels % self.groups != 0 {
+            if !channels.is_multiple_of(self.groups) {
                 return Err(Error::GroupsDoNotDivide {
                     groups: self.groups,
                     which,
@@ -411,7 +411,7 @@ impl Conv2dSpec {
 
     /// The kernel family this spec runs on. Meaningful for a valid spec.
     pub const fn kind(&self) -> ConvKind {
-        if self.groups == self.c_in && self.groups > 0 && self.c_out % self.c_in == 0 {
+        if self.groups == self.c_in && self.groups > 0 && self.c_out.is_multiple_of(self.c_in) {
             // One input channel per group: depthwise, possibly with a channel multiplier.
             // (c_in = 1, groups = 1 is also a plain single-channel conv; depthwise covers it.)
             ConvKind::Depthwise {
