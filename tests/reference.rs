@@ -602,13 +602,16 @@ fn pointwise_equals_matrix_product() {
                         .collect()
                 })
                 .collect();
+            // Y = W·X, row o of Y accumulated as Σ_i W[o, i]·(row i of X).
             for o in 0..c_out {
-                for p in 0..pixels.len() {
-                    let dot: f64 = (0..c_in)
-                        .map(|i| f64::from(w[o * c_in + i]) * xm[i][p])
-                        .sum();
-                    want.push((dot + f64::from(b[o])) as f32);
+                let mut row = vec![0f64; pixels.len()];
+                for (i, x_row) in xm.iter().enumerate() {
+                    let wv = f64::from(w[o * c_in + i]);
+                    for (acc, &xv) in row.iter_mut().zip(x_row) {
+                        *acc += wv * xv;
+                    }
                 }
+                want.extend(row.iter().map(|&dot| (dot + f64::from(b[o])) as f32));
             }
         }
         assert_ulps(y.data(), &want, 2, 1e-12, &format!("stride {stride:?}"));
