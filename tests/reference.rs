@@ -443,8 +443,8 @@ fn golden_values_from_numpy_and_scipy() {
 
 #[test]
 fn golden_cases_cover_what_they_claim() {
-    // Guards against the script's table drifting: each property named in the brief must be
-    // present in at least one case.
+    // Guards against the script's table drifting: each property the golden set is meant to
+    // cover must be present in at least one case.
     let any = |f: &dyn Fn(&GoldenCase) -> bool| GOLDEN.iter().any(f);
     assert!(any(&|c| c.spec.groups == 2 && c.spec.c_in != c.spec.groups));
     assert!(any(
