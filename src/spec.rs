@@ -58,6 +58,9 @@ impl Shape {
     }
 
     /// `(n, c, h, w)` of a flat NCHW index.
+    ///
+    /// # Panics
+    /// On an empty shape (a zero size), which [`Shape::validate`] rejects.
     pub const fn coords(&self, index: usize) -> [usize; 4] {
         let w = index % self.w;
         let h = (index / self.w) % self.h;
@@ -400,13 +403,21 @@ impl Conv2dSpec {
     }
 
     /// Input channels per group.
+    /// (0 when `groups` is 0; [`Conv2dSpec::validate`] rejects that.)
     pub const fn c_in_per_group(&self) -> usize {
-        self.c_in / self.groups
+        match self.c_in.checked_div(self.groups) {
+            Some(v) => v,
+            None => 0,
+        }
     }
 
     /// Output channels per group.
+    /// (0 when `groups` is 0; [`Conv2dSpec::validate`] rejects that.)
     pub const fn c_out_per_group(&self) -> usize {
-        self.c_out / self.groups
+        match self.c_out.checked_div(self.groups) {
+            Some(v) => v,
+            None => 0,
+        }
     }
 
     /// The kernel family this spec runs on. Meaningful for a valid spec.
@@ -446,14 +457,19 @@ impl Conv2dSpec {
         ]
     }
 
-    /// Number of weights, `c_out · c_in/groups · kh · kw`.
+    /// Number of weights, `c_out · c_in/groups · kh · kw` (saturating at `usize::MAX` for
+    /// absurd specs, which [`Conv2dSpec::validate`] rejects).
     pub const fn weight_count(&self) -> usize {
-        self.c_out * self.c_in_per_group() * self.kernel[0] * self.kernel[1]
+        self.c_out
+            .saturating_mul(self.c_in_per_group())
+            .saturating_mul(self.kernel[0])
+            .saturating_mul(self.kernel[1])
     }
 
-    /// Number of learned parameters: weights plus the bias if present.
+    /// Number of learned parameters: weights plus the bias if present (saturating).
     pub const fn param_count(&self) -> usize {
-        self.weight_count() + if self.bias { self.c_out } else { 0 }
+        self.weight_count()
+            .saturating_add(if self.bias { self.c_out } else { 0 })
     }
 
     /// Padding for an input of `h × w` pixels (resolves [`Padding::SameUpper`]).
