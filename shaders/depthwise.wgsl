@@ -15,13 +15,15 @@
 // Kernel size, stride and dilation are pipeline-overridable constants, so the tap loops have
 // constant trip counts and unroll; one pipeline per (kernel, stride, dilation).
 //
-// Thread → output: work item q (flattened (n, oc in slice, oh, column block), grid possibly
-// spread over x and y, src/gpu/dispatch.rs) computes OUT_W consecutive outputs of one row.
+// Thread → output: workgroup t (grid possibly spread over x and y, src/gpu/dispatch.rs)
+// covers an 8-row × 32-column tile of the (n, oc) plane t / tiles_x (tiles_x = tiles per
+// plane, work_items = planes × tiles_x); each invocation computes OUT_W consecutive outputs
+// of one row.
 // Per kernel row it loads the input span those outputs share once into registers (SPAN
 // values: with stride 1 each input value serves up to K_W outputs), then does the
-// multiply-adds from registers. Windows wholly inside the image take this path without bounds
-// checks; border windows test each tap. Output channel oc reads input channel
-// oc / multiplier (= oc / c_out_per_group).
+// multiply-adds from registers. Border taps read a clamped address and are zeroed by a
+// select, so interior and border windows share one branch-free path. Output channel oc reads
+// input channel oc / multiplier (= oc / c_out_per_group).
 
 struct ConvParams {
     n: u32, c_in: u32, h_in: u32, w_in: u32,
@@ -40,8 +42,11 @@ struct ConvParams {
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
 const WORKGROUP_SIZE: u32 = 64u;
-// Consecutive outputs along a row per invocation (the host computes column blocks with it).
+// Consecutive outputs along a row per invocation, and the workgroup's lanes per tile row:
+// a workgroup covers TILE_ROWS rows × LANES_X · OUT_W columns of one output plane.
 const OUT_W: u32 = 4u;
+const LANES_X: u32 = 8u;
+const TILE_ROWS: u32 = WORKGROUP_SIZE / LANES_X;
 // Largest input span kept in registers; wider spans (big strides or dilations) load per tap.
 const MAX_SPAN: u32 = 32u;
 
@@ -86,15 +91,21 @@ fn main(
     @builtin(num_workgroups) num_wg: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let q = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
-    if q >= params.work_items {
+    // Workgroup t covers a tile of TILE_ROWS × (LANES_X · OUT_W) outputs of one (n, oc) plane.
+    // Every division below is of workgroup-uniform values; lanes only shift and mask.
+    let t = wg.y * num_wg.x + wg.x;
+    if t >= params.work_items {
         return;
     }
-    let col_blocks = (params.w_out + OUT_W - 1u) / OUT_W;
-    let ow0 = (q % col_blocks) * OUT_W;
-    let row = q / col_blocks; // (n · slice channels + oc in slice) · h_out + oh
-    let oh = row % params.h_out;
-    let plane_in_slice = row / params.h_out;
+    let col_tiles = (params.w_out + LANES_X * OUT_W - 1u) / (LANES_X * OUT_W);
+    let tiles_per_plane = params.tiles_x; // row tiles × column tiles
+    let plane_in_slice = t / tiles_per_plane;
+    let within = t % tiles_per_plane;
+    let oh = (within / col_tiles) * TILE_ROWS + (local / LANES_X);
+    let ow0 = ((within % col_tiles) * LANES_X + (local % LANES_X)) * OUT_W;
+    if oh >= params.h_out || ow0 >= params.w_out {
+        return;
+    }
     let oc_in_slice = plane_in_slice % params.tiles_y;
     let n = plane_in_slice / params.tiles_y;
     let oc = params.slice_first + oc_in_slice;
@@ -104,19 +115,22 @@ fn main(
     let w_base = oc_in_slice * K_H * K_W;
     let ih0 = i32(oh * STRIDE_H) - i32(params.pad_top);
     let iw0 = i32(ow0 * STRIDE_W) - i32(params.pad_left);
-    let ih_last = ih0 + i32((K_H - 1u) * DILATION_H);
-    let iw_last = iw0 + i32(SPAN) - 1;
-    let interior = ih0 >= 0 && ih_last < i32(params.h_in) && iw0 >= 0
-        && iw_last < i32(params.w_in);
 
+    // One code path for interior and border windows alike: divergent branches cost both sides
+    // on SIMD hardware (and on CPU drivers that run invocations as SIMD lanes), so border taps
+    // read a clamped, always-valid address and are zeroed by a select instead.
     var acc = array<f32, OUT_W>();
-    if interior && SPAN <= MAX_SPAN {
-        let origin = in_base + u32(ih0) * params.w_in + u32(iw0);
-        for (var ky = 0u; ky < K_H; ky++) {
-            let row_start = origin + ky * DILATION_H * params.w_in;
+    for (var ky = 0u; ky < K_H; ky++) {
+        let ih = ih0 + i32(ky * DILATION_H);
+        let row_ok = ih >= 0 && ih < i32(params.h_in);
+        let row = in_base + u32(clamp(ih, 0, i32(params.h_in) - 1)) * params.w_in;
+        if SPAN <= MAX_SPAN {
+            // The input span shared by the OUT_W outputs, loaded once.
             var span = array<f32, MAX_SPAN>();
             for (var s = 0u; s < SPAN; s++) {
-                span[s] = input_data[row_start + s];
+                let iw = iw0 + i32(s);
+                let v = input_data[row + u32(clamp(iw, 0, i32(params.w_in) - 1))];
+                span[s] = select(0.0, v, row_ok && iw >= 0 && iw < i32(params.w_in));
             }
             for (var kx = 0u; kx < K_W; kx++) {
                 let wv = weight(w_base + ky * K_W + kx);
@@ -124,21 +138,13 @@ fn main(
                     acc[j] += span[j * STRIDE_W + kx * DILATION_W] * wv;
                 }
             }
-        }
-    } else {
-        for (var ky = 0u; ky < K_H; ky++) {
-            let ih = ih0 + i32(ky * DILATION_H);
-            if ih < 0 || ih >= i32(params.h_in) {
-                continue;
-            }
-            let row_start = in_base + u32(ih) * params.w_in;
+        } else {
             for (var kx = 0u; kx < K_W; kx++) {
                 let wv = weight(w_base + ky * K_W + kx);
                 for (var j = 0u; j < OUT_W; j++) {
                     let iw = iw0 + i32(j * STRIDE_W + kx * DILATION_W);
-                    // Clamp the index so the load is always in range, then drop padded taps.
-                    let v = input_data[row_start + u32(clamp(iw, 0, i32(params.w_in) - 1))];
-                    acc[j] += select(0.0, v, iw >= 0 && iw < i32(params.w_in)) * wv;
+                    let v = input_data[row + u32(clamp(iw, 0, i32(params.w_in) - 1))];
+                    acc[j] += select(0.0, v, row_ok && iw >= 0 && iw < i32(params.w_in)) * wv;
                 }
             }
         }

@@ -25,7 +25,7 @@
 // (group = block / oc_blocks_per_group; PyTorch's rule, oc / c_out_per_group) and pixels
 // (t % tiles_x)·64 .. +64 of the flattened (n, oh, ow) range. Each invocation computes one
 // pixel for OC_TILE output channels: every input tap is loaded once and used for OC_TILE
-// multiply-adds. Windows wholly inside the image skip the bounds checks.
+// multiply-adds. Padded taps read a clamped address and are zeroed by a select.
 
 struct ConvParams {
     n: u32, c_in: u32, h_in: u32, w_in: u32,
@@ -108,8 +108,6 @@ fn main(
 
     let ih0 = i32(oh * STRIDE_H) - i32(params.pad_top);
     let iw0 = i32(ow * STRIDE_W) - i32(params.pad_left);
-    let interior = ih0 >= 0 && ih0 + i32((K_H - 1u) * DILATION_H) < i32(params.h_in)
-        && iw0 >= 0 && iw0 + i32((K_W - 1u) * DILATION_W) < i32(params.w_in);
 
     var x_channel = (n * params.c_in + g * params.c_in_per_group + params.k_begin) * plane_in;
     var w = block_in_slice * params.k_count * K_H * K_W * OC_VEC4;
@@ -124,14 +122,10 @@ fn main(
             let row = x_channel + u32(clamp(ih, 0, i32(params.h_in) - 1)) * params.w_in;
             for (var kx = 0u; kx < K_W; kx++) {
                 let iw = iw0 + i32(kx * DILATION_W);
-                var xv: f32;
-                if interior {
-                    xv = input_data[row + u32(iw)];
-                } else {
-                    // Clamped index keeps the load in range; padded taps count as zero.
-                    let v = input_data[row + u32(clamp(iw, 0, i32(params.w_in) - 1))];
-                    xv = select(0.0, v, row_ok && iw >= 0 && iw < i32(params.w_in));
-                }
+                // One path for interior and border taps (divergent branches run both sides
+                // on SIMD hardware): a clamped, always-valid address, zeroed when padded.
+                let v = input_data[row + u32(clamp(iw, 0, i32(params.w_in) - 1))];
+                let xv = select(0.0, v, row_ok && iw >= 0 && iw < i32(params.w_in));
                 acc0 += weights[w] * xv;
                 if OC_VEC4 > 1u {
                     acc1 += weights[w + 1u] * xv;

@@ -41,7 +41,7 @@ struct ConvParams {
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
 const WORKGROUP_SIZE: u32 = 64u;
-// Output channels per invocation, in vec4s: 1, 2 or 4 (chosen by the host per layer).
+// Output channels per invocation, in vec4s: 1, 2, 4 or 8 (chosen by the host per layer).
 override OC_VEC4: u32 = 4u;
 
 // Bit 0 of slice_flags: this slice adds to partial sums an earlier slice wrote (no bias);
@@ -102,6 +102,10 @@ fn main(
     var acc1 = vec4(0.0);
     var acc2 = vec4(0.0);
     var acc3 = vec4(0.0);
+    var acc4 = vec4(0.0);
+    var acc5 = vec4(0.0);
+    var acc6 = vec4(0.0);
+    var acc7 = vec4(0.0);
     for (var k = 0u; k < params.k_count; k++) {
         let xv = input_data[x];
         acc0 += weights[w] * xv;
@@ -111,6 +115,12 @@ fn main(
         if OC_VEC4 > 2u {
             acc2 += weights[w + 2u] * xv;
             acc3 += weights[w + 3u] * xv;
+        }
+        if OC_VEC4 > 4u {
+            acc4 += weights[w + 4u] * xv;
+            acc5 += weights[w + 5u] * xv;
+            acc6 += weights[w + 6u] * xv;
+            acc7 += weights[w + 7u] * xv;
         }
         x += plane_in;
         w += OC_VEC4;
@@ -126,5 +136,11 @@ fn main(
     if OC_VEC4 > 2u {
         store(out_base, oc + 8u, plane_out, acc2, bias[b + 2u]);
         store(out_base, oc + 12u, plane_out, acc3, bias[b + 3u]);
+    }
+    if OC_VEC4 > 4u {
+        store(out_base, oc + 16u, plane_out, acc4, bias[b + 4u]);
+        store(out_base, oc + 20u, plane_out, acc5, bias[b + 5u]);
+        store(out_base, oc + 24u, plane_out, acc6, bias[b + 6u]);
+        store(out_base, oc + 28u, plane_out, acc7, bias[b + 7u]);
     }
 }

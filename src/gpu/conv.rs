@@ -64,8 +64,10 @@ struct Slice {
 const ACCUMULATE: u32 = 1;
 const FINISH: u32 = 2;
 
-/// Consecutive outputs per invocation of the depthwise kernel (`OUT_W` in depthwise.wgsl).
+/// Consecutive outputs per invocation of the depthwise kernel and lanes per tile row
+/// (`OUT_W` and `LANES_X` in depthwise.wgsl).
 const DEPTHWISE_OUT_W: usize = 4;
+const DEPTHWISE_LANES_X: usize = 8;
 
 /// A slice before upload: its range and the floats of its weight window.
 struct SliceData {
@@ -90,14 +92,21 @@ impl Plan {
                 ("DILATION_W", spec.dilation[1] as u32),
             ])
         };
-        // Widest channel tile that a group fills (16, 8 or 4 output channels per invocation),
-        // narrowed until one input channel's taps for one tile fit a weight window.
+        // Widest channel tile that a group fills (32 for pointwise, else 16, down to 4 output
+        // channels per invocation), narrowed while one block's weights would overflow a
+        // window: splitting the input channels costs an extra pass over the output.
+        let widest = if spec.kind() == ConvKind::Pointwise {
+            32
+        } else {
+            16
+        };
         let mut oc_tile = match spec.c_out_per_group() {
+            32.. => widest,
             16.. => 16,
             8.. => 8,
             _ => 4,
         };
-        while oc_tile > 4 && taps * oc_tile > WEIGHT_WINDOW_FLOATS {
+        while oc_tile > 4 && spec.c_in_per_group() * taps * oc_tile > WEIGHT_WINDOW_FLOATS {
             oc_tile /= 2;
         }
         if taps * oc_tile.max(1) > WEIGHT_WINDOW_FLOATS {
@@ -226,19 +235,22 @@ impl Plan {
     /// How the dispatch of `slice` producing `output` is tiled.
     fn tiling(&self, spec: &Conv2dSpec, output: Shape, slice: &Slice) -> Tiling {
         let wg = self.shader.workgroup_size() as usize;
-        let (work_items, blocks_per_group) = match self.shader {
-            Shader::Depthwise => (
-                output.n * slice.count * output.h * output.w.div_ceil(DEPTHWISE_OUT_W),
-                1,
-            ),
-            Shader::Pointwise | Shader::Grouped => (
-                output.n * output.h * output.w,
-                pack::oc_blocks_per_group(spec, self.oc_tile),
-            ),
-        };
-        let tiles_x = match self.shader {
-            Shader::Depthwise => work_items.div_ceil(wg),
-            Shader::Pointwise | Shader::Grouped => work_items.div_ceil(wg),
+        let (tiles_x, work_items, blocks_per_group) = match self.shader {
+            // Workgroups of DEPTHWISE_ROWS × (DEPTHWISE_LANES_X · DEPTHWISE_OUT_W) outputs of
+            // one plane: tiles_x tiles per plane, work_items workgroups in all.
+            Shader::Depthwise => {
+                let per_plane = output.h.div_ceil(wg / DEPTHWISE_LANES_X)
+                    * output.w.div_ceil(DEPTHWISE_LANES_X * DEPTHWISE_OUT_W);
+                (per_plane, output.n * slice.count * per_plane, 1)
+            }
+            Shader::Pointwise | Shader::Grouped => {
+                let pixels = output.n * output.h * output.w;
+                (
+                    pixels.div_ceil(wg),
+                    pixels,
+                    pack::oc_blocks_per_group(spec, self.oc_tile),
+                )
+            }
         };
         // Callers have bounded every buffer by the binding limit, so these fit in u32.
         Tiling {
@@ -256,8 +268,8 @@ impl Plan {
     /// Workgroups of one slice's dispatch.
     fn workgroups(&self, tiling: &Tiling) -> u64 {
         match self.shader {
-            // Depthwise work items already span the slice's channels.
-            Shader::Depthwise => u64::from(tiling.tiles_x),
+            // Depthwise work items are workgroups, over every plane of the slice.
+            Shader::Depthwise => u64::from(tiling.work_items),
             Shader::Pointwise | Shader::Grouped => {
                 u64::from(tiling.tiles_x) * u64::from(tiling.tiles_y)
             }
