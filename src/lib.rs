@@ -29,6 +29,8 @@ pub mod accounting;
 pub mod cpu;
 mod error;
 mod gpu;
+pub mod networks;
+pub mod ops;
 mod spec;
 mod tensor;
 
