@@ -11,11 +11,18 @@ pub(crate) enum Shader {
     Depthwise,
     Pointwise,
     Grouped,
+    Elementwise,
+    Pool,
+    Shuffle,
 }
 
 impl Shader {
     /// All shaders, for tests that validate each file.
     pub(crate) const ALL: [Shader; 3] = [Shader::Depthwise, Shader::Pointwise, Shader::Grouped];
+
+    /// The non-convolution ops (src/gpu/ops), each with its own uniform block; validated by
+    /// the tests in src/gpu/ops/mod.rs.
+    pub(crate) const OPS: [Shader; 3] = [Shader::Elementwise, Shader::Pool, Shader::Shuffle];
 
     /// The WGSL source.
     pub(crate) const fn source(self) -> &'static str {
@@ -23,6 +30,9 @@ impl Shader {
             Shader::Depthwise => include_str!("../../shaders/depthwise.wgsl"),
             Shader::Pointwise => include_str!("../../shaders/pointwise.wgsl"),
             Shader::Grouped => include_str!("../../shaders/grouped.wgsl"),
+            Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
+            Shader::Pool => include_str!("../../shaders/pool.wgsl"),
+            Shader::Shuffle => include_str!("../../shaders/shuffle.wgsl"),
         }
     }
 
@@ -32,6 +42,9 @@ impl Shader {
             Shader::Depthwise => "depthwise",
             Shader::Pointwise => "pointwise",
             Shader::Grouped => "grouped",
+            Shader::Elementwise => "elementwise",
+            Shader::Pool => "pool",
+            Shader::Shuffle => "shuffle",
         }
     }
 
