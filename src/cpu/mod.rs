@@ -1,6 +1,7 @@
 //! CPU implementations, kept apart from the GPU code.
 //!
 //! [`reference`] is the plain direct convolution in `f64` that every GPU result is checked
-//! against.
+//! against; [`ops`] holds the references for pooling, add, concatenation and channel shuffle.
 
+pub mod ops;
 pub mod reference;

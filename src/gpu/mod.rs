@@ -3,6 +3,7 @@
 mod context;
 mod conv;
 pub(crate) mod dispatch;
+pub mod ops;
 mod params;
 pub(crate) mod pipelines;
 mod readback;
