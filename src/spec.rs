@@ -356,7 +356,7 @@ impl Conv2dSpec {
             }
         }
         for (which, channels) in [("c_in", self.c_in), ("c_out", self.c_out)] {
-            if channels % self.groups != 0 {
+            if !channels.is_multiple_of(self.groups) {
                 return Err(Error::GroupsDoNotDivide {
                     groups: self.groups,
                     which,
@@ -391,7 +391,7 @@ impl Conv2dSpec {
 
     /// The kernel family this spec runs on. Meaningful for a valid spec.
     pub const fn kind(&self) -> ConvKind {
-        if self.groups == self.c_in && self.groups > 0 && self.c_out % self.c_in == 0 {
+        if self.groups == self.c_in && self.groups > 0 && self.c_out.is_multiple_of(self.c_in) {
             // One input channel per group: depthwise, possibly with a channel multiplier.
             // (c_in = 1, groups = 1 is also a plain single-channel conv; depthwise covers it.)
             ConvKind::Depthwise {
@@ -575,7 +575,9 @@ impl Conv2dSpec {
                 what: "weights",
                 expected: self.weight_count(),
                 got: weights,
-                hint: Some(format!("[c_out, c_in/groups, kh, kw] = [{o}, {i}, {kh}, {kw}]")),
+                hint: Some(format!(
+                    "[c_out, c_in/groups, kh, kw] = [{o}, {i}, {kh}, {kw}]"
+                )),
             });
         }
         match (self.bias, bias) {

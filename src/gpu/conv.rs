@@ -121,7 +121,8 @@ impl Conv2d {
     /// [`Error::ChannelMismatch`], [`Error::EmptyOutput`], [`Error::TooLarge`],
     /// [`Error::DeviceMismatch`], [`Error::Gpu`], [`Error::DeviceLost`].
     pub fn run(&self, input: &GpuTensor) -> Result<GpuTensor> {
-        let output = GpuTensor::uninit(&self.gpu, self.output_shape(input.shape())?, "conv.output")?;
+        let output =
+            GpuTensor::uninit(&self.gpu, self.output_shape(input.shape())?, "conv.output")?;
         self.run_into(input, &output)?;
         Ok(output)
     }

@@ -30,7 +30,8 @@ pub(crate) struct ConvParams {
 }
 
 /// Field names in declaration order, for the test that compares them with the WGSL struct.
-pub const CONV_PARAMS_FIELDS: [&str; 20] = [
+#[cfg(test)]
+pub(crate) const CONV_PARAMS_FIELDS: [&str; 20] = [
     "n",
     "c_in",
     "h_in",

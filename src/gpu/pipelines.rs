@@ -18,6 +18,7 @@ pub(crate) enum Shader {
 
 impl Shader {
     /// All shaders, for tests that validate each file.
+    #[cfg(test)]
     pub(crate) const ALL: [Shader; 3] = [Shader::Depthwise, Shader::Pointwise, Shader::Grouped];
 
     /// The non-convolution ops (src/gpu/ops), each with its own uniform block; validated by
@@ -106,11 +107,7 @@ impl Pipelines {
 
     /// The pipeline for `shader`, compiled on first use. Compilation errors come back as
     /// [`crate::Error::Gpu`] through the caller's error scope.
-    pub(crate) fn get(
-        &self,
-        gpu: &super::Gpu,
-        shader: Shader,
-    ) -> Result<wgpu::ComputePipeline> {
+    pub(crate) fn get(&self, gpu: &super::Gpu, shader: Shader) -> Result<wgpu::ComputePipeline> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = cache.get(&shader) {
             return Ok(p.clone());
@@ -143,8 +140,9 @@ mod tests {
     use crate::gpu::params::{ConvParams, CONV_PARAMS_FIELDS};
 
     fn module(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
-        let module = naga::front::wgsl::parse_str(shader.source())
-            .unwrap_or_else(|e| panic!("{}: {}", shader.label(), e.emit_to_string(shader.source())));
+        let module = naga::front::wgsl::parse_str(shader.source()).unwrap_or_else(|e| {
+            panic!("{}: {}", shader.label(), e.emit_to_string(shader.source()))
+        });
         let info = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
             naga::valid::Capabilities::empty(),
@@ -178,7 +176,12 @@ mod tests {
             for (i, m) in members.iter().enumerate() {
                 assert_eq!(m.offset as usize, 4 * i, "{}: {:?}", shader.label(), m.name);
             }
-            assert_eq!(*span as usize, std::mem::size_of::<ConvParams>(), "{}", shader.label());
+            assert_eq!(
+                *span as usize,
+                std::mem::size_of::<ConvParams>(),
+                "{}",
+                shader.label()
+            );
         }
     }
 

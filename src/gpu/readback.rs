@@ -24,10 +24,12 @@ pub(crate) async fn read_f32(gpu: &Gpu, buffer: &wgpu::Buffer, len: usize) -> Re
     })?;
 
     let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-    staging.slice(..).map_async(wgpu::MapMode::Read, move |result| {
-        // The receiver only goes away if this future is dropped; nothing to report then.
-        let _ = sender.send(result);
-    });
+    staging
+        .slice(..)
+        .map_async(wgpu::MapMode::Read, move |result| {
+            // The receiver only goes away if this future is dropped; nothing to report then.
+            let _ = sender.send(result);
+        });
     device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| gpu.lost_or(Error::Readback(e.to_string())))?;
