@@ -23,6 +23,7 @@ impl Shader {
 
     /// The non-convolution ops (src/gpu/ops), each with its own uniform block; validated by
     /// the tests in src/gpu/ops/mod.rs.
+    #[cfg(test)]
     pub(crate) const OPS: [Shader; 3] = [Shader::Elementwise, Shader::Pool, Shader::Shuffle];
 
     /// The WGSL source.
