@@ -41,6 +41,14 @@
 //! grouped or depthwise convolution by its `groups = 1` form. This is how MobileNet's Table 4
 //! builds its "Conv MobileNet".
 //!
+//! # Running them
+//! [`weights::NetworkWeights::random`] makes seeded weights for any network, each batch norm
+//! folded into the convolution before it ([`weights::fold_batch_norm`]).
+//! [`crate::GpuNetwork`] runs the network on the GPU with every activation staying there until
+//! the caller reads the result; [`crate::cpu::network::forward`] runs it on the CPU reference,
+//! node by node, as the oracle. [`bottleneck`] and [`shufflenet_unit`] build single ResNeXt
+//! and ShuffleNet blocks to run on their own.
+//!
 //! # Example
 //! ```
 //! use sepconv::networks::{mobilenet_v1, LayerKind};
@@ -62,12 +70,13 @@ mod mobilenet_v2;
 mod resnet;
 mod shufflenet;
 mod standard;
+pub mod weights;
 mod xception;
 
 pub use alexnet::{alexnet, AlexNet};
 pub use graph::{BatchNormParams, Counting, LayerKind, Network, NetworkBuilder, Node, NodeId, Op};
 pub use mobilenet_v1::{mobilenet_v1, MobileNetV1};
 pub use mobilenet_v2::{mobilenet_v2, MobileNetV2};
-pub use resnet::{resnet50, resnext50_32x4d, ResNet};
+pub use resnet::{bottleneck, resnet50, resnext50_32x4d, ResNet};
 pub use shufflenet::{shufflenet_unit, shufflenet_v1, ShuffleNetV1};
 pub use xception::{xception, Xception};

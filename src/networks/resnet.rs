@@ -2,7 +2,7 @@
 //! 32×4d (Xie et al. 2017, "Aggregated Residual Transformations for Deep Neural Networks",
 //! arXiv:1611.05431).
 
-use super::graph::{Counting, Network, NetworkBuilder};
+use super::graph::{Counting, Network, NetworkBuilder, NodeId};
 use crate::error::{Error, Result};
 use crate::ops::Pool2d;
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};
@@ -101,7 +101,6 @@ impl ResNet {
             x,
             Pool2d::max([3, 3], [2, 2], Padding::uniform(1)),
         )?;
-        let mut c = 64;
         for (stage, &blocks) in self.blocks.iter().enumerate() {
             let planes = 64 << stage;
             let width = planes * self.width_per_group / 64 * self.groups;
@@ -109,45 +108,67 @@ impl ResNet {
             for block in 0..blocks {
                 let name = format!("layer{}.{block}", stage + 1);
                 let stride = if block == 0 && stage > 0 { 2 } else { 1 };
-                let shortcut = if block == 0 {
-                    let proj = Conv2dSpec::pointwise(c, c_out)
-                        .stride([stride, stride])
-                        .bias(false);
-                    b.conv(format!("{name}.downsample"), x, proj, true)?
-                } else {
-                    x
-                };
-                let mut y = b.conv(
-                    format!("{name}.conv1"),
-                    x,
-                    Conv2dSpec::pointwise(c, width).bias(false).activation(relu),
-                    true,
-                )?;
-                y = b.conv(
-                    format!("{name}.conv2"),
-                    y,
-                    Conv2dSpec::new(width, width, [3, 3])
-                        .stride([stride, stride])
-                        .padding(Padding::uniform(1))
-                        .groups(self.groups)
-                        .bias(false)
-                        .activation(relu),
-                    true,
-                )?;
-                y = b.conv(
-                    format!("{name}.conv3"),
-                    y,
-                    Conv2dSpec::pointwise(width, c_out).bias(false),
-                    true,
-                )?;
-                x = b.add(format!("{name}.add"), y, shortcut, relu)?;
-                c = c_out;
+                x = bottleneck(&mut b, &name, x, width, c_out, self.groups, stride)?;
             }
         }
         x = b.global_avg_pool("avgpool", x)?;
         b.fully_connected("fc", x, self.classes, true, Activation::None)?;
         Ok(b.build())
     }
+}
+
+/// One bottleneck block reading `from`: 1×1 to `width` channels, 3×3 with `groups` groups
+/// and the block's `stride`, 1×1 to `c_out` (batch norm after each, ReLU after the first
+/// two), plus the shortcut (a strided 1×1 projection with batch norm when the stride or the
+/// channels change, the input itself otherwise), then ReLU. The builder half of [`ResNet`],
+/// public so a single block can be built and run on its own.
+///
+/// # Errors
+/// [`Error::GroupsDoNotDivide`] when `groups` does not divide `width`, and the shape errors
+/// of the layers.
+pub fn bottleneck(
+    b: &mut NetworkBuilder,
+    name: &str,
+    from: NodeId,
+    width: usize,
+    c_out: usize,
+    groups: usize,
+    stride: usize,
+) -> Result<NodeId> {
+    let relu = Activation::Relu;
+    let c = b.shape(from)?.c;
+    let shortcut = if stride != 1 || c != c_out {
+        let proj = Conv2dSpec::pointwise(c, c_out)
+            .stride([stride, stride])
+            .bias(false);
+        b.conv(format!("{name}.downsample"), from, proj, true)?
+    } else {
+        from
+    };
+    let mut y = b.conv(
+        format!("{name}.conv1"),
+        from,
+        Conv2dSpec::pointwise(c, width).bias(false).activation(relu),
+        true,
+    )?;
+    y = b.conv(
+        format!("{name}.conv2"),
+        y,
+        Conv2dSpec::new(width, width, [3, 3])
+            .stride([stride, stride])
+            .padding(Padding::uniform(1))
+            .groups(groups)
+            .bias(false)
+            .activation(relu),
+        true,
+    )?;
+    y = b.conv(
+        format!("{name}.conv3"),
+        y,
+        Conv2dSpec::pointwise(width, c_out).bias(false),
+        true,
+    )?;
+    b.add(format!("{name}.add"), y, shortcut, relu)
 }
 
 /// ResNet-50 on a 224×224 input, 1000 classes, batch 1.

@@ -84,7 +84,7 @@ pub fn concat(a: &GpuTensor, b: &GpuTensor, activation: Activation) -> Result<Gp
     Ok(out)
 }
 
-/// [`concat`] into `output`.
+/// [`concat()`] into `output`.
 pub fn concat_into(
     a: &GpuTensor,
     b: &GpuTensor,
