@@ -26,7 +26,7 @@ struct ElementwiseParams {
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: ElementwiseParams;
 
-const WORKGROUP_SIZE: u32 = 256u;
+const WORKGROUP_SIZE: u32 = 64u;
 
 fn activate(x: f32) -> f32 {
     switch params.activation {

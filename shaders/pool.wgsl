@@ -29,7 +29,7 @@ struct PoolParams {
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: PoolParams;
 
-const WORKGROUP_SIZE: u32 = 256u;
+const WORKGROUP_SIZE: u32 = 64u;
 // The lowest finite f32: the starting point of a max that only sees finite inputs.
 const LOWEST: f32 = -3.40282347e38;
 

@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use super::ops;
-use super::pipelines::Shader;
 use super::{Conv2d, Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::networks::weights::NetworkWeights;
@@ -59,15 +58,15 @@ impl GpuNetwork {
                     )?)
                 }
                 Op::Add { .. } | Op::Concat { .. } | Op::Activation(_) => {
-                    gpu.pipelines().get(gpu, Shader::Elementwise)?;
+                    gpu.pipelines().get_op(gpu, ops::OpShader::Elementwise)?;
                     None
                 }
                 Op::Pool(_) => {
-                    gpu.pipelines().get(gpu, Shader::Pool)?;
+                    gpu.pipelines().get_op(gpu, ops::OpShader::Pool)?;
                     None
                 }
                 Op::ChannelShuffle { .. } => {
-                    gpu.pipelines().get(gpu, Shader::Shuffle)?;
+                    gpu.pipelines().get_op(gpu, ops::OpShader::Shuffle)?;
                     None
                 }
                 Op::Input | Op::Flatten => None,

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::ops::OpShader;
 use crate::error::Result;
 
 /// One WGSL file per kernel family, embedded at compile time.
@@ -11,9 +12,6 @@ pub(crate) enum Shader {
     Depthwise,
     Pointwise,
     Grouped,
-    Elementwise,
-    Pool,
-    Shuffle,
 }
 
 impl Shader {
@@ -21,20 +19,12 @@ impl Shader {
     #[cfg(test)]
     pub(crate) const ALL: [Shader; 3] = [Shader::Depthwise, Shader::Pointwise, Shader::Grouped];
 
-    /// The non-convolution ops (src/gpu/ops), each with its own uniform block; validated by
-    /// the tests in src/gpu/ops/mod.rs.
-    #[cfg(test)]
-    pub(crate) const OPS: [Shader; 3] = [Shader::Elementwise, Shader::Pool, Shader::Shuffle];
-
     /// The WGSL source.
     pub(crate) const fn source(self) -> &'static str {
         match self {
             Shader::Depthwise => include_str!("../../shaders/depthwise.wgsl"),
             Shader::Pointwise => include_str!("../../shaders/pointwise.wgsl"),
             Shader::Grouped => include_str!("../../shaders/grouped.wgsl"),
-            Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
-            Shader::Pool => include_str!("../../shaders/pool.wgsl"),
-            Shader::Shuffle => include_str!("../../shaders/shuffle.wgsl"),
         }
     }
 
@@ -44,9 +34,6 @@ impl Shader {
             Shader::Depthwise => "depthwise",
             Shader::Pointwise => "pointwise",
             Shader::Grouped => "grouped",
-            Shader::Elementwise => "elementwise",
-            Shader::Pool => "pool",
-            Shader::Shuffle => "shuffle",
         }
     }
 
@@ -61,6 +48,8 @@ pub(crate) struct Pipelines {
     pub(crate) conv_layout: wgpu::BindGroupLayout,
     conv_pipeline_layout: wgpu::PipelineLayout,
     cache: Mutex<HashMap<Shader, wgpu::ComputePipeline>>,
+    /// The non-convolution op shaders (src/gpu/ops).
+    op_cache: Mutex<HashMap<OpShader, wgpu::ComputePipeline>>,
 }
 
 impl Pipelines {
@@ -103,6 +92,7 @@ impl Pipelines {
             conv_layout,
             conv_pipeline_layout,
             cache: Mutex::new(HashMap::new()),
+            op_cache: Mutex::new(HashMap::new()),
         }
     }
 
@@ -110,6 +100,36 @@ impl Pipelines {
     /// [`crate::Error::Gpu`] through the caller's error scope.
     pub(crate) fn get(&self, gpu: &super::Gpu, shader: Shader) -> Result<wgpu::ComputePipeline> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&shader) {
+            return Ok(p.clone());
+        }
+        let device = gpu.device();
+        let pipeline = gpu.scoped("shader compilation", || {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.label()),
+                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(shader.label()),
+                layout: Some(&self.conv_pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            })
+        })?;
+        cache.insert(shader, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// The pipeline for an op shader (same bind-group layout as the convolutions), compiled
+    /// on first use and cached.
+    pub(crate) fn get_op(
+        &self,
+        gpu: &super::Gpu,
+        shader: OpShader,
+    ) -> Result<wgpu::ComputePipeline> {
+        let mut cache = self.op_cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = cache.get(&shader) {
             return Ok(p.clone());
         }

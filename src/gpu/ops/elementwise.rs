@@ -1,9 +1,8 @@
 //! Residual add, channel concatenation and standalone activation (shaders/elementwise.wgsl).
 
 use super::params::{ElementwiseParams, MODE_ACTIVATION, MODE_ADD, MODE_CONCAT};
-use super::{check_output, encode_op, submit, u32_of};
+use super::{check_output, encode_op, submit, u32_of, OpShader};
 use crate::error::Result;
-use crate::gpu::pipelines::Shader;
 use crate::gpu::GpuTensor;
 use crate::ops::{add_shape, concat_shape};
 use crate::spec::{Activation, Shape};
@@ -62,7 +61,7 @@ pub(crate) fn encode_add(
     let p = params(MODE_ADD, activation, a.shape(), b.shape(), shape)?;
     encode_op(
         encoder,
-        Shader::Elementwise,
+        OpShader::Elementwise,
         bytemuck::bytes_of(&p),
         a,
         b,
@@ -108,7 +107,7 @@ pub(crate) fn encode_concat(
     let p = params(MODE_CONCAT, activation, a.shape(), b.shape(), shape)?;
     encode_op(
         encoder,
-        Shader::Elementwise,
+        OpShader::Elementwise,
         bytemuck::bytes_of(&p),
         a,
         b,
@@ -143,7 +142,7 @@ pub(crate) fn encode_activation(
     let p = params(MODE_ACTIVATION, activation, x.shape(), x.shape(), x.shape())?;
     encode_op(
         encoder,
-        Shader::Elementwise,
+        OpShader::Elementwise,
         bytemuck::bytes_of(&p),
         x,
         x,

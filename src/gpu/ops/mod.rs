@@ -20,17 +20,56 @@ pub use shuffle::{channel_shuffle, channel_shuffle_into};
 use wgpu::util::DeviceExt;
 
 use super::dispatch;
-use super::pipelines::Shader;
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::Shape;
+
+/// One WGSL file per op family, embedded at compile time. They share the convolutions'
+/// bind-group layout (src/gpu/pipelines.rs) and are cached per [`Gpu`] by
+/// `Pipelines::get_op`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum OpShader {
+    Elementwise,
+    Pool,
+    Shuffle,
+}
+
+impl OpShader {
+    /// All op shaders, for the tests that validate each file.
+    #[cfg(test)]
+    pub(crate) const ALL: [OpShader; 3] =
+        [OpShader::Elementwise, OpShader::Pool, OpShader::Shuffle];
+
+    /// The WGSL source.
+    pub(crate) const fn source(self) -> &'static str {
+        match self {
+            OpShader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
+            OpShader::Pool => include_str!("../../../shaders/pool.wgsl"),
+            OpShader::Shuffle => include_str!("../../../shaders/shuffle.wgsl"),
+        }
+    }
+
+    /// Label for wgpu objects and error messages.
+    pub(crate) const fn label(self) -> &'static str {
+        match self {
+            OpShader::Elementwise => "elementwise",
+            OpShader::Pool => "pool",
+            OpShader::Shuffle => "shuffle",
+        }
+    }
+
+    /// Invocations per workgroup; equals `WORKGROUP_SIZE` in the WGSL file (tested).
+    pub(crate) const fn workgroup_size(self) -> u32 {
+        64
+    }
+}
 
 /// Records one dispatch of `shader` over `output`'s elements: binding 0 `a`, 1 `b`, 2 `a`
 /// again (the shared layout has three read-only slots; the ops use at most two), 3 `output`,
 /// 4 the uniform block `params`.
 pub(crate) fn encode_op(
     encoder: &mut wgpu::CommandEncoder,
-    shader: Shader,
+    shader: OpShader,
     params: &[u8],
     a: &GpuTensor,
     b: &GpuTensor,
@@ -42,10 +81,10 @@ pub(crate) fn encode_op(
     }
     let elements = output.shape().len()? as u64;
     let grid = dispatch::grid(
-        dispatch::workgroups_for(elements, shader.workgroup_size()),
+        elements.div_ceil(u64::from(shader.workgroup_size())),
         gpu.limits().max_compute_workgroups_per_dimension,
     )?;
-    let pipeline = gpu.pipelines().get(gpu, shader)?;
+    let pipeline = gpu.pipelines().get_op(gpu, shader)?;
     let device = gpu.device();
     gpu.scoped("op encoding", || {
         let params_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -123,7 +162,7 @@ mod tests {
     //! uniform block exactly as the host lays it out, binds only slots of the shared layout
     //! with the right access, and uses the host's workgroup size.
     use super::params::FIELDS;
-    use crate::gpu::pipelines::Shader;
+    use super::OpShader as Shader;
 
     fn module(shader: Shader) -> naga::Module {
         let module = naga::front::wgsl::parse_str(shader.source()).unwrap_or_else(|e| {
@@ -140,14 +179,14 @@ mod tests {
 
     #[test]
     fn op_shaders_parse_and_validate() {
-        for shader in Shader::OPS {
+        for shader in Shader::ALL {
             module(shader);
         }
     }
 
     #[test]
     fn op_params_blocks_match_the_host_structs() {
-        for (shader, (struct_name, fields, size)) in Shader::OPS.into_iter().zip(FIELDS) {
+        for (shader, (struct_name, fields, size)) in Shader::ALL.into_iter().zip(FIELDS) {
             let module = module(shader);
             let (_, ty) = module
                 .types
@@ -176,7 +215,7 @@ mod tests {
 
     #[test]
     fn op_shaders_bind_only_the_shared_layout() {
-        for shader in Shader::OPS {
+        for shader in Shader::ALL {
             let module = module(shader);
             for (_, var) in module.global_variables.iter() {
                 let Some(binding) = &var.binding else {
@@ -200,7 +239,7 @@ mod tests {
 
     #[test]
     fn op_workgroup_size_matches_the_host() {
-        for shader in Shader::OPS {
+        for shader in Shader::ALL {
             let module = module(shader);
             let entry = module
                 .entry_points

@@ -1,9 +1,8 @@
 //! Max, average and global average pooling (shaders/pool.wgsl).
 
 use super::params::{PoolParams, POOL_AVG_EXCLUDE_PAD, POOL_AVG_INCLUDE_PAD, POOL_MAX};
-use super::{check_output, encode_op, submit, u32_of};
+use super::{check_output, encode_op, submit, u32_of, OpShader};
 use crate::error::Result;
-use crate::gpu::pipelines::Shader;
 use crate::gpu::GpuTensor;
 use crate::ops::{Pool2d, PoolKind};
 
@@ -61,5 +60,12 @@ pub(crate) fn encode_pool(
         pad0: 0,
         pad1: 0,
     };
-    encode_op(encoder, Shader::Pool, bytemuck::bytes_of(&p), x, x, output)
+    encode_op(
+        encoder,
+        OpShader::Pool,
+        bytemuck::bytes_of(&p),
+        x,
+        x,
+        output,
+    )
 }

@@ -1,9 +1,8 @@
 //! ShuffleNet's channel shuffle (shaders/shuffle.wgsl).
 
 use super::params::ShuffleParams;
-use super::{check_output, encode_op, submit, u32_of};
+use super::{check_output, encode_op, submit, u32_of, OpShader};
 use crate::error::Result;
-use crate::gpu::pipelines::Shader;
 use crate::gpu::GpuTensor;
 use crate::ops::shuffle_shape;
 
@@ -42,7 +41,7 @@ pub(crate) fn encode_shuffle(
     };
     encode_op(
         encoder,
-        Shader::Shuffle,
+        OpShader::Shuffle,
         bytemuck::bytes_of(&p),
         x,
         x,
