@@ -9,10 +9,16 @@
 //   3  output_data  [n, c_out, h_out, w_out]
 //   4  params       ConvParams (mirrors `ConvParams` in src/gpu/params.rs field for field)
 //
-// Thread → output: one invocation per output element, flat NCHW index. The grid may be
-// spread over x and y (src/gpu/dispatch.rs) when it exceeds 65,535 workgroups per dimension,
-// so the flat index is rebuilt from workgroup_id and num_workgroups and bounds-checked.
-// Output channel oc reads input channel oc / multiplier (= oc / c_out_per_group).
+// Kernel size, stride and dilation are pipeline-overridable constants, so the tap loops have
+// constant trip counts and unroll; one pipeline per (kernel, stride, dilation), shared by
+// every layer with those.
+//
+// Thread → output: work item q (flattened (n, oc, oh, column block), grid possibly spread
+// over x and y, src/gpu/dispatch.rs) computes OUT_W consecutive outputs of one row. Per
+// kernel row it reads the input span those outputs share, so with stride 1 each input value
+// is loaded once for up to K_W outputs. Windows wholly inside the image take a path without
+// bounds checks; border windows test each tap. Output channel oc reads input channel
+// oc / multiplier (= oc / c_out_per_group).
 
 struct ConvParams {
     n: u32, c_in: u32, h_in: u32, w_in: u32,
@@ -20,6 +26,7 @@ struct ConvParams {
     k_h: u32, k_w: u32, stride_h: u32, stride_w: u32,
     pad_top: u32, pad_left: u32, dilation_h: u32, dilation_w: u32,
     c_in_per_group: u32, c_out_per_group: u32, activation: u32, out_len: u32,
+    tiles_x: u32, tiles_y: u32, oc_blocks_per_group: u32, work_items: u32,
 }
 
 @group(0) @binding(0) var<storage, read> input_data: array<f32>;
@@ -28,7 +35,16 @@ struct ConvParams {
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
-const WORKGROUP_SIZE: u32 = 256u;
+const WORKGROUP_SIZE: u32 = 64u;
+// Consecutive outputs along a row per invocation (the host computes column blocks with it).
+const OUT_W: u32 = 4u;
+
+override K_H: u32 = 3u;
+override K_W: u32 = 3u;
+override STRIDE_H: u32 = 1u;
+override STRIDE_W: u32 = 1u;
+override DILATION_H: u32 = 1u;
+override DILATION_W: u32 = 1u;
 
 fn activate(x: f32) -> f32 {
     switch params.activation {
@@ -44,37 +60,63 @@ fn main(
     @builtin(num_workgroups) num_wg: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let index = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
-    if index >= params.out_len {
+    let q = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
+    if q >= params.work_items {
         return;
     }
-    let ow = index % params.w_out;
-    let oh = (index / params.w_out) % params.h_out;
-    let oc = (index / (params.w_out * params.h_out)) % params.c_out;
-    let n = index / (params.w_out * params.h_out * params.c_out);
+    let col_blocks = (params.w_out + OUT_W - 1u) / OUT_W;
+    let ow0 = (q % col_blocks) * OUT_W;
+    let row = q / col_blocks; // (n · c_out + oc) · h_out + oh
+    let oh = row % params.h_out;
+    let plane_index = row / params.h_out; // n · c_out + oc
+    let oc = plane_index % params.c_out;
+    let n = plane_index / params.c_out;
     let ic = oc / params.c_out_per_group;
 
-    let plane = params.h_in * params.w_in;
-    let in_base = (n * params.c_in + ic) * plane;
-    let w_base = oc * params.k_h * params.k_w;
-    // Top-left tap in input coordinates; negative means it falls in the padding.
-    let ih0 = i32(oh * params.stride_h) - i32(params.pad_top);
-    let iw0 = i32(ow * params.stride_w) - i32(params.pad_left);
+    let in_base = (n * params.c_in + ic) * params.h_in * params.w_in;
+    let w_base = oc * K_H * K_W;
+    let ih0 = i32(oh * STRIDE_H) - i32(params.pad_top);
+    let iw0 = i32(ow0 * STRIDE_W) - i32(params.pad_left);
+    let ih_last = ih0 + i32((K_H - 1u) * DILATION_H);
+    let iw_last = iw0 + i32(((OUT_W - 1u) * STRIDE_W + (K_W - 1u) * DILATION_W));
+    let interior = ih0 >= 0 && ih_last < i32(params.h_in) && iw0 >= 0 && iw_last < i32(params.w_in);
 
-    var acc = bias[oc];
-    for (var ky = 0u; ky < params.k_h; ky++) {
-        let ih = ih0 + i32(ky * params.dilation_h);
-        if ih < 0 || ih >= i32(params.h_in) {
-            continue;
+    var acc = array<f32, OUT_W>();
+    if interior {
+        let origin = in_base + u32(ih0) * params.w_in + u32(iw0);
+        for (var ky = 0u; ky < K_H; ky++) {
+            let row_start = origin + ky * DILATION_H * params.w_in;
+            for (var kx = 0u; kx < K_W; kx++) {
+                let wv = weights[w_base + ky * K_W + kx];
+                for (var j = 0u; j < OUT_W; j++) {
+                    acc[j] += input_data[row_start + j * STRIDE_W + kx * DILATION_W] * wv;
+                }
+            }
         }
-        let row = in_base + u32(ih) * params.w_in;
-        for (var kx = 0u; kx < params.k_w; kx++) {
-            let iw = iw0 + i32(kx * params.dilation_w);
-            if iw < 0 || iw >= i32(params.w_in) {
+    } else {
+        for (var ky = 0u; ky < K_H; ky++) {
+            let ih = ih0 + i32(ky * DILATION_H);
+            if ih < 0 || ih >= i32(params.h_in) {
                 continue;
             }
-            acc += input_data[row + u32(iw)] * weights[w_base + ky * params.k_w + kx];
+            let row_start = in_base + u32(ih) * params.w_in;
+            for (var kx = 0u; kx < K_W; kx++) {
+                let wv = weights[w_base + ky * K_W + kx];
+                for (var j = 0u; j < OUT_W; j++) {
+                    let iw = iw0 + i32(j * STRIDE_W + kx * DILATION_W);
+                    // Clamp the index so the load is always in range, then drop padded taps.
+                    let v = input_data[row_start + u32(clamp(iw, 0, i32(params.w_in) - 1))];
+                    acc[j] += select(0.0, v, iw >= 0 && iw < i32(params.w_in)) * wv;
+                }
+            }
         }
     }
-    output_data[index] = activate(acc);
+
+    let b = bias[oc];
+    let out_row = (plane_index * params.h_out + oh) * params.w_out;
+    for (var j = 0u; j < OUT_W; j++) {
+        if ow0 + j < params.w_out {
+            output_data[out_row + ow0 + j] = activate(acc[j] + b);
+        }
+    }
 }

@@ -27,10 +27,16 @@ pub struct Cost {
 
 impl Cost {
     /// The cost of `spec` on `input`.
+    ///
+    /// # Errors
+    /// Those of [`Conv2dSpec::macs`]: an invalid spec, a mismatched or empty input, overflow.
     pub fn of(spec: &Conv2dSpec, input: Shape) -> Result<Self> {
+        // `macs` validates the spec; `weight_count` assumes a valid one (it divides by
+        // `groups` and does not check for overflow), so it must come second.
+        let macs = spec.macs(input)?;
         Ok(Self {
             params: spec.weight_count() as u64,
-            macs: spec.macs(input)?,
+            macs,
         })
     }
 }

@@ -61,6 +61,9 @@ impl Tensor {
     }
 
     /// Element at `(n, c, h, w)`.
+    ///
+    /// # Panics
+    /// When the coordinates are outside the shape, like slice indexing.
     pub fn at(&self, n: usize, c: usize, h: usize, w: usize) -> f32 {
         self.data[self.shape.index(n, c, h, w)]
     }

@@ -3,8 +3,9 @@
 use wgpu::util::DeviceExt;
 
 use super::dispatch;
-use super::params::ConvParams;
-use super::pipelines::Shader;
+use super::pack;
+use super::params::{ConvParams, Tiling};
+use super::pipelines::{Constants, Shader};
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
@@ -29,9 +30,104 @@ use crate::spec::{Conv2dSpec, ConvKind, Shape};
 pub struct Conv2d {
     gpu: Gpu,
     spec: Conv2dSpec,
-    shader: Shader,
+    plan: Plan,
     weights: wgpu::Buffer,
     bias: wgpu::Buffer,
+}
+
+/// Which kernel runs a spec and how it is specialised and tiled.
+#[derive(Debug, Clone)]
+struct Plan {
+    shader: Shader,
+    constants: Constants,
+    /// Output channels per invocation (pointwise and grouped kernels); 0 for depthwise.
+    oc_tile: usize,
+}
+
+/// Consecutive outputs per invocation of the depthwise kernel (`OUT_W` in depthwise.wgsl).
+const DEPTHWISE_OUT_W: usize = 4;
+
+impl Plan {
+    fn new(spec: &Conv2dSpec) -> Self {
+        let geometry = |c: &mut Constants| {
+            c.extend([
+                ("K_H", spec.kernel[0] as u32),
+                ("K_W", spec.kernel[1] as u32),
+                ("STRIDE_H", spec.stride[0] as u32),
+                ("STRIDE_W", spec.stride[1] as u32),
+                ("DILATION_H", spec.dilation[0] as u32),
+                ("DILATION_W", spec.dilation[1] as u32),
+            ])
+        };
+        // Widest channel tile that a group fills: 16, 8 or 4 output channels per invocation.
+        let oc_tile = match spec.c_out_per_group() {
+            16.. => 16,
+            8.. => 8,
+            _ => 4,
+        };
+        let mut constants = Constants::new();
+        match spec.kind() {
+            ConvKind::Depthwise { .. } => {
+                geometry(&mut constants);
+                Self {
+                    shader: Shader::Depthwise,
+                    constants,
+                    oc_tile: 0,
+                }
+            }
+            ConvKind::Pointwise => {
+                constants.push(("OC_VEC4", (oc_tile / 4) as u32));
+                Self {
+                    shader: Shader::Pointwise,
+                    constants,
+                    oc_tile,
+                }
+            }
+            ConvKind::Grouped => {
+                constants.push(("OC_VEC4", (oc_tile / 4) as u32));
+                geometry(&mut constants);
+                Self {
+                    shader: Shader::Grouped,
+                    constants,
+                    oc_tile,
+                }
+            }
+        }
+    }
+
+    /// Weights and bias in the layout the kernel reads.
+    fn pack(&self, spec: &Conv2dSpec, weights: &[f32], bias: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        match self.shader {
+            Shader::Depthwise => (weights.to_vec(), bias.to_vec()),
+            Shader::Pointwise | Shader::Grouped => (
+                pack::tile_weights(spec, weights, self.oc_tile),
+                pack::tile_bias(spec, bias, self.oc_tile),
+            ),
+        }
+    }
+
+    /// How a dispatch producing `output` is tiled.
+    fn tiling(&self, spec: &Conv2dSpec, output: Shape) -> Tiling {
+        let wg = self.shader.workgroup_size() as usize;
+        let (work_items, blocks_per_group, tiles_y) = match self.shader {
+            Shader::Depthwise => (
+                output.n * output.c * output.h * output.w.div_ceil(DEPTHWISE_OUT_W),
+                1,
+                1,
+            ),
+            Shader::Pointwise | Shader::Grouped => {
+                let blocks = pack::oc_blocks_per_group(spec, self.oc_tile);
+                (output.n * output.h * output.w, blocks, spec.groups * blocks)
+            }
+        };
+        // Callers have bounded every buffer by the binding limit, so these fit in u32.
+        Tiling {
+            tiles_x: work_items.div_ceil(wg) as u32,
+            tiles_y: tiles_y as u32,
+            oc_blocks_per_group: blocks_per_group as u32,
+            work_items: work_items as u32,
+        }
+    }
 }
 
 impl Conv2d {
@@ -43,11 +139,8 @@ impl Conv2d {
     /// [`Error::TooLarge`] for weights beyond the device's limits, [`Error::Gpu`].
     pub fn new(gpu: &Gpu, spec: Conv2dSpec, weights: &[f32], bias: Option<&[f32]>) -> Result<Self> {
         spec.check_parameters(weights.len(), bias.map(<[f32]>::len))?;
-        let shader = match spec.kind() {
-            ConvKind::Depthwise { .. } => Shader::Depthwise,
-            ConvKind::Pointwise => Shader::Pointwise,
-            ConvKind::Grouped => Shader::Grouped,
-        };
+        check_kernel_range(&spec)?;
+        let plan = Plan::new(&spec);
         gpu.check_buffer_size("weights", weights.len() as u64 * 4)?;
         let zeros;
         let bias = match bias {
@@ -57,6 +150,8 @@ impl Conv2d {
                 &zeros
             }
         };
+        let (weights, bias) = plan.pack(&spec, weights, bias);
+        gpu.check_buffer_size("packed weights", weights.len() as u64 * 4)?;
         let device = gpu.device();
         let (weights, bias) = gpu.scoped("weight upload", || {
             let upload = |label, data: &[f32]| {
@@ -66,13 +161,13 @@ impl Conv2d {
                     usage: wgpu::BufferUsages::STORAGE,
                 })
             };
-            (upload("conv.weights", weights), upload("conv.bias", bias))
+            (upload("conv.weights", &weights), upload("conv.bias", &bias))
         })?;
-        gpu.pipelines().get(gpu, shader)?;
+        gpu.pipelines().get(gpu, plan.shader, &plan.constants)?;
         Ok(Self {
             gpu: gpu.clone(),
             spec,
-            shader,
+            plan,
             weights,
             bias,
         })
@@ -109,8 +204,9 @@ impl Conv2d {
     /// per-dimension limit.
     pub fn dispatch_grid(&self, input: Shape) -> Result<[u32; 3]> {
         let output = self.output_shape(input)?;
+        let tiling = self.plan.tiling(&self.spec, output);
         dispatch::grid(
-            dispatch::workgroups_for(output.len()? as u64, self.shader.workgroup_size()),
+            u64::from(tiling.tiles_x) * u64::from(tiling.tiles_y),
             self.gpu.limits().max_compute_workgroups_per_dimension,
         )
     }
@@ -163,8 +259,12 @@ impl Conv2d {
             });
         }
         let grid = self.dispatch_grid(input.shape())?;
-        let pipeline = self.gpu.pipelines().get(&self.gpu, self.shader)?;
-        let params = ConvParams::new(&self.spec, input.shape(), out_shape);
+        let pipeline =
+            self.gpu
+                .pipelines()
+                .get(&self.gpu, self.plan.shader, &self.plan.constants)?;
+        let tiling = self.plan.tiling(&self.spec, out_shape);
+        let params = ConvParams::new(&self.spec, input.shape(), out_shape, tiling);
         let device = self.gpu.device();
         self.gpu.scoped("conv encoding", || {
             let params_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -173,7 +273,7 @@ impl Conv2d {
                 usage: wgpu::BufferUsages::UNIFORM,
             });
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(self.shader.label()),
+                label: Some(self.plan.shader.label()),
                 layout: &self.gpu.pipelines().conv_layout,
                 entries: &[
                     entry(0, input.buffer()),
@@ -184,7 +284,7 @@ impl Conv2d {
                 ],
             });
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(self.shader.label()),
+                label: Some(self.plan.shader.label()),
                 timestamp_writes: None,
             });
             pass.set_pipeline(&pipeline);
@@ -199,6 +299,27 @@ fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
         binding,
         resource: buffer.as_entire_binding(),
     }
+}
+
+/// Kernel geometry becomes `u32` override constants; reject values that would not survive it.
+fn check_kernel_range(spec: &Conv2dSpec) -> Result<()> {
+    let limit = i32::MAX as usize;
+    for (what, v) in [
+        ("kernel height", spec.kernel[0]),
+        ("kernel width", spec.kernel[1]),
+        ("stride height", spec.stride[0]),
+        ("stride width", spec.stride[1]),
+        ("dilation height", spec.dilation[0]),
+        ("dilation width", spec.dilation[1]),
+    ] {
+        if v > limit {
+            return Err(Error::Overflow {
+                what: "shader constants",
+                detail: format!("{what} = {v} exceeds i32::MAX"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The shaders index with `u32` and compute input coordinates in `i32`; reject anything whose

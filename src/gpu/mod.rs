@@ -5,6 +5,7 @@ mod conv;
 pub(crate) mod dispatch;
 mod network;
 pub mod ops;
+mod pack;
 mod params;
 pub(crate) mod pipelines;
 mod readback;

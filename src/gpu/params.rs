@@ -2,8 +2,9 @@
 
 use crate::spec::{Conv2dSpec, Shape};
 
-/// Mirrors `struct ConvParams` in every `shaders/*.wgsl` file, field for field (checked by
-/// `tests/shaders.rs`). 20 `u32`s = 80 bytes, a multiple of 16 as uniform blocks require.
+/// Mirrors `struct ConvParams` in every conv shader, field for field (checked by the naga
+/// unit tests in `pipelines.rs`). 24 `u32`s = 96 bytes, a multiple of 16 as uniform blocks
+/// require.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct ConvParams {
@@ -27,11 +28,19 @@ pub(crate) struct ConvParams {
     pub c_out_per_group: u32,
     pub activation: u32,
     pub out_len: u32,
+    /// Workgroups along the fast (pixel) axis of the kernel's tiling.
+    pub tiles_x: u32,
+    /// Tiles along the slow (output-channel block) axis.
+    pub tiles_y: u32,
+    /// Output-channel blocks per group (grouped kernel).
+    pub oc_blocks_per_group: u32,
+    /// Invocations that do work along the fast axis (the rest of the last tile idles).
+    pub work_items: u32,
 }
 
 /// Field names in declaration order, for the test that compares them with the WGSL struct.
 #[cfg(test)]
-pub(crate) const CONV_PARAMS_FIELDS: [&str; 20] = [
+pub(crate) const CONV_PARAMS_FIELDS: [&str; 24] = [
     "n",
     "c_in",
     "h_in",
@@ -52,12 +61,25 @@ pub(crate) const CONV_PARAMS_FIELDS: [&str; 20] = [
     "c_out_per_group",
     "activation",
     "out_len",
+    "tiles_x",
+    "tiles_y",
+    "oc_blocks_per_group",
+    "work_items",
 ];
+
+/// How a dispatch is tiled; computed by the kernel plan in `conv.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tiling {
+    pub tiles_x: u32,
+    pub tiles_y: u32,
+    pub oc_blocks_per_group: u32,
+    pub work_items: u32,
+}
 
 impl ConvParams {
     /// Parameters for `spec` on `input` giving `output`. Callers have checked that every
     /// buffer fits the device's binding limit, so all element counts fit in `u32`.
-    pub(crate) fn new(spec: &Conv2dSpec, input: Shape, output: Shape) -> Self {
+    pub(crate) fn new(spec: &Conv2dSpec, input: Shape, output: Shape, tiling: Tiling) -> Self {
         let pads = spec.pads(input.h, input.w);
         let u = |v: usize| v as u32;
         Self {
@@ -81,6 +103,10 @@ impl ConvParams {
             c_out_per_group: u(spec.c_out_per_group()),
             activation: spec.activation.code(),
             out_len: u(output.n * output.c * output.h * output.w),
+            tiles_x: tiling.tiles_x,
+            tiles_y: tiling.tiles_y,
+            oc_blocks_per_group: tiling.oc_blocks_per_group,
+            work_items: tiling.work_items,
         }
     }
 }

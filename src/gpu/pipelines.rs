@@ -39,15 +39,21 @@ impl Shader {
 
     /// Invocations per workgroup; equals `WORKGROUP_SIZE` in the WGSL file (tested).
     pub(crate) const fn workgroup_size(self) -> u32 {
-        256
+        64
     }
 }
+
+/// Override constants of one pipeline: `(name, value)` pairs, all small integers.
+pub(crate) type Constants = Vec<(&'static str, u32)>;
+
+/// A pipeline is a shader specialised by its override constants.
+type PipelineKey = (Shader, Constants);
 
 /// The shared bind-group layout and the lazily built pipelines.
 pub(crate) struct Pipelines {
     pub(crate) conv_layout: wgpu::BindGroupLayout,
     conv_pipeline_layout: wgpu::PipelineLayout,
-    cache: Mutex<HashMap<Shader, wgpu::ComputePipeline>>,
+    cache: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// The non-convolution op shaders (src/gpu/ops).
     op_cache: Mutex<HashMap<OpShader, wgpu::ComputePipeline>>,
 }
@@ -96,13 +102,23 @@ impl Pipelines {
         }
     }
 
-    /// The pipeline for `shader`, compiled on first use. Compilation errors come back as
-    /// [`crate::Error::Gpu`] through the caller's error scope.
-    pub(crate) fn get(&self, gpu: &super::Gpu, shader: Shader) -> Result<wgpu::ComputePipeline> {
+    /// The pipeline for `shader` specialised with `constants`, compiled on first use and
+    /// cached. Compilation errors come back as [`crate::Error::Gpu`].
+    pub(crate) fn get(
+        &self,
+        gpu: &super::Gpu,
+        shader: Shader,
+        constants: &Constants,
+    ) -> Result<wgpu::ComputePipeline> {
+        let key = (shader, constants.clone());
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&shader) {
+        if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
+        let overrides: Vec<(&str, f64)> = constants
+            .iter()
+            .map(|&(name, value)| (name, f64::from(value)))
+            .collect();
         let device = gpu.device();
         let pipeline = gpu.scoped("shader compilation", || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -114,11 +130,14 @@ impl Pipelines {
                 layout: Some(&self.conv_pipeline_layout),
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &overrides,
+                    ..Default::default()
+                },
                 cache: None,
             })
         })?;
-        cache.insert(shader, pipeline.clone());
+        cache.insert(key, pipeline.clone());
         Ok(pipeline)
     }
 
