@@ -286,7 +286,13 @@ fn shufflenet_g3_complexity() {
 
 #[test]
 fn shufflenet_table1_complexity_is_about_equal_across_groups() {
-    // Table 1 sets the stage widths so that every g costs about 140 MFLOPs.
+    // Table 1 sets the stage widths so that every g costs about 140 MFLOPs: g = 1 143M,
+    // g = 2 140M, g = 4 133M, g = 8 137M. g = 1 reproduces; g = 2 is 140.8M (truncated);
+    // g = 4 (134.3M) and g = 8 (138.4M) do not (see ShuffleNetV1's docs).
+    assert_eq!(shufflenet_v1(1).unwrap().total().macs, 143_078_976);
+    assert_eq!(shufflenet_v1(2).unwrap().total().macs / 1_000_000, 140);
+    assert_eq!(shufflenet_v1(4).unwrap().total().macs, 134_339_776);
+    assert_eq!(shufflenet_v1(8).unwrap().total().macs, 138_365_952);
     for g in [1, 2, 3, 4, 8] {
         let macs = shufflenet_v1(g).unwrap().total().macs;
         assert!(

@@ -22,6 +22,12 @@ use crate::spec::{Activation, Conv2dSpec, Padding, Shape};
 /// Multiply-adds of convolutions and the classifier: 137,460,672 for g = 3, the paper's
 /// "137 MFLOPs" (Table 1 and Table 2). Parameters are counted as PyTorch trains them
 /// ([`Counting::TRAINABLE`]); the paper prints none.
+///
+/// Table 1's other columns come out as 143,078,976 (g = 1, printed 143M), 140,836,512
+/// (g = 2, printed 140M), 134,339,776 (g = 4, printed 133M) and 138,365,952 (g = 8, printed
+/// 137M). The last two are not reproduced by this construction (bottleneck = a quarter of
+/// the stage's output channels, the stride-2 branch producing output minus input channels);
+/// the paper does not say how it rounds the channel counts there.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ShuffleNetV1 {
     /// Groups of the 1×1 convolutions: 1, 2, 3, 4 or 8 (Table 1's columns).
