@@ -1,23 +1,26 @@
 // Depthwise convolution (groups = c_in, c_out = multiplier · c_in), NCHW f32.
 //
-// Dispatched by `Conv2d` in src/gpu/conv.rs when `Conv2dSpec::kind()` is `Depthwise`.
+// Dispatched by `Conv2d` in src/gpu/conv.rs when `Conv2dSpec::kind()` is `Depthwise`, as one
+// or more slices (one dispatch each, all in one compute pass), each covering the output
+// channels slice_first .. slice_first + tiles_y whose filters fit one uniform-buffer window.
 //
-// Bindings (shared by every conv shader, see src/gpu/pipelines.rs):
+// Bindings (see src/gpu/pipelines.rs):
 //   0  input_data   [n, c_in, h_in, w_in]
-//   1  weights      [c_out, 1, k_h, k_w]       (PyTorch OIHW with I = c_in/groups = 1)
+//   1  weights      this slice's filters [oc in slice][k_h][k_w], 4 per vec4 (PyTorch OIHW with
+//                   I = 1). A uniform buffer: filters are small and read by many invocations.
 //   2  bias         [c_out]                    (zeros when the spec has no bias)
 //   3  output_data  [n, c_out, h_out, w_out]
 //   4  params       ConvParams (mirrors `ConvParams` in src/gpu/params.rs field for field)
 //
 // Kernel size, stride and dilation are pipeline-overridable constants, so the tap loops have
-// constant trip counts and unroll; one pipeline per (kernel, stride, dilation), shared by
-// every layer with those.
+// constant trip counts and unroll; one pipeline per (kernel, stride, dilation).
 //
-// Thread → output: work item q (flattened (n, oc, oh, column block), grid possibly spread
-// over x and y, src/gpu/dispatch.rs) computes OUT_W consecutive outputs of one row. Per
-// kernel row it reads the input span those outputs share, so with stride 1 each input value
-// is loaded once for up to K_W outputs. Windows wholly inside the image take a path without
-// bounds checks; border windows test each tap. Output channel oc reads input channel
+// Thread → output: work item q (flattened (n, oc in slice, oh, column block), grid possibly
+// spread over x and y, src/gpu/dispatch.rs) computes OUT_W consecutive outputs of one row.
+// Per kernel row it loads the input span those outputs share once into registers (SPAN
+// values: with stride 1 each input value serves up to K_W outputs), then does the
+// multiply-adds from registers. Windows wholly inside the image take this path without bounds
+// checks; border windows test each tap. Output channel oc reads input channel
 // oc / multiplier (= oc / c_out_per_group).
 
 struct ConvParams {
@@ -27,10 +30,11 @@ struct ConvParams {
     pad_top: u32, pad_left: u32, dilation_h: u32, dilation_w: u32,
     c_in_per_group: u32, c_out_per_group: u32, activation: u32, out_len: u32,
     tiles_x: u32, tiles_y: u32, oc_blocks_per_group: u32, work_items: u32,
+    slice_first: u32, k_begin: u32, k_count: u32, slice_flags: u32,
 }
 
 @group(0) @binding(0) var<storage, read> input_data: array<f32>;
-@group(0) @binding(1) var<storage, read> weights: array<f32>;
+@group(0) @binding(1) var<uniform> weights: array<vec4<f32>, 4096>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: ConvParams;
@@ -38,6 +42,8 @@ struct ConvParams {
 const WORKGROUP_SIZE: u32 = 64u;
 // Consecutive outputs along a row per invocation (the host computes column blocks with it).
 const OUT_W: u32 = 4u;
+// Largest input span kept in registers; wider spans (big strides or dilations) load per tap.
+const MAX_SPAN: u32 = 32u;
 
 override K_H: u32 = 3u;
 override K_W: u32 = 3u;
@@ -45,13 +51,33 @@ override STRIDE_H: u32 = 1u;
 override STRIDE_W: u32 = 1u;
 override DILATION_H: u32 = 1u;
 override DILATION_W: u32 = 1u;
+// Input columns read by OUT_W outputs of one kernel row.
+override SPAN: u32 = (OUT_W - 1u) * STRIDE_W + (K_W - 1u) * DILATION_W + 1u;
 
-fn activate(x: f32) -> f32 {
-    switch params.activation {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return clamp(x, 0.0, 6.0); }
-        default: { return x; }
+fn weight(i: u32) -> f32 {
+    return weights[i >> 2u][i & 3u];
+}
+
+// Bit 0 of slice_flags: this slice adds to partial sums an earlier slice wrote (no bias);
+// bit 1: this slice finishes the sums (apply the activation).
+const ACCUMULATE: u32 = 1u;
+const FINISH: u32 = 2u;
+
+fn finish(index: u32, partial: f32, bias_value: f32) {
+    var y = partial;
+    if (params.slice_flags & ACCUMULATE) != 0u {
+        y += output_data[index];
+    } else {
+        y += bias_value;
     }
+    if (params.slice_flags & FINISH) != 0u {
+        switch params.activation {
+            case 1u: { y = max(y, 0.0); }
+            case 2u: { y = clamp(y, 0.0, 6.0); }
+            default: {}
+        }
+    }
+    output_data[index] = y;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -66,30 +92,36 @@ fn main(
     }
     let col_blocks = (params.w_out + OUT_W - 1u) / OUT_W;
     let ow0 = (q % col_blocks) * OUT_W;
-    let row = q / col_blocks; // (n · c_out + oc) · h_out + oh
+    let row = q / col_blocks; // (n · slice channels + oc in slice) · h_out + oh
     let oh = row % params.h_out;
-    let plane_index = row / params.h_out; // n · c_out + oc
-    let oc = plane_index % params.c_out;
-    let n = plane_index / params.c_out;
+    let plane_in_slice = row / params.h_out;
+    let oc_in_slice = plane_in_slice % params.tiles_y;
+    let n = plane_in_slice / params.tiles_y;
+    let oc = params.slice_first + oc_in_slice;
     let ic = oc / params.c_out_per_group;
 
     let in_base = (n * params.c_in + ic) * params.h_in * params.w_in;
-    let w_base = oc * K_H * K_W;
+    let w_base = oc_in_slice * K_H * K_W;
     let ih0 = i32(oh * STRIDE_H) - i32(params.pad_top);
     let iw0 = i32(ow0 * STRIDE_W) - i32(params.pad_left);
     let ih_last = ih0 + i32((K_H - 1u) * DILATION_H);
-    let iw_last = iw0 + i32(((OUT_W - 1u) * STRIDE_W + (K_W - 1u) * DILATION_W));
-    let interior = ih0 >= 0 && ih_last < i32(params.h_in) && iw0 >= 0 && iw_last < i32(params.w_in);
+    let iw_last = iw0 + i32(SPAN) - 1;
+    let interior = ih0 >= 0 && ih_last < i32(params.h_in) && iw0 >= 0
+        && iw_last < i32(params.w_in);
 
     var acc = array<f32, OUT_W>();
-    if interior {
+    if interior && SPAN <= MAX_SPAN {
         let origin = in_base + u32(ih0) * params.w_in + u32(iw0);
         for (var ky = 0u; ky < K_H; ky++) {
             let row_start = origin + ky * DILATION_H * params.w_in;
+            var span = array<f32, MAX_SPAN>();
+            for (var s = 0u; s < SPAN; s++) {
+                span[s] = input_data[row_start + s];
+            }
             for (var kx = 0u; kx < K_W; kx++) {
-                let wv = weights[w_base + ky * K_W + kx];
+                let wv = weight(w_base + ky * K_W + kx);
                 for (var j = 0u; j < OUT_W; j++) {
-                    acc[j] += input_data[row_start + j * STRIDE_W + kx * DILATION_W] * wv;
+                    acc[j] += span[j * STRIDE_W + kx * DILATION_W] * wv;
                 }
             }
         }
@@ -101,7 +133,7 @@ fn main(
             }
             let row_start = in_base + u32(ih) * params.w_in;
             for (var kx = 0u; kx < K_W; kx++) {
-                let wv = weights[w_base + ky * K_W + kx];
+                let wv = weight(w_base + ky * K_W + kx);
                 for (var j = 0u; j < OUT_W; j++) {
                     let iw = iw0 + i32(j * STRIDE_W + kx * DILATION_W);
                     // Clamp the index so the load is always in range, then drop padded taps.
@@ -113,10 +145,10 @@ fn main(
     }
 
     let b = bias[oc];
-    let out_row = (plane_index * params.h_out + oh) * params.w_out;
+    let out_row = ((n * params.c_out + oc) * params.h_out + oh) * params.w_out;
     for (var j = 0u; j < OUT_W; j++) {
         if ow0 + j < params.w_out {
-            output_data[out_row + ow0 + j] = activate(acc[j] + b);
+            finish(out_row + ow0 + j, acc[j], b);
         }
     }
 }

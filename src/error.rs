@@ -131,6 +131,13 @@ pub enum Error {
         max_per_dimension: u32,
     },
 
+    /// The spec is valid but outside what the kernels support.
+    #[error("unsupported convolution: {reason}")]
+    Unsupported {
+        /// What is out of range.
+        reason: String,
+    },
+
     /// A tensor or conv object was used with a different [`crate::Gpu`] than it was made on.
     #[error("a tensor or conv object was made on a different Gpu than the one used here")]
     DeviceMismatch,

@@ -5,7 +5,7 @@ use wgpu::util::DeviceExt;
 use super::dispatch;
 use super::pack;
 use super::params::{ConvParams, Tiling};
-use super::pipelines::{Constants, Shader};
+use super::pipelines::{Constants, Shader, WEIGHT_WINDOW_FLOATS};
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
@@ -31,7 +31,7 @@ pub struct Conv2d {
     gpu: Gpu,
     spec: Conv2dSpec,
     plan: Plan,
-    weights: wgpu::Buffer,
+    slices: Vec<Slice>,
     bias: wgpu::Buffer,
 }
 
@@ -44,11 +44,42 @@ struct Plan {
     oc_tile: usize,
 }
 
+/// One dispatch's share of the work: the output channels (depthwise) or output-channel blocks
+/// and input channels whose weights fit one uniform window, with that window uploaded.
+#[derive(Debug)]
+struct Slice {
+    /// First output channel (depthwise) or first global output-channel block.
+    first: usize,
+    /// Output channels (depthwise) or blocks.
+    count: usize,
+    /// Input channels per group summed by this slice.
+    k_begin: usize,
+    k_count: usize,
+    /// `ACCUMULATE` / `FINISH` bits, as in the shaders.
+    flags: u32,
+    weights: wgpu::Buffer,
+}
+
+/// `slice_flags` bits (see `finish` in the shaders).
+const ACCUMULATE: u32 = 1;
+const FINISH: u32 = 2;
+
 /// Consecutive outputs per invocation of the depthwise kernel (`OUT_W` in depthwise.wgsl).
 const DEPTHWISE_OUT_W: usize = 4;
 
+/// A slice before upload: its range and the floats of its weight window.
+struct SliceData {
+    first: usize,
+    count: usize,
+    k_begin: usize,
+    k_count: usize,
+    flags: u32,
+    window: Vec<f32>,
+}
+
 impl Plan {
-    fn new(spec: &Conv2dSpec) -> Self {
+    fn new(spec: &Conv2dSpec) -> Result<Self> {
+        let taps = spec.kernel[0] * spec.kernel[1];
         let geometry = |c: &mut Constants| {
             c.extend([
                 ("K_H", spec.kernel[0] as u32),
@@ -59,14 +90,28 @@ impl Plan {
                 ("DILATION_W", spec.dilation[1] as u32),
             ])
         };
-        // Widest channel tile that a group fills: 16, 8 or 4 output channels per invocation.
-        let oc_tile = match spec.c_out_per_group() {
+        // Widest channel tile that a group fills (16, 8 or 4 output channels per invocation),
+        // narrowed until one input channel's taps for one tile fit a weight window.
+        let mut oc_tile = match spec.c_out_per_group() {
             16.. => 16,
             8.. => 8,
             _ => 4,
         };
+        while oc_tile > 4 && taps * oc_tile > WEIGHT_WINDOW_FLOATS {
+            oc_tile /= 2;
+        }
+        if taps * oc_tile.max(1) > WEIGHT_WINDOW_FLOATS {
+            return Err(Error::Unsupported {
+                reason: format!(
+                    "a {}×{} kernel has {taps} taps; the kernels hold at most {} per filter",
+                    spec.kernel[0],
+                    spec.kernel[1],
+                    WEIGHT_WINDOW_FLOATS / 4
+                ),
+            });
+        }
         let mut constants = Constants::new();
-        match spec.kind() {
+        Ok(match spec.kind() {
             ConvKind::Depthwise { .. } => {
                 geometry(&mut constants);
                 Self {
@@ -92,40 +137,130 @@ impl Plan {
                     oc_tile,
                 }
             }
-        }
+        })
     }
 
-    /// Weights and bias in the layout the kernel reads.
-    fn pack(&self, spec: &Conv2dSpec, weights: &[f32], bias: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    /// The bias in the layout the kernel reads.
+    fn pack_bias(&self, spec: &Conv2dSpec, bias: &[f32]) -> Vec<f32> {
         match self.shader {
-            Shader::Depthwise => (weights.to_vec(), bias.to_vec()),
-            Shader::Pointwise | Shader::Grouped => (
-                pack::tile_weights(spec, weights, self.oc_tile),
-                pack::tile_bias(spec, bias, self.oc_tile),
-            ),
+            Shader::Depthwise => bias.to_vec(),
+            Shader::Pointwise | Shader::Grouped => pack::tile_bias(spec, bias, self.oc_tile),
         }
     }
 
-    /// How a dispatch producing `output` is tiled.
-    fn tiling(&self, spec: &Conv2dSpec, output: Shape) -> Tiling {
+    /// Splits the work into slices whose weights fit one window, and fills each window.
+    fn slices(&self, spec: &Conv2dSpec, weights: &[f32]) -> Vec<SliceData> {
+        let taps = spec.kernel[0] * spec.kernel[1];
+        let window = |floats: &[f32]| {
+            let mut w = floats.to_vec();
+            w.resize(WEIGHT_WINDOW_FLOATS, 0.0);
+            w
+        };
+        let mut out = Vec::new();
+        if self.shader == Shader::Depthwise {
+            let per_slice = WEIGHT_WINDOW_FLOATS / taps;
+            let mut first = 0;
+            while first < spec.c_out {
+                let count = per_slice.min(spec.c_out - first);
+                out.push(SliceData {
+                    first,
+                    count,
+                    k_begin: 0,
+                    k_count: 1,
+                    flags: FINISH,
+                    window: window(&weights[first * taps..(first + count) * taps]),
+                });
+                first += count;
+            }
+            return out;
+        }
+        let tile = self.oc_tile;
+        let cin_g = spec.c_in_per_group();
+        let per_k = taps * tile; // floats per input channel per block
+        let blocks = spec.groups * pack::oc_blocks_per_group(spec, tile);
+        let packed = pack::tile_weights(spec, weights, tile);
+        let block_floats = cin_g * per_k;
+        if block_floats <= WEIGHT_WINDOW_FLOATS {
+            // Whole blocks (every input channel) per slice.
+            let per_slice = WEIGHT_WINDOW_FLOATS / block_floats;
+            let mut first = 0;
+            while first < blocks {
+                let count = per_slice.min(blocks - first);
+                out.push(SliceData {
+                    first,
+                    count,
+                    k_begin: 0,
+                    k_count: cin_g,
+                    flags: FINISH,
+                    window: window(&packed[first * block_floats..(first + count) * block_floats]),
+                });
+                first += count;
+            }
+        } else {
+            // One block per slice, its input channels split; later slices add to the sums.
+            let k_chunk = WEIGHT_WINDOW_FLOATS / per_k;
+            for block in 0..blocks {
+                let mut k_begin = 0;
+                while k_begin < cin_g {
+                    let k_count = k_chunk.min(cin_g - k_begin);
+                    let start = block * block_floats + k_begin * per_k;
+                    let mut flags = if k_begin > 0 { ACCUMULATE } else { 0 };
+                    if k_begin + k_count == cin_g {
+                        flags |= FINISH;
+                    }
+                    out.push(SliceData {
+                        first: block,
+                        count: 1,
+                        k_begin,
+                        k_count,
+                        flags,
+                        window: window(&packed[start..start + k_count * per_k]),
+                    });
+                    k_begin += k_count;
+                }
+            }
+        }
+        out
+    }
+
+    /// How the dispatch of `slice` producing `output` is tiled.
+    fn tiling(&self, spec: &Conv2dSpec, output: Shape, slice: &Slice) -> Tiling {
         let wg = self.shader.workgroup_size() as usize;
-        let (work_items, blocks_per_group, tiles_y) = match self.shader {
+        let (work_items, blocks_per_group) = match self.shader {
             Shader::Depthwise => (
-                output.n * output.c * output.h * output.w.div_ceil(DEPTHWISE_OUT_W),
-                1,
+                output.n * slice.count * output.h * output.w.div_ceil(DEPTHWISE_OUT_W),
                 1,
             ),
-            Shader::Pointwise | Shader::Grouped => {
-                let blocks = pack::oc_blocks_per_group(spec, self.oc_tile);
-                (output.n * output.h * output.w, blocks, spec.groups * blocks)
-            }
+            Shader::Pointwise | Shader::Grouped => (
+                output.n * output.h * output.w,
+                pack::oc_blocks_per_group(spec, self.oc_tile),
+            ),
+        };
+        let tiles_x = match self.shader {
+            Shader::Depthwise => work_items.div_ceil(wg),
+            Shader::Pointwise | Shader::Grouped => work_items.div_ceil(wg),
         };
         // Callers have bounded every buffer by the binding limit, so these fit in u32.
         Tiling {
-            tiles_x: work_items.div_ceil(wg) as u32,
-            tiles_y: tiles_y as u32,
+            tiles_x: tiles_x as u32,
+            tiles_y: slice.count as u32,
             oc_blocks_per_group: blocks_per_group as u32,
             work_items: work_items as u32,
+            slice_first: slice.first as u32,
+            k_begin: slice.k_begin as u32,
+            k_count: slice.k_count as u32,
+            slice_flags: slice.flags,
+        }
+    }
+
+    /// Workgroups of one slice's dispatch.
+    fn workgroups(&self, tiling: &Tiling) -> u64 {
+        match self.shader {
+            // Depthwise work items already span the slice's channels.
+            Shader::Depthwise => u64::from(tiling.tiles_x),
+            Shader::Pointwise | Shader::Grouped => {
+                u64::from(tiling.tiles_x) * u64::from(tiling.tiles_y)
+            }
         }
     }
 }
@@ -140,8 +275,7 @@ impl Conv2d {
     pub fn new(gpu: &Gpu, spec: Conv2dSpec, weights: &[f32], bias: Option<&[f32]>) -> Result<Self> {
         spec.check_parameters(weights.len(), bias.map(<[f32]>::len))?;
         check_kernel_range(&spec)?;
-        let plan = Plan::new(&spec);
-        gpu.check_buffer_size("weights", weights.len() as u64 * 4)?;
+        let plan = Plan::new(&spec)?;
         let zeros;
         let bias = match bias {
             Some(b) => b,
@@ -150,25 +284,40 @@ impl Conv2d {
                 &zeros
             }
         };
-        let (weights, bias) = plan.pack(&spec, weights, bias);
-        gpu.check_buffer_size("packed weights", weights.len() as u64 * 4)?;
+        let bias = plan.pack_bias(&spec, bias);
+        gpu.check_buffer_size("bias", bias.len() as u64 * 4)?;
+        let slices = plan.slices(&spec, weights);
         let device = gpu.device();
-        let (weights, bias) = gpu.scoped("weight upload", || {
-            let upload = |label, data: &[f32]| {
+        let (slices, bias) = gpu.scoped("weight upload", || {
+            let upload = |label, data: &[f32], usage| {
                 device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                     label: Some(label),
                     contents: bytemuck::cast_slice(data),
-                    usage: wgpu::BufferUsages::STORAGE,
+                    usage,
                 })
             };
-            (upload("conv.weights", &weights), upload("conv.bias", &bias))
+            let slices: Vec<Slice> = slices
+                .into_iter()
+                .map(|s| Slice {
+                    first: s.first,
+                    count: s.count,
+                    k_begin: s.k_begin,
+                    k_count: s.k_count,
+                    flags: s.flags,
+                    weights: upload("conv.weights", &s.window, wgpu::BufferUsages::UNIFORM),
+                })
+                .collect();
+            (
+                slices,
+                upload("conv.bias", &bias, wgpu::BufferUsages::STORAGE),
+            )
         })?;
         gpu.pipelines().get(gpu, plan.shader, &plan.constants)?;
         Ok(Self {
             gpu: gpu.clone(),
             spec,
             plan,
-            weights,
+            slices,
             bias,
         })
     }
@@ -200,15 +349,21 @@ impl Conv2d {
         Ok(output)
     }
 
-    /// The workgroup grid a dispatch for `input` uses; spread over y past the device's
-    /// per-dimension limit.
+    /// The workgroup grid of the first (largest) dispatch for `input`; spread over y past the
+    /// device's per-dimension limit.
     pub fn dispatch_grid(&self, input: Shape) -> Result<[u32; 3]> {
         let output = self.output_shape(input)?;
-        let tiling = self.plan.tiling(&self.spec, output);
+        let tiling = self.plan.tiling(&self.spec, output, &self.slices[0]);
         dispatch::grid(
-            u64::from(tiling.tiles_x) * u64::from(tiling.tiles_y),
+            self.plan.workgroups(&tiling),
             self.gpu.limits().max_compute_workgroups_per_dimension,
         )
+    }
+
+    /// Dispatches per run: one per slice of the weights (each slice's weights fit one
+    /// 64 KiB uniform window).
+    pub fn dispatch_count(&self) -> usize {
+        self.slices.len()
     }
 
     /// Runs the convolution on `input` into a new tensor, which stays on the GPU.
@@ -258,38 +413,60 @@ impl Conv2d {
                 )),
             });
         }
-        let grid = self.dispatch_grid(input.shape())?;
         let pipeline =
             self.gpu
                 .pipelines()
                 .get(&self.gpu, self.plan.shader, &self.plan.constants)?;
-        let tiling = self.plan.tiling(&self.spec, out_shape);
-        let params = ConvParams::new(&self.spec, input.shape(), out_shape, tiling);
+        let max_per_dim = self.gpu.limits().max_compute_workgroups_per_dimension;
+        let launches = self
+            .slices
+            .iter()
+            .map(|slice| {
+                let tiling = self.plan.tiling(&self.spec, out_shape, slice);
+                let grid = dispatch::grid(self.plan.workgroups(&tiling), max_per_dim)?;
+                Ok((
+                    slice,
+                    ConvParams::new(&self.spec, input.shape(), out_shape, tiling),
+                    grid,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let device = self.gpu.device();
+        let label = self.plan.shader.label();
         self.gpu.scoped("conv encoding", || {
-            let params_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("conv.params"),
-                contents: bytemuck::bytes_of(&params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(self.plan.shader.label()),
-                layout: &self.gpu.pipelines().conv_layout,
-                entries: &[
-                    entry(0, input.buffer()),
-                    entry(1, &self.weights),
-                    entry(2, &self.bias),
-                    entry(3, output.buffer()),
-                    entry(4, &params_buffer),
-                ],
-            });
+            let bind_groups: Vec<_> = launches
+                .iter()
+                .map(|(slice, params, _)| {
+                    let params_buffer =
+                        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                            label: Some("conv.params"),
+                            contents: bytemuck::bytes_of(params),
+                            usage: wgpu::BufferUsages::UNIFORM,
+                        });
+                    device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(label),
+                        layout: &self.gpu.pipelines().conv_layout,
+                        entries: &[
+                            entry(0, input.buffer()),
+                            entry(1, &slice.weights),
+                            entry(2, &self.bias),
+                            entry(3, output.buffer()),
+                            entry(4, &params_buffer),
+                        ],
+                    })
+                })
+                .collect();
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(self.plan.shader.label()),
+                label: Some(label),
                 timestamp_writes: None,
             });
             pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+            // Slices run in order: wgpu orders dispatches that write the same storage buffer,
+            // so a slice that accumulates sees the partial sums of the one before.
+            for ((_, _, grid), bind_group) in launches.iter().zip(&bind_groups) {
+                pass.set_bind_group(0, bind_group, &[]);
+                pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+            }
         })
     }
 }

@@ -3,7 +3,7 @@
 use crate::spec::{Conv2dSpec, Shape};
 
 /// Mirrors `struct ConvParams` in every conv shader, field for field (checked by the naga
-/// unit tests in `pipelines.rs`). 24 `u32`s = 96 bytes, a multiple of 16 as uniform blocks
+/// unit tests in `pipelines.rs`). 28 `u32`s = 112 bytes, a multiple of 16 as uniform blocks
 /// require.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -36,11 +36,19 @@ pub(crate) struct ConvParams {
     pub oc_blocks_per_group: u32,
     /// Invocations that do work along the fast axis (the rest of the last tile idles).
     pub work_items: u32,
+    /// First output channel (depthwise) or global output-channel block of this slice.
+    pub slice_first: u32,
+    /// First input channel (within the group) this slice sums over.
+    pub k_begin: u32,
+    /// Input channels (within the group) this slice sums over.
+    pub k_count: u32,
+    /// Bit 0: add to partial sums already in the output; bit 1: apply the activation.
+    pub slice_flags: u32,
 }
 
 /// Field names in declaration order, for the test that compares them with the WGSL struct.
 #[cfg(test)]
-pub(crate) const CONV_PARAMS_FIELDS: [&str; 24] = [
+pub(crate) const CONV_PARAMS_FIELDS: [&str; 28] = [
     "n",
     "c_in",
     "h_in",
@@ -65,15 +73,23 @@ pub(crate) const CONV_PARAMS_FIELDS: [&str; 24] = [
     "tiles_y",
     "oc_blocks_per_group",
     "work_items",
+    "slice_first",
+    "k_begin",
+    "k_count",
+    "slice_flags",
 ];
 
-/// How a dispatch is tiled; computed by the kernel plan in `conv.rs`.
+/// What one dispatch covers and how it is tiled; computed by the kernel plan in `conv.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Tiling {
     pub tiles_x: u32,
     pub tiles_y: u32,
     pub oc_blocks_per_group: u32,
     pub work_items: u32,
+    pub slice_first: u32,
+    pub k_begin: u32,
+    pub k_count: u32,
+    pub slice_flags: u32,
 }
 
 impl ConvParams {
@@ -107,6 +123,10 @@ impl ConvParams {
             tiles_y: tiling.tiles_y,
             oc_blocks_per_group: tiling.oc_blocks_per_group,
             work_items: tiling.work_items,
+            slice_first: tiling.slice_first,
+            k_begin: tiling.k_begin,
+            k_count: tiling.k_count,
+            slice_flags: tiling.slice_flags,
         }
     }
 }

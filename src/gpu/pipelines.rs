@@ -43,6 +43,10 @@ impl Shader {
     }
 }
 
+/// Floats in one uniform weight window: `array<vec4<f32>, 4096>` in the shaders, 64 KiB,
+/// the smallest `max_uniform_buffer_binding_size` WebGPU allows (tested against the WGSL).
+pub(crate) const WEIGHT_WINDOW_FLOATS: usize = 16_384;
+
 /// Override constants of one pipeline: `(name, value)` pairs, all small integers.
 pub(crate) type Constants = Vec<(&'static str, u32)>;
 
@@ -70,23 +74,25 @@ impl Pipelines {
             },
             count: None,
         };
+        let uniform = |binding: u32| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        // 0 input, 1 weight window (uniform), 2 bias, 3 output, 4 params.
         let conv_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("conv.bind_group_layout"),
             entries: &[
                 storage(0, true),
-                storage(1, true),
+                uniform(1),
                 storage(2, true),
                 storage(3, false),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 4,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
+                uniform(4),
             ],
         });
         let conv_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -219,6 +225,26 @@ mod tests {
             assert_eq!(
                 *span as usize,
                 std::mem::size_of::<ConvParams>(),
+                "{}",
+                shader.label()
+            );
+        }
+    }
+
+    #[test]
+    fn weight_window_matches_the_host() {
+        for shader in Shader::ALL {
+            let (module, _) = module(shader);
+            let (_, var) = module
+                .global_variables
+                .iter()
+                .find(|(_, v)| v.name.as_deref() == Some("weights"))
+                .unwrap_or_else(|| panic!("{}: no weights", shader.label()));
+            assert_eq!(var.space, naga::AddressSpace::Uniform, "{}", shader.label());
+            let size = module.types[var.ty].inner.size(module.to_ctx());
+            assert_eq!(
+                size as usize,
+                4 * super::WEIGHT_WINDOW_FLOATS,
                 "{}",
                 shader.label()
             );
