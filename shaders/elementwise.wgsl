@@ -3,10 +3,9 @@
 //
 // Dispatched by src/gpu/ops/elementwise.rs (`gpu_ops::add`, `concat`, `activation`).
 //
-// Bindings (the layout every shader shares, see src/gpu/pipelines.rs):
+// Bindings (the op layout, `OpPipelines` in src/gpu/ops/mod.rs):
 //   0  a            [n, c_a, h, w]
-//   1  b            [n, c_b, h, w]   (add: same shape as a; activation: bound but not read)
-//   2  (unused; the host binds a there)
+//   1  b            [n, c_b, h, w]   (add: same shape as a; activation: a again, not read)
 //   3  output_data  add, activation: [n, c_a, h, w]; concat: [n, c_a + c_b, h, w]
 //   4  params       ElementwiseParams (mirrors src/gpu/ops/params.rs field for field)
 //

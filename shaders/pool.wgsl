@@ -4,9 +4,9 @@
 //
 // Dispatched by src/gpu/ops/pool.rs (`gpu_ops::pool2d`).
 //
-// Bindings (the layout every shader shares, see src/gpu/pipelines.rs):
+// Bindings (the op layout, `OpPipelines` in src/gpu/ops/mod.rs):
 //   0  input_data   [n, c, h_in, w_in]
-//   1, 2            (unused; the host binds the input there)
+//   1               (the input again; not declared here)
 //   3  output_data  [n, c, h_out, w_out]
 //   4  params       PoolParams (mirrors src/gpu/ops/params.rs field for field)
 //

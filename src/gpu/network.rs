@@ -58,15 +58,15 @@ impl GpuNetwork {
                     )?)
                 }
                 Op::Add { .. } | Op::Concat { .. } | Op::Activation(_) => {
-                    gpu.pipelines().get_op(gpu, ops::OpShader::Elementwise)?;
+                    gpu.pipelines().ops.get(gpu, ops::OpShader::Elementwise)?;
                     None
                 }
                 Op::Pool(_) => {
-                    gpu.pipelines().get_op(gpu, ops::OpShader::Pool)?;
+                    gpu.pipelines().ops.get(gpu, ops::OpShader::Pool)?;
                     None
                 }
                 Op::ChannelShuffle { .. } => {
-                    gpu.pipelines().get_op(gpu, ops::OpShader::Shuffle)?;
+                    gpu.pipelines().ops.get(gpu, ops::OpShader::Shuffle)?;
                     None
                 }
                 Op::Input | Op::Flatten => None,

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::ops::OpShader;
+use super::ops::OpPipelines;
 use crate::error::Result;
 
 /// One WGSL file per kernel family, embedded at compile time.
@@ -58,8 +58,8 @@ pub(crate) struct Pipelines {
     pub(crate) conv_layout: wgpu::BindGroupLayout,
     conv_pipeline_layout: wgpu::PipelineLayout,
     cache: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
-    /// The non-convolution op shaders (src/gpu/ops).
-    op_cache: Mutex<HashMap<OpShader, wgpu::ComputePipeline>>,
+    /// The non-convolution op shaders, with their own layout (src/gpu/ops).
+    pub(crate) ops: OpPipelines,
 }
 
 impl Pipelines {
@@ -104,7 +104,7 @@ impl Pipelines {
             conv_layout,
             conv_pipeline_layout,
             cache: Mutex::new(HashMap::new()),
-            op_cache: Mutex::new(HashMap::new()),
+            ops: OpPipelines::new(device),
         }
     }
 
@@ -144,36 +144,6 @@ impl Pipelines {
             })
         })?;
         cache.insert(key, pipeline.clone());
-        Ok(pipeline)
-    }
-
-    /// The pipeline for an op shader (same bind-group layout as the convolutions), compiled
-    /// on first use and cached.
-    pub(crate) fn get_op(
-        &self,
-        gpu: &super::Gpu,
-        shader: OpShader,
-    ) -> Result<wgpu::ComputePipeline> {
-        let mut cache = self.op_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&shader) {
-            return Ok(p.clone());
-        }
-        let device = gpu.device();
-        let pipeline = gpu.scoped("shader compilation", || {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(shader.label()),
-                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(shader.label()),
-                layout: Some(&self.conv_pipeline_layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                cache: None,
-            })
-        })?;
-        cache.insert(shader, pipeline.clone());
         Ok(pipeline)
     }
 }

@@ -17,6 +17,9 @@ pub use pool::{pool2d, pool2d_into};
 pub(crate) use shuffle::encode_shuffle;
 pub use shuffle::{channel_shuffle, channel_shuffle_into};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use wgpu::util::DeviceExt;
 
 use super::dispatch;
@@ -24,9 +27,8 @@ use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::Shape;
 
-/// One WGSL file per op family, embedded at compile time. They share the convolutions'
-/// bind-group layout (src/gpu/pipelines.rs) and are cached per [`Gpu`] by
-/// `Pipelines::get_op`.
+/// One WGSL file per op family, embedded at compile time, all with the bind-group layout of
+/// [`OpPipelines`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum OpShader {
     Elementwise,
@@ -64,9 +66,79 @@ impl OpShader {
     }
 }
 
-/// Records one dispatch of `shader` over `output`'s elements: binding 0 `a`, 1 `b`, 2 `a`
-/// again (the shared layout has three read-only slots; the ops use at most two), 3 `output`,
-/// 4 the uniform block `params`.
+/// The op shaders' bind-group layout and lazily compiled pipelines, one per [`Gpu`] (held by
+/// its `Pipelines`). Layout: 0 `a` and 1 `b` read-only storage, 3 the output (read-write
+/// storage), 4 the uniform params block; the numbers match the conv kernels' input, output
+/// and params slots, and 2 is unused.
+pub(crate) struct OpPipelines {
+    layout: wgpu::BindGroupLayout,
+    pipeline_layout: wgpu::PipelineLayout,
+    cache: Mutex<HashMap<OpShader, wgpu::ComputePipeline>>,
+}
+
+impl OpPipelines {
+    pub(crate) fn new(device: &wgpu::Device) -> Self {
+        let buffer = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("op.bind_group_layout"),
+            entries: &[
+                buffer(0, storage(true)),
+                buffer(1, storage(true)),
+                buffer(3, storage(false)),
+                buffer(4, wgpu::BufferBindingType::Uniform),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("op.pipeline_layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        Self {
+            layout,
+            pipeline_layout,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pipeline for `shader`, compiled on first use and cached. Compilation errors come
+    /// back as [`Error::Gpu`].
+    pub(crate) fn get(&self, gpu: &Gpu, shader: OpShader) -> Result<wgpu::ComputePipeline> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&shader) {
+            return Ok(p.clone());
+        }
+        let device = gpu.device();
+        let pipeline = gpu.scoped("shader compilation", || {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.label()),
+                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(shader.label()),
+                layout: Some(&self.pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            })
+        })?;
+        cache.insert(shader, pipeline.clone());
+        Ok(pipeline)
+    }
+}
+
+/// Records one dispatch of `shader` over `output`'s elements: binding 0 `a`, 1 `b` (ops with
+/// one input bind it twice), 3 `output`, 4 the uniform block `params`.
 pub(crate) fn encode_op(
     encoder: &mut wgpu::CommandEncoder,
     shader: OpShader,
@@ -84,7 +156,8 @@ pub(crate) fn encode_op(
         elements.div_ceil(u64::from(shader.workgroup_size())),
         gpu.limits().max_compute_workgroups_per_dimension,
     )?;
-    let pipeline = gpu.pipelines().get_op(gpu, shader)?;
+    let ops = &gpu.pipelines().ops;
+    let pipeline = ops.get(gpu, shader)?;
     let device = gpu.device();
     gpu.scoped("op encoding", || {
         let params_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -94,11 +167,10 @@ pub(crate) fn encode_op(
         });
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(shader.label()),
-            layout: &gpu.pipelines().conv_layout,
+            layout: &ops.layout,
             entries: &[
                 entry(0, a.buffer()),
                 entry(1, b.buffer()),
-                entry(2, a.buffer()),
                 entry(3, output.buffer()),
                 entry(4, &params_buffer),
             ],
@@ -159,8 +231,8 @@ fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
 #[cfg(test)]
 mod tests {
     //! Checks the op shaders with naga, no GPU needed: each parses and validates, declares its
-    //! uniform block exactly as the host lays it out, binds only slots of the shared layout
-    //! with the right access, and uses the host's workgroup size.
+    //! uniform block exactly as the host lays it out, binds only slots of `OpPipelines`'
+    //! layout with the right access, and uses the host's workgroup size.
     use super::params::FIELDS;
     use super::OpShader as Shader;
 
@@ -214,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn op_shaders_bind_only_the_shared_layout() {
+    fn op_shaders_bind_only_the_op_layout() {
         for shader in Shader::ALL {
             let module = module(shader);
             for (_, var) in module.global_variables.iter() {
@@ -223,7 +295,7 @@ mod tests {
                 };
                 assert_eq!(binding.group, 0, "{}", shader.label());
                 let expected = match binding.binding {
-                    0..=2 => naga::AddressSpace::Storage {
+                    0 | 1 => naga::AddressSpace::Storage {
                         access: naga::StorageAccess::LOAD,
                     },
                     3 => naga::AddressSpace::Storage {
