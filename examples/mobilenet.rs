@@ -554,7 +554,14 @@ fn run(o: &Options) -> Result<bool, sepconv::Error> {
                 ms(m.whole_gpu),
                 measured.as_ref().map_or(0.0, |m| ms(m.whole_gpu))
             );
-            agree &= worst_std <= AGREEMENT && m.logits_error <= AGREEMENT;
+            let ok = worst_std <= AGREEMENT && m.logits_error <= AGREEMENT;
+            println!(
+                "         GPU vs CPU: largest difference {worst_std:.1e} of a layer's RMS, {:.1e} at \
+                 the logits: {}",
+                m.logits_error,
+                if ok { "agree" } else { "DISAGREE" }
+            );
+            agree &= ok;
         } else {
             agree &= time_one_block(gpu, &net, &standard)?;
         }
