@@ -88,6 +88,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// An argument outside the range an operation or network builder accepts (a width
+    /// multiplier that is not positive, pooling padding larger than half the window, …).
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// Which argument, e.g. `"width multiplier"`.
+        what: &'static str,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
     /// A size computation overflowed (the tensor is absurdly large).
     #[error("size of {what} overflows: {detail}")]
     Overflow {

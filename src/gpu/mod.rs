@@ -3,6 +3,8 @@
 mod context;
 mod conv;
 pub(crate) mod dispatch;
+mod network;
+pub mod ops;
 mod pack;
 mod params;
 pub(crate) mod pipelines;
@@ -12,5 +14,6 @@ mod tensor;
 
 pub use context::Gpu;
 pub use conv::Conv2d;
+pub use network::GpuNetwork;
 pub use separable::SeparableBlock;
 pub use tensor::GpuTensor;

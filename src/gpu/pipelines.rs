@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::ops::OpPipelines;
 use crate::error::Result;
 
 /// One WGSL file per kernel family, embedded at compile time.
@@ -57,6 +58,8 @@ pub(crate) struct Pipelines {
     pub(crate) conv_layout: wgpu::BindGroupLayout,
     conv_pipeline_layout: wgpu::PipelineLayout,
     cache: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// The non-convolution op shaders, with their own layout (src/gpu/ops).
+    pub(crate) ops: OpPipelines,
 }
 
 impl Pipelines {
@@ -101,6 +104,7 @@ impl Pipelines {
             conv_layout,
             conv_pipeline_layout,
             cache: Mutex::new(HashMap::new()),
+            ops: OpPipelines::new(device),
         }
     }
 
