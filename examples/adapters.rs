@@ -24,6 +24,12 @@ fn main() {
                 limits.max_storage_buffer_binding_size >> 20,
                 limits.max_compute_workgroups_per_dimension
             );
+            println!(
+                "           max uniform binding {} KiB, uniform offset alignment {}, storage offset alignment {}",
+                limits.max_uniform_buffer_binding_size >> 10,
+                limits.min_uniform_buffer_offset_alignment,
+                limits.min_storage_buffer_offset_alignment
+            );
         }
         Err(e) => {
             eprintln!("{e}");

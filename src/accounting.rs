@@ -27,6 +27,9 @@ pub struct Cost {
 
 impl Cost {
     /// The cost of `spec` on `input`.
+    ///
+    /// # Errors
+    /// Those of [`Conv2dSpec::macs`]: an invalid spec, a mismatched or empty input, overflow.
     pub fn of(spec: &Conv2dSpec, input: Shape) -> Result<Self> {
         // macs validates the spec first, so the weight count below is exact.
         let macs = spec.macs(input)?;

@@ -88,6 +88,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// An argument outside the range an operation or network builder accepts (a width
+    /// multiplier that is not positive, pooling padding larger than half the window, …).
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// Which argument, e.g. `"width multiplier"`.
+        what: &'static str,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
     /// A size computation overflowed (the tensor is absurdly large).
     #[error("size of {what} overflows: {detail}")]
     Overflow {
@@ -128,6 +138,13 @@ pub enum Error {
         workgroups: u64,
         /// `max_compute_workgroups_per_dimension`.
         max_per_dimension: u32,
+    },
+
+    /// The spec is valid but outside what the kernels support.
+    #[error("unsupported convolution: {reason}")]
+    Unsupported {
+        /// What is out of range.
+        reason: String,
     },
 
     /// A tensor or conv object was used with a different [`crate::Gpu`] than it was made on.

@@ -94,6 +94,21 @@ pub(crate) fn checked_product(what: &'static str, factors: &[usize]) -> Result<u
         })
 }
 
+/// Total `SAME_UPPER` padding along one axis: `max(0, (ceil(in/s) - 1)·s + d·(k-1) + 1 - in)`.
+/// `None` when that overflows `usize` or the sizes are invalid (zero stride or kernel).
+fn same_upper_total(input: usize, k: usize, s: usize, d: usize) -> Option<usize> {
+    if s == 0 {
+        return None;
+    }
+    let needed = input
+        .div_ceil(s)
+        .saturating_sub(1)
+        .checked_mul(s)?
+        .checked_add(k.checked_sub(1)?.checked_mul(d)?)?
+        .checked_add(1)?;
+    Some(needed.saturating_sub(input))
+}
+
 /// Zero padding around the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Padding {
@@ -381,19 +396,23 @@ impl Conv2dSpec {
             ("height", self.kernel[0], self.dilation[0]),
             ("width", self.kernel[1], self.dilation[1]),
         ] {
-            // The dilated extent d·(k - 1) + 1 must be computable.
-            let extent = (k - 1).checked_mul(d).and_then(|e| e.checked_add(1));
-            if extent.is_none() {
+            // The extent d·(k-1) + 1 is what `output_hw` and the kernels compute.
+            if (k - 1)
+                .checked_mul(d)
+                .and_then(|e| e.checked_add(1))
+                .is_none()
+            {
                 return Err(Error::Overflow {
                     what: "kernel extent",
-                    detail: format!("{axis}: dilation {d} × (kernel {k} - 1)"),
+                    detail: format!("{axis}: dilation {d} × (kernel {k} - 1) + 1"),
                 });
             }
         }
         Ok(())
     }
 
-    /// Input channels per group (0 when `groups` is 0, which [`Conv2dSpec::validate`] rejects).
+    /// Input channels per group.
+    /// (0 when `groups` is 0; [`Conv2dSpec::validate`] rejects that.)
     pub const fn c_in_per_group(&self) -> usize {
         match self.c_in.checked_div(self.groups) {
             Some(v) => v,
@@ -401,7 +420,8 @@ impl Conv2dSpec {
         }
     }
 
-    /// Output channels per group (0 when `groups` is 0, which [`Conv2dSpec::validate`] rejects).
+    /// Output channels per group.
+    /// (0 when `groups` is 0; [`Conv2dSpec::validate`] rejects that.)
     pub const fn c_out_per_group(&self) -> usize {
         match self.c_out.checked_div(self.groups) {
             Some(v) => v,
@@ -446,8 +466,8 @@ impl Conv2dSpec {
         ]
     }
 
-    /// Number of weights, `c_out · c_in/groups · kh · kw`. Saturates at `usize::MAX` for a
-    /// spec that [`Conv2dSpec::validate`] rejects as overflowing.
+    /// Number of weights, `c_out · c_in/groups · kh · kw` (saturating at `usize::MAX` for
+    /// absurd specs, which [`Conv2dSpec::validate`] rejects).
     pub const fn weight_count(&self) -> usize {
         self.c_out
             .saturating_mul(self.c_in_per_group())
@@ -455,15 +475,17 @@ impl Conv2dSpec {
             .saturating_mul(self.kernel[1])
     }
 
-    /// Number of learned parameters: weights plus the bias if present (saturating, as
-    /// [`Conv2dSpec::weight_count`]).
+    /// Number of learned parameters: weights plus the bias if present (saturating).
     pub const fn param_count(&self) -> usize {
         self.weight_count()
             .saturating_add(if self.bias { self.c_out } else { 0 })
     }
 
-    /// Padding for an input of `h × w` pixels (resolves [`Padding::SameUpper`]). Meaningful
-    /// for a valid spec; never panics (the arithmetic saturates) for an invalid one.
+    /// Padding for an input of `h × w` pixels (resolves [`Padding::SameUpper`]).
+    ///
+    /// Never panics. Meaningful for a valid spec and an input for which
+    /// [`Conv2dSpec::output_hw`] succeeds; where the `SameUpper` padding would overflow `usize`
+    /// (absurd sizes, reported by `output_hw` as [`Error::Overflow`]) it saturates.
     pub fn pads(&self, h: usize, w: usize) -> Pads {
         match self.padding {
             Padding::Explicit {
@@ -479,13 +501,7 @@ impl Conv2dSpec {
             },
             Padding::SameUpper => {
                 let total = |input: usize, k: usize, s: usize, d: usize| {
-                    let out = input.div_ceil(s.max(1));
-                    let needed = out
-                        .saturating_sub(1)
-                        .saturating_mul(s)
-                        .saturating_add(k.saturating_sub(1).saturating_mul(d))
-                        .saturating_add(1);
-                    needed.saturating_sub(input)
+                    same_upper_total(input, k, s, d).unwrap_or(usize::MAX)
                 };
                 let th = total(h, self.kernel[0], self.stride[0], self.dilation[0]);
                 let tw = total(w, self.kernel[1], self.stride[1], self.dilation[1]);
@@ -510,6 +526,19 @@ impl Conv2dSpec {
         for (what, v) in [("input height", h), ("input width", w)] {
             if v == 0 {
                 return Err(Error::Zero { what });
+            }
+        }
+        if self.padding == Padding::SameUpper {
+            for (axis, input, i) in [("height", h, 0), ("width", w, 1)] {
+                let (k, s, d) = (self.kernel[i], self.stride[i], self.dilation[i]);
+                if same_upper_total(input, k, s, d).is_none() {
+                    return Err(Error::Overflow {
+                        what: "SAME padding",
+                        detail: format!(
+                            "{axis}: (ceil({input} / {s}) - 1) × {s} + {d} × ({k} - 1) + 1"
+                        ),
+                    });
+                }
             }
         }
         let pads = self.pads(h, w);

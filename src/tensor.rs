@@ -18,16 +18,7 @@ impl Tensor {
     /// [`Error::Zero`] for a zero size, [`Error::LengthMismatch`] when `data.len()` is not
     /// `n·c·h·w`.
     pub fn new(shape: Shape, data: Vec<f32>) -> Result<Self> {
-        shape.validate()?;
-        let expected = shape.len()?;
-        if data.len() != expected {
-            return Err(Error::LengthMismatch {
-                what: "tensor data",
-                expected,
-                got: data.len(),
-                hint: Some(format!("shape {shape}")),
-            });
-        }
+        check_data_len(shape, data.len())?;
         Ok(Self { shape, data })
     }
 
@@ -87,6 +78,21 @@ impl Tensor {
             None
         }
     }
+}
+
+/// Checks that `len` elements fill `shape` exactly (and that the shape has no zero size).
+pub(crate) fn check_data_len(shape: Shape, len: usize) -> Result<()> {
+    shape.validate()?;
+    let expected = shape.len()?;
+    if len != expected {
+        return Err(Error::LengthMismatch {
+            what: "tensor data",
+            expected,
+            got: len,
+            hint: Some(format!("shape {shape}")),
+        });
+    }
+    Ok(())
 }
 
 /// An empty vector with room for `len` `f32`s, or [`Error::HostAllocation`] instead of the

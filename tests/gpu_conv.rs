@@ -444,3 +444,56 @@ fn results_stay_on_the_gpu_and_chain() {
     let again = pollster::block_on(mid.read_async()).unwrap();
     assert_matches("chain (async read)", 7, &again, &want_mid, None);
 }
+
+#[test]
+fn weights_beyond_one_uniform_window_are_sliced_and_match_reference() {
+    // Each dispatch reads its weights from one 64 KiB uniform window. Depthwise filters past
+    // 16,384 floats split over output channels; pointwise/grouped blocks split over blocks,
+    // and blocks whose input channels alone overflow a window split over input channels,
+    // with later slices adding to the partial sums (bias first, activation last).
+    let cases = [
+        (
+            "sliced_dw_2000ch",
+            Conv2dSpec::depthwise(2000, [3, 3])
+                .padding(Padding::uniform(1))
+                .activation(Activation::Relu),
+            Shape::new(1, 2000, 5, 6),
+            DW(1),
+        ),
+        (
+            "sliced_dw_7x7_multiplier",
+            Conv2dSpec::depthwise(200, [7, 7])
+                .multiplier(2)
+                .padding(Padding::uniform(3)),
+            Shape::new(1, 200, 9, 8),
+            DW(2),
+        ),
+        (
+            "sliced_pw_blocks",
+            Conv2dSpec::pointwise(520, 72).activation(Activation::Relu6),
+            Shape::new(2, 520, 5, 3),
+            PW,
+        ),
+        (
+            "sliced_pw_k_split",
+            Conv2dSpec::pointwise(2100, 20).activation(Activation::Relu6),
+            Shape::new(1, 2100, 3, 4),
+            PW,
+        ),
+        (
+            "sliced_grouped_k_split",
+            Conv2dSpec::new(240, 36, [5, 5])
+                .padding(Padding::uniform(2))
+                .groups(2)
+                .activation(Activation::Relu),
+            Shape::new(1, 240, 6, 7),
+            GR,
+        ),
+    ];
+    for (name, spec, x, kind) in cases {
+        let data = ConvData::new(&spec, x, 2, false);
+        let conv = Conv2d::new(gpu(), spec, &data.weights, data.bias()).unwrap();
+        assert!(conv.dispatch_count() > 1, "{name}: expected several slices");
+        check(name, spec, x, kind);
+    }
+}

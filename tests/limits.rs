@@ -14,60 +14,62 @@ use sepconv::{
 };
 
 /// Runs `spec` on `gpu` into a NaN-poisoned output, checks it against the reference exactly
-/// and returns how many dispatches it took.
+/// and returns into how many pieces it was split.
 fn check_split(gpu: &Gpu, name: &str, spec: Conv2dSpec, input: Shape, seed: u64) -> usize {
     let data = ConvData::new(&spec, input, seed, true);
     let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();
     let conv = Conv2d::new(gpu, spec, &data.weights, data.bias()).unwrap();
-    let dispatches = conv.dispatch_count(input).unwrap();
+    let pieces = conv.split_count(input).unwrap();
     let x = GpuTensor::from_tensor(gpu, &data.input).unwrap();
     let y = GpuTensor::full(gpu, want.shape(), f32::NAN).unwrap();
     conv.run_into(&x, &y).unwrap();
     let got: Tensor = y.read().unwrap();
     assert_matches(
-        &format!("{name} ({dispatches} dispatches)"),
+        &format!("{name} ({pieces} pieces)"),
         seed,
         &got,
         &want,
         None,
     );
-    dispatches
+    pieces
 }
 
 #[test]
-fn every_split_level_matches_reference() {
+fn batch_and_row_splits_match_reference() {
     // 4 KiB = 1,024 floats per binding; 32-byte offset alignment on lavapipe and llvmpipe.
     let gpu = limited::gpu_with_binding_limit(gpu(), 4096);
-    // Batch: 5·7·13 = 455 floats per item, two items per dispatch; offsets 455·4 bytes are
-    // not 32-byte aligned, so the odd pieces go through scratch buffers.
+    // Batch: 5·7·13 = 455 floats per item, two items per piece; offsets 455·4 bytes are not
+    // 32-byte aligned, so the odd pieces go through scratch buffers.
     let spec = Conv2dSpec::depthwise(5, [3, 3]).padding(Padding::uniform(1));
     assert_eq!(
         check_split(&gpu, "batch", spec, Shape::new(4, 5, 7, 13), 1),
         2
     );
-    // Groups: an item of 12·10·10 = 1,200 floats, 4 groups of 300.
+    // Rows, because the input is too large: an item of 12·10·10 = 1,200 floats, grouped,
+    // SAME padding.
     let spec = Conv2dSpec::new(12, 8, [3, 3])
         .padding(Padding::same())
         .groups(4)
         .activation(Activation::Relu);
-    assert_eq!(
-        check_split(&gpu, "groups", spec, Shape::new(2, 12, 10, 10), 2),
-        2 * 2
-    );
-    // Output channels inside one group: 40 → 40 pointwise has 1,600 weights.
-    let spec = Conv2dSpec::pointwise(40, 40);
-    assert_eq!(
-        check_split(&gpu, "weights", spec, Shape::new(1, 40, 5, 5), 3),
-        2
-    );
-    // Rows: one channel plane of 60·50 = 3,000 floats, with a dilated, strided kernel and
+    let n = check_split(&gpu, "input rows", spec, Shape::new(2, 12, 10, 10), 2);
+    assert!(n >= 4, "{n} pieces");
+    // Rows, because the output is too large: 3 → 40 pointwise, 40·8·9 = 2,880 outputs.
+    let spec = Conv2dSpec::pointwise(3, 40);
+    let n = check_split(&gpu, "output rows", spec, Shape::new(1, 3, 8, 9), 3);
+    assert!(n >= 3, "{n} pieces");
+    // A pointwise conv with more weights than one uniform window (several weight slices,
+    // the later ones accumulating into the output) with its rows split too.
+    let spec = Conv2dSpec::pointwise(300, 70);
+    let n = check_split(&gpu, "slices and rows", spec, Shape::new(1, 300, 3, 3), 6);
+    assert!(n >= 2, "{n} pieces");
+    // Rows of one channel plane of 60·50 = 3,000 floats, with a dilated, strided kernel and
     // asymmetric padding so that pieces need a halo and start inside the padding.
     let spec = Conv2dSpec::new(1, 2, [5, 3])
         .stride([2, 1])
         .dilation([2, 2])
         .padding(Padding::explicit(3, 5, 2, 1));
     let n = check_split(&gpu, "rows", spec, Shape::new(1, 1, 60, 50), 4);
-    assert!(n > 3, "{n} dispatches");
+    assert!(n > 3, "{n} pieces");
     // Rows of a multiplier depthwise conv with bottom padding so large that whole pieces
     // read nothing but padding.
     let spec = Conv2dSpec::depthwise(3, [3, 3])
@@ -75,7 +77,7 @@ fn every_split_level_matches_reference() {
         .padding(Padding::explicit(1, 40, 0, 0))
         .activation(Activation::Relu6);
     let n = check_split(&gpu, "padding-only rows", spec, Shape::new(1, 3, 30, 40), 5);
-    assert!(n > 6, "{n} dispatches");
+    assert!(n > 6, "{n} pieces");
 }
 
 #[test]
@@ -95,8 +97,8 @@ fn separable_blocks_split_both_halves() {
     )
     .unwrap();
     let (mid, out) = block.shapes(input).unwrap();
-    assert!(block.depthwise().dispatch_count(input).unwrap() > 1);
-    assert!(block.pointwise().dispatch_count(mid).unwrap() > 1);
+    assert!(block.depthwise().split_count(input).unwrap() > 1);
+    assert!(block.pointwise().split_count(mid).unwrap() > 1);
     let x = GpuTensor::from_tensor(&gpu, &d.input).unwrap();
     let y = GpuTensor::full(&gpu, out, f32::NAN).unwrap();
     block.run_into(&x, &y).unwrap();
@@ -112,19 +114,20 @@ fn separable_blocks_split_both_halves() {
 #[test]
 fn unsplittable_work_is_refused_before_allocation() {
     let gpu = limited::gpu_with_binding_limit(gpu(), 1024);
-    // One output channel's weights: 16·5·5 = 400 floats = 1,600 bytes.
-    let spec = Conv2dSpec::new(16, 2, [5, 5]).bias(false);
-    let err = Conv2d::new(&gpu, spec, &vec![1.0; spec.weight_count()], None).unwrap_err();
+    // One output row of 300 output channels × 1 column: 1,200 bytes.
+    let spec = Conv2dSpec::pointwise(1, 300).bias(false);
+    let conv = Conv2d::new(&gpu, spec, &vec![1.0; 300], None).unwrap();
+    let err = conv.output_shape(Shape::new(1, 1, 4, 1)).unwrap_err();
     assert_eq!(
         err,
         Error::TooLarge {
-            what: "weights of one output channel",
-            bytes: 1600,
+            what: "one output row",
+            bytes: 1200,
             limit: 1024,
             limit_name: "max_storage_buffer_binding_size",
         }
     );
-    // One output row of 300 columns: 1,200 bytes.
+    // One output row reads one input row of 300 columns: 1,200 bytes.
     let spec = Conv2dSpec::depthwise(1, [1, 1]).bias(false);
     let conv = Conv2d::new(&gpu, spec, &[1.0], None).unwrap();
     let err = conv.output_shape(Shape::new(1, 1, 2, 300)).unwrap_err();
@@ -145,8 +148,7 @@ fn unsplittable_work_is_refused_before_allocation() {
 }
 
 /// An input above 128 MiB on the device's real limits (128 MiB bindings on lavapipe and
-/// llvmpipe): split over groups (depthwise), over rows (standard and pointwise, whose one
-/// item needs all 9 channels), and over the batch.
+/// llvmpipe): split over rows (one item of 144 MB) and over the batch (two of 72 MB).
 #[test]
 #[ignore = "allocates ~1 GiB and takes a while; .ci/run runs it explicitly"]
 fn inputs_above_128_mib_match_reference() {
@@ -178,7 +180,7 @@ fn inputs_above_128_mib_match_reference() {
         let started = std::time::Instant::now();
         let n = check_split(gpu, name, spec, input, 100 + i as u64);
         eprintln!(
-            "{name}: {input} in {n} dispatches, {:.1} s",
+            "{name}: {input} in {n} pieces, {:.1} s",
             started.elapsed().as_secs_f64()
         );
         assert!(n > 1, "{name}: not split");

@@ -109,19 +109,41 @@ struct Geometry {
     padding: Padding,
 }
 
-fn geometry() -> impl Strategy<Value = Geometry> {
-    (
-        [1..=7usize, 1..=7usize],
-        [1..=3usize, 1..=3usize],
-        [1..=3usize, 1..=3usize],
-        padding(),
-    )
-        .prop_map(|(kernel, stride, dilation, padding)| Geometry {
+/// Geometries per kernel family and generator seed. The depthwise and grouped kernels are
+/// specialised (WGSL override constants) on kernel size, stride and dilation, and compiling
+/// a pipeline costs about half a second on lavapipe, so each run draws its cases' kernel,
+/// stride and dilation from a pool this size (drawn from the generator seed: another seed
+/// covers other geometries), while padding, channels, groups, sizes, batch, bias and
+/// activation vary freely per case.
+const GEOMETRY_POOL: usize = 24;
+
+/// `len` (kernel, stride, dilation) triples: kernels 1–7 per axis, strides and dilations
+/// 1–3, drawn with `salt` from the generator seed. The first seven cover every kernel size.
+fn geometry_pool(salt: u64, len: usize) -> Vec<[[usize; 2]; 3]> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(generator_seed() ^ salt);
+    (0..len)
+        .map(|i| {
+            let mut pick = |lo: usize, hi: usize| rng.random_range(lo..=hi);
+            let kernel = if i < 7 {
+                [i + 1, 7 - i]
+            } else {
+                [pick(1, 7), pick(1, 7)]
+            };
+            [kernel, [pick(1, 3), pick(1, 3)], [pick(1, 3), pick(1, 3)]]
+        })
+        .collect()
+}
+
+fn geometry(pool: Vec<[[usize; 2]; 3]>) -> impl Strategy<Value = Geometry> {
+    (prop::sample::select(pool), padding()).prop_map(|([kernel, stride, dilation], padding)| {
+        Geometry {
             kernel,
             stride,
             dilation,
             padding,
-        })
+        }
+    })
 }
 
 impl Geometry {
@@ -165,8 +187,9 @@ fn rest() -> impl Strategy<Value = (bool, Activation, usize, [usize; 2], u64)> {
     )
 }
 
-fn depthwise_cases() -> impl Strategy<Value = Case> {
-    (1..=13usize, 1..=3usize, geometry(), rest()).prop_map(
+fn depthwise_cases(pool: usize) -> impl Strategy<Value = Case> {
+    let geometries = geometry(geometry_pool(1, pool));
+    (1..=13usize, 1..=3usize, geometries, rest()).prop_map(
         |(c, m, geo, (bias, act, n, extra, data_seed))| {
             let spec = geo
                 .apply(Conv2dSpec::depthwise(c, geo.kernel).multiplier(m))
@@ -207,8 +230,9 @@ fn pointwise_cases() -> impl Strategy<Value = Case> {
 
 /// Grouped and standard convolutions: `groups` 1–4, 2–4 input and 1–4 output channels per
 /// group (so never depthwise), i.e. `groups` is a common divisor of `c_in` and `c_out`.
-fn grouped_cases() -> impl Strategy<Value = Case> {
-    (1..=4usize, 2..=4usize, 1..=4usize, geometry(), rest()).prop_map(
+fn grouped_cases(pool: usize) -> impl Strategy<Value = Case> {
+    let geometries = geometry(geometry_pool(2, pool));
+    (1..=4usize, 2..=4usize, 1..=4usize, geometries, rest()).prop_map(
         |(g, cin_g, cout_g, geo, (bias, act, n, extra, data_seed))| {
             let spec = geo
                 .apply(Conv2dSpec::new(g * cin_g, g * cout_g, geo.kernel).groups(g))
@@ -273,7 +297,7 @@ fn matches_reference_on(
 
 #[test]
 fn depthwise_matches_reference_on_random_specs() {
-    run_property("depthwise", 1000, depthwise_cases(), |case| {
+    run_property("depthwise", 1000, depthwise_cases(GEOMETRY_POOL), |case| {
         let m = case.spec.c_out / case.spec.c_in;
         matches_reference(case, Some(ConvKind::Depthwise { multiplier: m }))
     });
@@ -288,20 +312,20 @@ fn pointwise_matches_reference_on_random_specs() {
 
 #[test]
 fn grouped_matches_reference_on_random_specs() {
-    run_property("grouped", 1000, grouped_cases(), |case| {
+    run_property("grouped", 1000, grouped_cases(GEOMETRY_POOL), |case| {
         // A 1×1 unpadded standard conv is pointwise; every other case here is grouped.
         matches_reference(case, None)
     });
 }
 
 /// Binding limits of the devices the split property runs on, in bytes: small enough that
-/// most generated cases are split into many dispatches, at every level (batch, groups,
-/// channels in a group, rows).
-const SPLIT_LIMITS: [u64; 3] = [512, 2048, 8192];
+/// most generated cases are split into several pieces, over the batch and over rows.
+/// (Each device compiles its own pipelines, so two devices and a smaller geometry pool.)
+const SPLIT_LIMITS: [u64; 2] = [1024, 8192];
 
 /// Whether `spec` on `input` cannot be split under a binding limit of `limit` bytes: one
-/// output row of one output channel, its input rows (all of them when there is a single
-/// output row) or one output channel's weights need more.
+/// output row (all channels) or the input rows it reads (all of them when there is a single
+/// output row) need more.
 fn unsplittable(spec: &Conv2dSpec, input: Shape, limit: u64) -> bool {
     let out = spec.output_shape(input).expect("valid case");
     let extent = spec.dilation[0] * (spec.kernel[0] - 1) + 1;
@@ -310,11 +334,7 @@ fn unsplittable(spec: &Conv2dSpec, input: Shape, limit: u64) -> bool {
     } else {
         input.h.min(extent)
     };
-    let elements = [
-        spec.c_in_per_group() * rows * input.w,
-        out.w,
-        spec.c_in_per_group() * spec.kernel[0] * spec.kernel[1],
-    ];
+    let elements = [input.c * rows * input.w, out.c * out.w];
     elements.iter().any(|&e| e as u64 * 4 > limit)
 }
 
@@ -323,7 +343,11 @@ fn split_runs_match_reference_on_random_specs() {
     let gpus = SPLIT_LIMITS.map(|bytes| limited::gpu_with_binding_limit(gpu(), bytes));
     let split = std::sync::atomic::AtomicUsize::new(0);
     let refused = std::sync::atomic::AtomicUsize::new(0);
-    let cases = prop_oneof![depthwise_cases(), pointwise_cases(), grouped_cases()];
+    let cases = prop_oneof![
+        depthwise_cases(GEOMETRY_POOL / 3),
+        pointwise_cases(),
+        grouped_cases(GEOMETRY_POOL / 3)
+    ];
     run_property(
         "split",
         400,
@@ -333,12 +357,12 @@ fn split_runs_match_reference_on_random_specs() {
             let limit = SPLIT_LIMITS[which];
             let data = ConvData::new(&case.spec, case.input, case.data_seed, true);
             let planned = Conv2d::new(gpu, case.spec, &data.weights, data.bias())
-                .and_then(|conv| conv.dispatch_count(case.input));
+                .and_then(|conv| conv.split_count(case.input));
             match planned {
                 Ok(count) => {
                     prop_assert!(
                         !unsplittable(&case.spec, case.input, limit),
-                        "planned {count} dispatches for an unsplittable case"
+                        "planned {count} pieces for an unsplittable case"
                     );
                     if count > 1 {
                         split.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -359,6 +383,6 @@ fn split_runs_match_reference_on_random_specs() {
     );
     let (split, refused) = (split.into_inner(), refused.into_inner());
     eprintln!("split: {split} cases split, {refused} refused as unsplittable");
-    // The property only means something if most cases were actually split.
-    assert!(split >= 200, "only {split} of the cases were split");
+    // The property only means something if many cases were actually split.
+    assert!(split >= 120, "only {split} of the cases were split");
 }

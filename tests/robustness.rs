@@ -409,8 +409,8 @@ fn check(inp: Input) -> Result<(), TestCaseError> {
             no_panic("Conv2d::output_shape", || conv.output_shape(shape))?,
         )?;
         typed(
-            "Conv2d::dispatch_count",
-            no_panic("dispatch_count", || conv.dispatch_count(shape))?,
+            "Conv2d::split_count",
+            no_panic("split_count", || conv.split_count(shape))?,
         )?;
         typed(
             "Conv2d::dispatch_grid",

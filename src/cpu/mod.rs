@@ -1,6 +1,9 @@
 //! CPU implementations, kept apart from the GPU code.
 //!
-//! [`reference`] is the plain direct convolution in `f64` that every GPU result is checked
-//! against.
+//! [`reference`](mod@reference) is the plain direct convolution in `f64` that every GPU result is checked
+//! against; [`ops`] holds the references for pooling, add, concatenation and channel shuffle,
+//! and [`network`] runs whole [`crate::networks::Network`]s with them.
 
+pub mod network;
+pub mod ops;
 pub mod reference;

@@ -239,6 +239,20 @@ impl Gpu {
         Ok(value)
     }
 
+    /// Checks that a buffer of `bytes` bytes can be bound whole as storage.
+    pub(crate) fn check_binding_size(&self, what: &'static str, bytes: u64) -> Result<()> {
+        let limit = self.inner.limits.max_storage_buffer_binding_size;
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what,
+                bytes,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(())
+    }
+
     /// Checks that a buffer of `bytes` bytes can be created. Binding it is another matter:
     /// a convolution over tensors larger than `max_storage_buffer_binding_size` is split into
     /// dispatches that bind less (src/gpu/split.rs).

@@ -3,6 +3,9 @@
 mod context;
 mod conv;
 pub(crate) mod dispatch;
+mod network;
+pub mod ops;
+mod pack;
 mod params;
 pub(crate) mod pipelines;
 mod readback;
@@ -12,6 +15,7 @@ mod tensor;
 
 pub use context::Gpu;
 pub use conv::Conv2d;
+pub use network::GpuNetwork;
 pub use separable::SeparableBlock;
 pub use tensor::GpuTensor;
 

@@ -21,16 +21,7 @@ impl GpuTensor {
     /// [`Error::LengthMismatch`], [`Error::Zero`], [`Error::TooLarge`] beyond the device's
     /// buffer limits, [`Error::Gpu`] if allocation fails.
     pub fn from_slice(gpu: &Gpu, shape: Shape, data: &[f32]) -> Result<Self> {
-        shape.validate()?;
-        let expected = shape.len()?;
-        if data.len() != expected {
-            return Err(Error::LengthMismatch {
-                what: "tensor data",
-                expected,
-                got: data.len(),
-                hint: Some(format!("shape {shape}")),
-            });
-        }
+        crate::tensor::check_data_len(shape, data.len())?;
         let tensor = Self::uninit(gpu, shape, "tensor")?;
         gpu.scoped("upload", || {
             gpu.queue()
