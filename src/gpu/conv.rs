@@ -603,3 +603,32 @@ fn check_index_range(spec: &Conv2dSpec, input: Shape, output: Shape) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_tiles_are_ones_the_shaders_have() {
+        // OC_VEC4 is 1, 2 or 4 in grouped.wgsl and also 8 in pointwise.wgsl.
+        for (c_in, c_out, k, groups) in [
+            (32, 64, 1, 1),
+            (1024, 1024, 1, 1),
+            (4096, 8, 1, 1),
+            (128, 128, 3, 32),
+            (96, 256, 5, 2),
+            (64, 64, 3, 1),
+            (3, 13, 7, 1),
+        ] {
+            let spec = Conv2dSpec::new(c_in, c_out, [k, k]).groups(groups);
+            let plan = Plan::new(&spec).unwrap();
+            let allowed: &[usize] = match plan.shader {
+                Shader::Pointwise => &[4, 8, 16, 32],
+                _ => &[4, 8, 16],
+            };
+            assert!(allowed.contains(&plan.oc_tile), "{spec:?}: tile {}", plan.oc_tile);
+            let oc_vec4 = plan.constants.iter().find(|(n, _)| *n == "OC_VEC4").unwrap().1;
+            assert_eq!(oc_vec4 as usize * 4, plan.oc_tile);
+        }
+    }
+}
