@@ -26,7 +26,7 @@ fn gpus_come_from_the_async_constructor_or_a_callers_device() {
 
     // A caller's own device and queue.
     let (device, queue) = (gpu.device().clone(), gpu.queue().clone());
-    let theirs = Gpu::from_device(device, queue);
+    let theirs = Gpu::from_device(device, queue).expect("a Gpu from the caller's device");
     assert_eq!(theirs.adapter_name(), gpu.adapter_name());
     assert!(
         !theirs.same_device(&gpu),

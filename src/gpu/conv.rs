@@ -626,8 +626,17 @@ mod tests {
                 Shader::Pointwise => &[4, 8, 16, 32],
                 _ => &[4, 8, 16],
             };
-            assert!(allowed.contains(&plan.oc_tile), "{spec:?}: tile {}", plan.oc_tile);
-            let oc_vec4 = plan.constants.iter().find(|(n, _)| *n == "OC_VEC4").unwrap().1;
+            assert!(
+                allowed.contains(&plan.oc_tile),
+                "{spec:?}: tile {}",
+                plan.oc_tile
+            );
+            let oc_vec4 = plan
+                .constants
+                .iter()
+                .find(|(n, _)| *n == "OC_VEC4")
+                .unwrap()
+                .1;
             assert_eq!(oc_vec4 as usize * 4, plan.oc_tile);
         }
     }
