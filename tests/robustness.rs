@@ -574,6 +574,18 @@ fn regressions_never_panic() {
             panic!("{spec:?}: {e}");
         }
     }
+    // Found by a 200,000-case run with overflow checks: an input of 4.7·10^18 elements fits
+    // usize but its bytes overflow u64 in Conv2d::output_shape's buffer check (which, without
+    // overflow checks, wrapped to a small size and passed).
+    let spec = Conv2dSpec::new(3, 1, [5, 5])
+        .padding(Padding::same())
+        .dilation([2, 2])
+        .bias(false);
+    let conv = Conv2d::new(gpu(), spec, &[1.0; 75], None).unwrap();
+    let err = conv
+        .output_shape(Shape::new(1_582_528_360_012_964_618, 3, 1, 1))
+        .unwrap_err();
+    assert!(matches!(err, Error::Overflow { .. }), "{err:?}");
     // Accounting with a zero-group spec used to divide by zero before validating.
     assert!(accounting::Cost::of(
         &Conv2dSpec::new(2, 2, [1, 1]).groups(0),

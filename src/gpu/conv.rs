@@ -359,10 +359,11 @@ impl Conv2d {
     fn split_plan(&self, input: Shape) -> Result<(Shape, split::Plan)> {
         let output = self.spec.output_shape(input)?;
         check_index_range(&self.spec, input, output)?;
+        // Checked byte counts: a shape can have a usize element count whose bytes overflow.
         self.gpu
-            .check_buffer_size("input", input.len()? as u64 * 4)?;
+            .check_buffer_size("input", GpuTensor::bytes_of(input)?)?;
         self.gpu
-            .check_buffer_size("output", output.len()? as u64 * 4)?;
+            .check_buffer_size("output", GpuTensor::bytes_of(output)?)?;
         let plan = split::Plan::new(&self.spec, input, output, self.gpu.limits())?;
         Ok((output, plan))
     }

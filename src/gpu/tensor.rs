@@ -68,7 +68,7 @@ impl GpuTensor {
         })
     }
 
-    fn bytes_of(shape: Shape) -> Result<u64> {
+    pub(crate) fn bytes_of(shape: Shape) -> Result<u64> {
         (shape.len()? as u64)
             .checked_mul(4)
             .ok_or_else(|| Error::Overflow {
