@@ -1,18 +1,29 @@
 // Depthwise convolution (groups = c_in, c_out = multiplier · c_in), NCHW f32.
 //
-// Dispatched by `Conv2d` in src/gpu/conv.rs when `Conv2dSpec::kind()` is `Depthwise`.
+// Dispatched by `Conv2d` in src/gpu/conv.rs when `Conv2dSpec::kind()` is `Depthwise`, as one
+// or more slices (one dispatch each, all in one compute pass), each covering the output
+// channels slice_first .. slice_first + tiles_y whose filters fit one uniform-buffer window.
 //
-// Bindings (shared by every conv shader, see src/gpu/pipelines.rs):
+// Bindings (see src/gpu/pipelines.rs):
 //   0  input_data   [n, c_in, h_in, w_in]
-//   1  weights      [c_out, 1, k_h, k_w]       (PyTorch OIHW with I = c_in/groups = 1)
+//   1  weights      this slice's filters [oc in slice][k_h][k_w], 4 per vec4 (PyTorch OIHW with
+//                   I = 1). A uniform buffer: filters are small and read by many invocations.
 //   2  bias         [c_out]                    (zeros when the spec has no bias)
 //   3  output_data  [n, c_out, h_out, w_out]
 //   4  params       ConvParams (mirrors `ConvParams` in src/gpu/params.rs field for field)
 //
-// Thread → output: one invocation per output element, flat NCHW index. The grid may be
-// spread over x and y (src/gpu/dispatch.rs) when it exceeds 65,535 workgroups per dimension,
-// so the flat index is rebuilt from workgroup_id and num_workgroups and bounds-checked.
-// Output channel oc reads input channel oc / multiplier (= oc / c_out_per_group).
+// Kernel size, stride and dilation are pipeline-overridable constants, so the tap loops have
+// constant trip counts and unroll; one pipeline per (kernel, stride, dilation).
+//
+// Thread → output: workgroup t (grid possibly spread over x and y, src/gpu/dispatch.rs)
+// covers an 8-row × 32-column tile of the (n, oc) plane t / tiles_x (tiles_x = tiles per
+// plane, work_items = planes × tiles_x); each invocation computes OUT_W consecutive outputs
+// of one row.
+// Per kernel row it loads the input span those outputs share once into registers (SPAN
+// values: with stride 1 each input value serves up to K_W outputs), then does the
+// multiply-adds from registers. Border taps read a clamped address and are zeroed by a
+// select, so interior and border windows share one branch-free path. Output channel oc reads
+// input channel oc / multiplier (= oc / c_out_per_group).
 
 struct ConvParams {
     n: u32, c_in: u32, h_in: u32, w_in: u32,
@@ -20,22 +31,58 @@ struct ConvParams {
     k_h: u32, k_w: u32, stride_h: u32, stride_w: u32,
     pad_top: u32, pad_left: u32, dilation_h: u32, dilation_w: u32,
     c_in_per_group: u32, c_out_per_group: u32, activation: u32, out_len: u32,
+    tiles_x: u32, tiles_y: u32, oc_blocks_per_group: u32, work_items: u32,
+    slice_first: u32, k_begin: u32, k_count: u32, slice_flags: u32,
 }
 
 @group(0) @binding(0) var<storage, read> input_data: array<f32>;
-@group(0) @binding(1) var<storage, read> weights: array<f32>;
+@group(0) @binding(1) var<uniform> weights: array<vec4<f32>, 4096>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
-const WORKGROUP_SIZE: u32 = 256u;
+const WORKGROUP_SIZE: u32 = 64u;
+// Consecutive outputs along a row per invocation, and the workgroup's lanes per tile row:
+// a workgroup covers TILE_ROWS rows × LANES_X · OUT_W columns of one output plane.
+const OUT_W: u32 = 4u;
+const LANES_X: u32 = 8u;
+const TILE_ROWS: u32 = WORKGROUP_SIZE / LANES_X;
+// Largest input span kept in registers; wider spans (big strides or dilations) load per tap.
+const MAX_SPAN: u32 = 32u;
 
-fn activate(x: f32) -> f32 {
-    switch params.activation {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return clamp(x, 0.0, 6.0); }
-        default: { return x; }
+override K_H: u32 = 3u;
+override K_W: u32 = 3u;
+override STRIDE_H: u32 = 1u;
+override STRIDE_W: u32 = 1u;
+override DILATION_H: u32 = 1u;
+override DILATION_W: u32 = 1u;
+// Input columns read by OUT_W outputs of one kernel row.
+override SPAN: u32 = (OUT_W - 1u) * STRIDE_W + (K_W - 1u) * DILATION_W + 1u;
+
+fn weight(i: u32) -> f32 {
+    return weights[i >> 2u][i & 3u];
+}
+
+// Bit 0 of slice_flags: this slice adds to partial sums an earlier slice wrote (no bias);
+// bit 1: this slice finishes the sums (apply the activation).
+const ACCUMULATE: u32 = 1u;
+const FINISH: u32 = 2u;
+
+fn finish(index: u32, partial: f32, bias_value: f32) {
+    var y = partial;
+    if (params.slice_flags & ACCUMULATE) != 0u {
+        y += output_data[index];
+    } else {
+        y += bias_value;
     }
+    if (params.slice_flags & FINISH) != 0u {
+        switch params.activation {
+            case 1u: { y = max(y, 0.0); }
+            case 2u: { y = clamp(y, 0.0, 6.0); }
+            default: {}
+        }
+    }
+    output_data[index] = y;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -44,37 +91,70 @@ fn main(
     @builtin(num_workgroups) num_wg: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let index = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
-    if index >= params.out_len {
+    // Workgroup t covers a tile of TILE_ROWS × (LANES_X · OUT_W) outputs of one (n, oc) plane.
+    // Every division below is of workgroup-uniform values; lanes only shift and mask.
+    let t = wg.y * num_wg.x + wg.x;
+    if t >= params.work_items {
         return;
     }
-    let ow = index % params.w_out;
-    let oh = (index / params.w_out) % params.h_out;
-    let oc = (index / (params.w_out * params.h_out)) % params.c_out;
-    let n = index / (params.w_out * params.h_out * params.c_out);
+    let col_tiles = (params.w_out + LANES_X * OUT_W - 1u) / (LANES_X * OUT_W);
+    let tiles_per_plane = params.tiles_x; // row tiles × column tiles
+    let plane_in_slice = t / tiles_per_plane;
+    let within = t % tiles_per_plane;
+    let oh = (within / col_tiles) * TILE_ROWS + (local / LANES_X);
+    let ow0 = ((within % col_tiles) * LANES_X + (local % LANES_X)) * OUT_W;
+    if oh >= params.h_out || ow0 >= params.w_out {
+        return;
+    }
+    let oc_in_slice = plane_in_slice % params.tiles_y;
+    let n = plane_in_slice / params.tiles_y;
+    let oc = params.slice_first + oc_in_slice;
     let ic = oc / params.c_out_per_group;
 
-    let plane = params.h_in * params.w_in;
-    let in_base = (n * params.c_in + ic) * plane;
-    let w_base = oc * params.k_h * params.k_w;
-    // Top-left tap in input coordinates; negative means it falls in the padding.
-    let ih0 = i32(oh * params.stride_h) - i32(params.pad_top);
-    let iw0 = i32(ow * params.stride_w) - i32(params.pad_left);
+    let in_base = (n * params.c_in + ic) * params.h_in * params.w_in;
+    let w_base = oc_in_slice * K_H * K_W;
+    let ih0 = i32(oh * STRIDE_H) - i32(params.pad_top);
+    let iw0 = i32(ow0 * STRIDE_W) - i32(params.pad_left);
 
-    var acc = bias[oc];
-    for (var ky = 0u; ky < params.k_h; ky++) {
-        let ih = ih0 + i32(ky * params.dilation_h);
-        if ih < 0 || ih >= i32(params.h_in) {
-            continue;
-        }
-        let row = in_base + u32(ih) * params.w_in;
-        for (var kx = 0u; kx < params.k_w; kx++) {
-            let iw = iw0 + i32(kx * params.dilation_w);
-            if iw < 0 || iw >= i32(params.w_in) {
-                continue;
+    // One code path for interior and border windows alike: divergent branches cost both sides
+    // on SIMD hardware (and on CPU drivers that run invocations as SIMD lanes), so border taps
+    // read a clamped, always-valid address and are zeroed by a select instead.
+    var acc = array<f32, OUT_W>();
+    for (var ky = 0u; ky < K_H; ky++) {
+        let ih = ih0 + i32(ky * DILATION_H);
+        let row_ok = ih >= 0 && ih < i32(params.h_in);
+        let row = in_base + u32(clamp(ih, 0, i32(params.h_in) - 1)) * params.w_in;
+        if SPAN <= MAX_SPAN {
+            // The input span shared by the OUT_W outputs, loaded once.
+            var span = array<f32, MAX_SPAN>();
+            for (var s = 0u; s < SPAN; s++) {
+                let iw = iw0 + i32(s);
+                let v = input_data[row + u32(clamp(iw, 0, i32(params.w_in) - 1))];
+                span[s] = select(0.0, v, row_ok && iw >= 0 && iw < i32(params.w_in));
             }
-            acc += input_data[row + u32(iw)] * weights[w_base + ky * params.k_w + kx];
+            for (var kx = 0u; kx < K_W; kx++) {
+                let wv = weight(w_base + ky * K_W + kx);
+                for (var j = 0u; j < OUT_W; j++) {
+                    acc[j] += span[j * STRIDE_W + kx * DILATION_W] * wv;
+                }
+            }
+        } else {
+            for (var kx = 0u; kx < K_W; kx++) {
+                let wv = weight(w_base + ky * K_W + kx);
+                for (var j = 0u; j < OUT_W; j++) {
+                    let iw = iw0 + i32(j * STRIDE_W + kx * DILATION_W);
+                    let v = input_data[row + u32(clamp(iw, 0, i32(params.w_in) - 1))];
+                    acc[j] += select(0.0, v, row_ok && iw >= 0 && iw < i32(params.w_in)) * wv;
+                }
+            }
         }
     }
-    output_data[index] = activate(acc);
+
+    let b = bias[oc];
+    let out_row = ((n * params.c_out + oc) * params.h_out + oh) * params.w_out;
+    for (var j = 0u; j < OUT_W; j++) {
+        if ow0 + j < params.w_out {
+            finish(out_row + ow0 + j, acc[j], b);
+        }
+    }
 }

@@ -1,18 +1,28 @@
-// Pointwise (1×1, groups = 1, no padding) convolution, NCHW f32: per output pixel, a dot
-// product over input channels, i.e. the matrix product W[c_out, c_in] · X[c_in, pixels].
+// Pointwise (1×1, groups = 1, no padding) convolution, NCHW f32, as a register-blocked
+// matrix product: Y[n][oc][p] = act(b[oc] + Σ_ic W[oc][ic] · X[n][ic][p·stride]).
 //
-// Dispatched by `Conv2d` in src/gpu/conv.rs when `Conv2dSpec::kind()` is `Pointwise`.
+// Dispatched by `Conv2d` in src/gpu/conv.rs when `Conv2dSpec::kind()` is `Pointwise`, as one
+// or more slices (one dispatch each, all in one compute pass): each slice covers a range of
+// output-channel blocks and of input channels whose weights fit one uniform-buffer window.
 //
-// Bindings (shared by every conv shader, see src/gpu/pipelines.rs):
+// Bindings (shared by the pointwise and grouped shaders, see src/gpu/pipelines.rs):
 //   0  input_data   [n, c_in, h_in, w_in]
-//   1  weights      [c_out, c_in, 1, 1]
-//   2  bias         [c_out]                    (zeros when the spec has no bias)
+//   1  weights      this slice's window of the weights packed once by the host
+//                   (src/gpu/pack.rs): [block in slice][k in slice][OC_TILE] as vec4s,
+//                   OC_TILE = 4·OC_VEC4 output channels per block, zero-padded past c_out.
+//                   A uniform buffer: every invocation of a workgroup reads the same weight at
+//                   the same time, which uniform/constant memory serves as a broadcast.
+//   2  bias         [block][OC_TILE] as vec4s, zero-padded (zeros when the spec has none)
 //   3  output_data  [n, c_out, h_out, w_out]
 //   4  params       ConvParams (mirrors `ConvParams` in src/gpu/params.rs field for field)
 //
-// Thread → output: one invocation per output element, flat NCHW index, grid possibly spread
-// over x and y (src/gpu/dispatch.rs). Stride may be > 1: output (oh, ow) reads input
-// (oh·stride_h, ow·stride_w).
+// Thread → output: workgroups are numbered linearly (the grid may be spread over x and y,
+// src/gpu/dispatch.rs); workgroup t covers block slice_first + t / tiles_x and pixels
+// (t % tiles_x)·64 .. +64 of the flattened (n, oh, ow) range. Each invocation computes one
+// pixel for OC_TILE output channels: per input channel it loads one input value (consecutive
+// pixels across the workgroup: coalesced) and OC_VEC4 weight vec4s, then does OC_TILE
+// multiply-adds from registers. Slices that split the input channels add their partial sums
+// (slice_flags, see `finish`).
 
 struct ConvParams {
     n: u32, c_in: u32, h_in: u32, w_in: u32,
@@ -20,21 +30,48 @@ struct ConvParams {
     k_h: u32, k_w: u32, stride_h: u32, stride_w: u32,
     pad_top: u32, pad_left: u32, dilation_h: u32, dilation_w: u32,
     c_in_per_group: u32, c_out_per_group: u32, activation: u32, out_len: u32,
+    tiles_x: u32, tiles_y: u32, oc_blocks_per_group: u32, work_items: u32,
+    slice_first: u32, k_begin: u32, k_count: u32, slice_flags: u32,
 }
 
 @group(0) @binding(0) var<storage, read> input_data: array<f32>;
-@group(0) @binding(1) var<storage, read> weights: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(1) var<uniform> weights: array<vec4<f32>, 4096>;
+@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
-const WORKGROUP_SIZE: u32 = 256u;
+const WORKGROUP_SIZE: u32 = 64u;
+// Output channels per invocation, in vec4s: 1, 2, 4 or 8 (chosen by the host per layer).
+override OC_VEC4: u32 = 4u;
 
-fn activate(x: f32) -> f32 {
-    switch params.activation {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return clamp(x, 0.0, 6.0); }
-        default: { return x; }
+// Bit 0 of slice_flags: this slice adds to partial sums an earlier slice wrote (no bias);
+// bit 1: this slice finishes the sums (apply the activation).
+const ACCUMULATE: u32 = 1u;
+const FINISH: u32 = 2u;
+
+fn finish(index: u32, partial: f32, bias_value: f32) {
+    var y = partial;
+    if (params.slice_flags & ACCUMULATE) != 0u {
+        y += output_data[index];
+    } else {
+        y += bias_value;
+    }
+    if (params.slice_flags & FINISH) != 0u {
+        switch params.activation {
+            case 1u: { y = max(y, 0.0); }
+            case 2u: { y = clamp(y, 0.0, 6.0); }
+            default: {}
+        }
+    }
+    output_data[index] = y;
+}
+
+fn store(base: u32, oc: u32, plane: u32, acc: vec4<f32>, b: vec4<f32>) {
+    // Output channels past c_out are padding of the last block: skipped.
+    for (var j = 0u; j < 4u; j++) {
+        if oc + j < params.c_out {
+            finish(base + (oc + j) * plane, acc[j], b[j]);
+        }
     }
 }
 
@@ -44,23 +81,66 @@ fn main(
     @builtin(num_workgroups) num_wg: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let index = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
-    if index >= params.out_len {
+    let tile = wg.y * num_wg.x + wg.x;
+    let block_in_slice = tile / params.tiles_x;
+    let q = (tile % params.tiles_x) * WORKGROUP_SIZE + local;
+    if block_in_slice >= params.tiles_y || q >= params.work_items {
         return;
     }
-    let ow = index % params.w_out;
-    let oh = (index / params.w_out) % params.h_out;
-    let oc = (index / (params.w_out * params.h_out)) % params.c_out;
-    let n = index / (params.w_out * params.h_out * params.c_out);
+    let block = params.slice_first + block_in_slice;
+    let plane_out = params.h_out * params.w_out;
+    let plane_in = params.h_in * params.w_in;
+    let n = q / plane_out;
+    let p = q % plane_out;
+    let oh = p / params.w_out;
+    let ow = p % params.w_out;
 
-    let plane = params.h_in * params.w_in;
-    var x = n * params.c_in * plane + (oh * params.stride_h) * params.w_in + ow * params.stride_w;
-    var w = oc * params.c_in;
-    var acc = bias[oc];
-    for (var ic = 0u; ic < params.c_in; ic++) {
-        acc += input_data[x] * weights[w];
-        x += plane;
-        w += 1u;
+    var x = (n * params.c_in + params.k_begin) * plane_in + oh * params.stride_h * params.w_in
+        + ow * params.stride_w;
+    var w = block_in_slice * params.k_count * OC_VEC4;
+    var acc0 = vec4(0.0);
+    var acc1 = vec4(0.0);
+    var acc2 = vec4(0.0);
+    var acc3 = vec4(0.0);
+    var acc4 = vec4(0.0);
+    var acc5 = vec4(0.0);
+    var acc6 = vec4(0.0);
+    var acc7 = vec4(0.0);
+    for (var k = 0u; k < params.k_count; k++) {
+        let xv = input_data[x];
+        acc0 += weights[w] * xv;
+        if OC_VEC4 > 1u {
+            acc1 += weights[w + 1u] * xv;
+        }
+        if OC_VEC4 > 2u {
+            acc2 += weights[w + 2u] * xv;
+            acc3 += weights[w + 3u] * xv;
+        }
+        if OC_VEC4 > 4u {
+            acc4 += weights[w + 4u] * xv;
+            acc5 += weights[w + 5u] * xv;
+            acc6 += weights[w + 6u] * xv;
+            acc7 += weights[w + 7u] * xv;
+        }
+        x += plane_in;
+        w += OC_VEC4;
     }
-    output_data[index] = activate(acc);
+
+    let out_base = n * params.c_out * plane_out + p;
+    let oc = block * OC_VEC4 * 4u;
+    let b = block * OC_VEC4;
+    store(out_base, oc, plane_out, acc0, bias[b]);
+    if OC_VEC4 > 1u {
+        store(out_base, oc + 4u, plane_out, acc1, bias[b + 1u]);
+    }
+    if OC_VEC4 > 2u {
+        store(out_base, oc + 8u, plane_out, acc2, bias[b + 2u]);
+        store(out_base, oc + 12u, plane_out, acc3, bias[b + 3u]);
+    }
+    if OC_VEC4 > 4u {
+        store(out_base, oc + 16u, plane_out, acc4, bias[b + 4u]);
+        store(out_base, oc + 20u, plane_out, acc5, bias[b + 5u]);
+        store(out_base, oc + 24u, plane_out, acc6, bias[b + 6u]);
+        store(out_base, oc + 28u, plane_out, acc7, bias[b + 7u]);
+    }
 }

@@ -27,20 +27,26 @@ pub struct Cost {
 
 impl Cost {
     /// The cost of `spec` on `input`.
+    ///
+    /// # Errors
+    /// Those of [`Conv2dSpec::macs`]: an invalid spec, a mismatched or empty input, overflow.
     pub fn of(spec: &Conv2dSpec, input: Shape) -> Result<Self> {
+        // macs validates the spec first, so the weight count below is exact.
+        let macs = spec.macs(input)?;
         Ok(Self {
             params: spec.weight_count() as u64,
-            macs: spec.macs(input)?,
+            macs,
         })
     }
 }
 
+/// Adds field by field, saturating at `u64::MAX` (only reachable with absurd layers).
 impl std::ops::Add for Cost {
     type Output = Cost;
     fn add(self, rhs: Cost) -> Cost {
         Cost {
-            params: self.params + rhs.params,
-            macs: self.macs + rhs.macs,
+            params: self.params.saturating_add(rhs.params),
+            macs: self.macs.saturating_add(rhs.macs),
         }
     }
 }
@@ -111,5 +117,7 @@ pub fn grouped_vs_standard(spec: &Conv2dSpec, input: Shape) -> Result<Comparison
 /// The separable/standard ratio `1/N + 1/K²` for `N` output channels and a `K×K` kernel
 /// (multiplier 1). Holds for parameters and, with the same output size, for MACs.
 pub fn separable_ratio(n: usize, k: usize) -> f64 {
-    1.0 / n as f64 + 1.0 / (k * k) as f64
+    // In f64 throughout: k·k would overflow usize for huge k (0 gives infinity, no panic).
+    let k = k as f64;
+    1.0 / n as f64 + 1.0 / (k * k)
 }

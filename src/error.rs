@@ -19,7 +19,7 @@ pub enum Error {
     },
 
     /// `groups` does not divide a channel count.
-    #[error("groups ({groups}) must divide {which} ({channels}); {channels} % {groups} = {}", channels % groups)]
+    #[error("groups ({groups}) must divide {which} ({channels}); {channels} % {groups} = {}", channels.checked_rem(*groups).unwrap_or(*channels))]
     GroupsDoNotDivide {
         /// The number of groups asked for.
         groups: usize,
@@ -88,6 +88,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// An argument outside the range an operation or network builder accepts (a width
+    /// multiplier that is not positive, pooling padding larger than half the window, …).
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// Which argument, e.g. `"width multiplier"`.
+        what: &'static str,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
     /// A size computation overflowed (the tensor is absurdly large).
     #[error("size of {what} overflows: {detail}")]
     Overflow {
@@ -112,6 +122,15 @@ pub enum Error {
         limit_name: &'static str,
     },
 
+    /// Host memory for a tensor could not be allocated.
+    #[error("cannot allocate {bytes} bytes of host memory for {what}")]
+    HostAllocation {
+        /// What was being allocated.
+        what: &'static str,
+        /// Bytes asked for.
+        bytes: u64,
+    },
+
     /// A dispatch needs more workgroups than even a spread 2-D grid can hold.
     #[error("dispatch of {workgroups} workgroups exceeds the device's grid ({max_per_dimension}² per dispatch)")]
     DispatchTooLarge {
@@ -119,6 +138,13 @@ pub enum Error {
         workgroups: u64,
         /// `max_compute_workgroups_per_dimension`.
         max_per_dimension: u32,
+    },
+
+    /// The spec is valid but outside what the kernels support.
+    #[error("unsupported convolution: {reason}")]
+    Unsupported {
+        /// What is out of range.
+        reason: String,
     },
 
     /// A tensor or conv object was used with a different [`crate::Gpu`] than it was made on.

@@ -30,10 +30,18 @@ pub mod cpu;
 mod error;
 mod gpu;
 pub mod layers;
+pub mod networks;
+pub mod ops;
 mod spec;
 mod tensor;
 
 pub use error::{Error, Result};
-pub use gpu::{Conv2d, Gpu, GpuTensor, SeparableBlock};
+pub use gpu::ops as gpu_ops;
+pub use gpu::{Conv2d, Gpu, GpuNetwork, GpuTensor, SeparableBlock};
 pub use spec::{Activation, Conv2dSpec, ConvKind, Padding, Pads, Shape};
 pub use tensor::Tensor;
+
+/// The README's usage example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

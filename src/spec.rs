@@ -52,18 +52,29 @@ impl Shape {
         self.len().map(|_| ())
     }
 
-    /// Flat NCHW index of `(n, c, h, w)`.
+    /// Flat NCHW index of `(n, c, h, w)`. Meaningful for coordinates inside the shape; never
+    /// panics (the arithmetic wraps), so check the coordinates first when they come from
+    /// outside.
     pub const fn index(&self, n: usize, c: usize, h: usize, w: usize) -> usize {
-        ((n * self.c + c) * self.h + h) * self.w + w
+        n.wrapping_mul(self.c)
+            .wrapping_add(c)
+            .wrapping_mul(self.h)
+            .wrapping_add(h)
+            .wrapping_mul(self.w)
+            .wrapping_add(w)
     }
 
-    /// `(n, c, h, w)` of a flat NCHW index.
+    /// `(n, c, h, w)` of a flat NCHW index. An empty shape has no coordinates: `[0; 4]`.
     pub const fn coords(&self, index: usize) -> [usize; 4] {
+        if self.c == 0 || self.h == 0 || self.w == 0 {
+            return [0; 4];
+        }
+        // Successive divisions, no products that could overflow.
         let w = index % self.w;
-        let h = (index / self.w) % self.h;
-        let c = (index / (self.w * self.h)) % self.c;
-        let n = index / (self.w * self.h * self.c);
-        [n, c, h, w]
+        let rest = index / self.w;
+        let h = rest % self.h;
+        let rest = rest / self.h;
+        [rest / self.c, rest % self.c, h, w]
     }
 }
 
@@ -81,6 +92,21 @@ pub(crate) fn checked_product(what: &'static str, factors: &[usize]) -> Result<u
             what,
             detail: format!("product of {factors:?}"),
         })
+}
+
+/// Total `SAME_UPPER` padding along one axis: `max(0, (ceil(in/s) - 1)·s + d·(k-1) + 1 - in)`.
+/// `None` when that overflows `usize` or the sizes are invalid (zero stride or kernel).
+fn same_upper_total(input: usize, k: usize, s: usize, d: usize) -> Option<usize> {
+    if s == 0 {
+        return None;
+    }
+    let needed = input
+        .div_ceil(s)
+        .saturating_sub(1)
+        .checked_mul(s)?
+        .checked_add(k.checked_sub(1)?.checked_mul(d)?)?
+        .checked_add(1)?;
+    Some(needed.saturating_sub(input))
 }
 
 /// Zero padding around the input.
@@ -319,8 +345,9 @@ impl Conv2dSpec {
     }
 
     /// Sets `c_out = multiplier · c_in` (for depthwise specs, the channel multiplier).
+    /// Saturates at `usize::MAX`, which [`Conv2dSpec::validate`] then rejects.
     pub const fn multiplier(mut self, multiplier: usize) -> Self {
-        self.c_out = self.c_in * multiplier;
+        self.c_out = self.c_in.saturating_mul(multiplier);
         self
     }
 
@@ -356,7 +383,7 @@ impl Conv2dSpec {
             }
         }
         for (which, channels) in [("c_in", self.c_in), ("c_out", self.c_out)] {
-            if channels % self.groups != 0 {
+            if !channels.is_multiple_of(self.groups) {
                 return Err(Error::GroupsDoNotDivide {
                     groups: self.groups,
                     which,
@@ -369,10 +396,15 @@ impl Conv2dSpec {
             ("height", self.kernel[0], self.dilation[0]),
             ("width", self.kernel[1], self.dilation[1]),
         ] {
-            if (k - 1).checked_mul(d).is_none() {
+            // The extent d·(k-1) + 1 is what `output_hw` and the kernels compute.
+            if (k - 1)
+                .checked_mul(d)
+                .and_then(|e| e.checked_add(1))
+                .is_none()
+            {
                 return Err(Error::Overflow {
                     what: "kernel extent",
-                    detail: format!("{axis}: dilation {d} × (kernel {k} - 1)"),
+                    detail: format!("{axis}: dilation {d} × (kernel {k} - 1) + 1"),
                 });
             }
         }
@@ -380,18 +412,26 @@ impl Conv2dSpec {
     }
 
     /// Input channels per group.
+    /// (0 when `groups` is 0; [`Conv2dSpec::validate`] rejects that.)
     pub const fn c_in_per_group(&self) -> usize {
-        self.c_in / self.groups
+        match self.c_in.checked_div(self.groups) {
+            Some(v) => v,
+            None => 0,
+        }
     }
 
     /// Output channels per group.
+    /// (0 when `groups` is 0; [`Conv2dSpec::validate`] rejects that.)
     pub const fn c_out_per_group(&self) -> usize {
-        self.c_out / self.groups
+        match self.c_out.checked_div(self.groups) {
+            Some(v) => v,
+            None => 0,
+        }
     }
 
     /// The kernel family this spec runs on. Meaningful for a valid spec.
     pub const fn kind(&self) -> ConvKind {
-        if self.groups == self.c_in && self.groups > 0 && self.c_out % self.c_in == 0 {
+        if self.groups == self.c_in && self.groups > 0 && self.c_out.is_multiple_of(self.c_in) {
             // One input channel per group: depthwise, possibly with a channel multiplier.
             // (c_in = 1, groups = 1 is also a plain single-channel conv; depthwise covers it.)
             ConvKind::Depthwise {
@@ -426,17 +466,26 @@ impl Conv2dSpec {
         ]
     }
 
-    /// Number of weights, `c_out · c_in/groups · kh · kw`.
+    /// Number of weights, `c_out · c_in/groups · kh · kw` (saturating at `usize::MAX` for
+    /// absurd specs, which [`Conv2dSpec::validate`] rejects).
     pub const fn weight_count(&self) -> usize {
-        self.c_out * self.c_in_per_group() * self.kernel[0] * self.kernel[1]
+        self.c_out
+            .saturating_mul(self.c_in_per_group())
+            .saturating_mul(self.kernel[0])
+            .saturating_mul(self.kernel[1])
     }
 
-    /// Number of learned parameters: weights plus the bias if present.
+    /// Number of learned parameters: weights plus the bias if present (saturating).
     pub const fn param_count(&self) -> usize {
-        self.weight_count() + if self.bias { self.c_out } else { 0 }
+        self.weight_count()
+            .saturating_add(if self.bias { self.c_out } else { 0 })
     }
 
     /// Padding for an input of `h × w` pixels (resolves [`Padding::SameUpper`]).
+    ///
+    /// Never panics. Meaningful for a valid spec and an input for which
+    /// [`Conv2dSpec::output_hw`] succeeds; where the `SameUpper` padding would overflow `usize`
+    /// (absurd sizes, reported by `output_hw` as [`Error::Overflow`]) it saturates.
     pub fn pads(&self, h: usize, w: usize) -> Pads {
         match self.padding {
             Padding::Explicit {
@@ -452,9 +501,7 @@ impl Conv2dSpec {
             },
             Padding::SameUpper => {
                 let total = |input: usize, k: usize, s: usize, d: usize| {
-                    let out = input.div_ceil(s);
-                    let needed = (out.saturating_sub(1)) * s + (k - 1) * d + 1;
-                    needed.saturating_sub(input)
+                    same_upper_total(input, k, s, d).unwrap_or(usize::MAX)
                 };
                 let th = total(h, self.kernel[0], self.stride[0], self.dilation[0]);
                 let tw = total(w, self.kernel[1], self.stride[1], self.dilation[1]);
@@ -479,6 +526,19 @@ impl Conv2dSpec {
         for (what, v) in [("input height", h), ("input width", w)] {
             if v == 0 {
                 return Err(Error::Zero { what });
+            }
+        }
+        if self.padding == Padding::SameUpper {
+            for (axis, input, i) in [("height", h, 0), ("width", w, 1)] {
+                let (k, s, d) = (self.kernel[i], self.stride[i], self.dilation[i]);
+                if same_upper_total(input, k, s, d).is_none() {
+                    return Err(Error::Overflow {
+                        what: "SAME padding",
+                        detail: format!(
+                            "{axis}: (ceil({input} / {s}) - 1) × {s} + {d} × ({k} - 1) + 1"
+                        ),
+                    });
+                }
             }
         }
         let pads = self.pads(h, w);

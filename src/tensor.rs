@@ -18,26 +18,20 @@ impl Tensor {
     /// [`Error::Zero`] for a zero size, [`Error::LengthMismatch`] when `data.len()` is not
     /// `n·c·h·w`.
     pub fn new(shape: Shape, data: Vec<f32>) -> Result<Self> {
-        shape.validate()?;
-        let expected = shape.len()?;
-        if data.len() != expected {
-            return Err(Error::LengthMismatch {
-                what: "tensor data",
-                expected,
-                got: data.len(),
-                hint: Some(format!("shape {shape}")),
-            });
-        }
+        check_data_len(shape, data.len())?;
         Ok(Self { shape, data })
     }
 
     /// A tensor of `shape` filled with `value`.
+    ///
+    /// # Errors
+    /// [`Error::Zero`], [`Error::Overflow`], [`Error::HostAllocation`] when the memory cannot
+    /// be had.
     pub fn full(shape: Shape, value: f32) -> Result<Self> {
         shape.validate()?;
-        Ok(Self {
-            shape,
-            data: vec![value; shape.len()?],
-        })
+        let mut data = host_vec("tensor", shape.len()?)?;
+        data.resize(shape.len()?, value);
+        Ok(Self { shape, data })
     }
 
     /// The shape.
@@ -61,7 +55,54 @@ impl Tensor {
     }
 
     /// Element at `(n, c, h, w)`.
+    ///
+    /// # Panics
+    /// When a coordinate is outside the shape, as slice indexing does; [`Tensor::get`] is
+    /// the checked form.
     pub fn at(&self, n: usize, c: usize, h: usize, w: usize) -> f32 {
-        self.data[self.shape.index(n, c, h, w)]
+        match self.get(n, c, h, w) {
+            Some(v) => v,
+            None => panic!(
+                "coordinates ({n}, {c}, {h}, {w}) outside a tensor of shape {}",
+                self.shape
+            ),
+        }
     }
+
+    /// Element at `(n, c, h, w)`, or `None` when a coordinate is outside the shape.
+    pub fn get(&self, n: usize, c: usize, h: usize, w: usize) -> Option<f32> {
+        let s = self.shape;
+        if n < s.n && c < s.c && h < s.h && w < s.w {
+            self.data.get(s.index(n, c, h, w)).copied()
+        } else {
+            None
+        }
+    }
+}
+
+/// Checks that `len` elements fill `shape` exactly (and that the shape has no zero size).
+pub(crate) fn check_data_len(shape: Shape, len: usize) -> Result<()> {
+    shape.validate()?;
+    let expected = shape.len()?;
+    if len != expected {
+        return Err(Error::LengthMismatch {
+            what: "tensor data",
+            expected,
+            got: len,
+            hint: Some(format!("shape {shape}")),
+        });
+    }
+    Ok(())
+}
+
+/// An empty vector with room for `len` `f32`s, or [`Error::HostAllocation`] instead of the
+/// abort a failed allocation would be.
+pub(crate) fn host_vec(what: &'static str, len: usize) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::HostAllocation {
+            what,
+            bytes: (len as u64).saturating_mul(4),
+        })?;
+    Ok(v)
 }

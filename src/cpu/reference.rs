@@ -43,7 +43,8 @@ pub fn conv2d(
     let cin_g = spec.c_in_per_group();
     let cout_g = spec.c_out_per_group();
 
-    let mut out = vec![0f32; out_shape.len()?];
+    let mut out = crate::tensor::host_vec("reference output", out_shape.len()?)?;
+    out.resize(out_shape.len()?, 0.0);
     for n in 0..out_shape.n {
         for oc in 0..out_shape.c {
             // PyTorch: output channel oc belongs to group oc / (c_out / groups).
@@ -54,17 +55,23 @@ pub fn conv2d(
                     for icg in 0..cin_g {
                         let ic = g * cin_g + icg;
                         for ky in 0..kh {
-                            // Input row = oh·stride - pad_top + ky·dilation; outside → zero padding.
-                            let ih = (oh * sh + ky * dh) as isize - pads.top as isize;
-                            if ih < 0 || ih >= x_shape.h as isize {
+                            // Input row = oh·stride - pad_top + ky·dilation; outside → zero
+                            // padding. (oh·stride + ky·dilation stays below the padded height,
+                            // which validation showed to fit in usize.)
+                            let Some(ih) = (oh * sh + ky * dh)
+                                .checked_sub(pads.top)
+                                .filter(|&ih| ih < x_shape.h)
+                            else {
                                 continue;
-                            }
+                            };
                             for kx in 0..kw {
-                                let iw = (ow * sw + kx * dw) as isize - pads.left as isize;
-                                if iw < 0 || iw >= x_shape.w as isize {
+                                let Some(iw) = (ow * sw + kx * dw)
+                                    .checked_sub(pads.left)
+                                    .filter(|&iw| iw < x_shape.w)
+                                else {
                                     continue;
-                                }
-                                let xv = x[x_shape.index(n, ic, ih as usize, iw as usize)];
+                                };
+                                let xv = x[x_shape.index(n, ic, ih, iw)];
                                 let wv = weights[((oc * cin_g + icg) * kh + ky) * kw + kx];
                                 acc += f64::from(xv) * f64::from(wv);
                             }

@@ -76,11 +76,15 @@ impl Gpu {
                 adapter: info.name.clone(),
                 message: e.to_string(),
             })?;
-        Ok(Self::build(device, queue, info, limits))
+        Self::build(device, queue, info, limits)
     }
 
     /// Wraps a device and queue the caller already has. The device's own limits are used.
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the device cannot hold the crate's bind-group layout (its limits
+    /// allow fewer than 4 storage buffers per shader stage, for example).
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Result<Self> {
         let info = device.adapter_info();
         let limits = device.limits();
         Self::build(device, queue, info, limits)
@@ -91,15 +95,15 @@ impl Gpu {
         queue: wgpu::Queue,
         info: wgpu::AdapterInfo,
         limits: wgpu::Limits,
-    ) -> Self {
+    ) -> Result<Self> {
         let lost = Arc::new(Mutex::new(None));
         let lost_flag = Arc::clone(&lost);
         device.set_device_lost_callback(move |reason, message| {
             let mut slot = lost_flag.lock().unwrap_or_else(|e| e.into_inner());
             *slot = Some(format!("{reason:?}: {message}"));
         });
-        let pipelines = Pipelines::new(&device);
-        Self {
+        let pipelines = catch_errors(&device, "bind-group layout", || Pipelines::new(&device))?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 device,
                 queue,
@@ -108,7 +112,7 @@ impl Gpu {
                 pipelines,
                 lost,
             }),
-        }
+        })
     }
 
     /// The adapter's name, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`.
@@ -173,8 +177,56 @@ impl Gpu {
     }
 
     /// `err`, unless the device was lost meanwhile, which explains it better.
+    ///
+    /// wgpu reports a loss (a destroyed device included) through the device-lost callback,
+    /// which it calls from `poll`; a non-blocking poll first gives it the chance.
     pub(crate) fn lost_or(&self, err: Error) -> Error {
+        if self.check_alive().is_ok() {
+            let _ = self.inner.device.poll(wgpu::PollType::Poll);
+        }
         self.check_alive().err().unwrap_or(err)
+    }
+
+    /// A command encoder, created inside error scopes (creating one on a lost device is a
+    /// wgpu error, which would otherwise reach the uncaptured-error handler and panic).
+    pub(crate) fn encoder(&self, label: &'static str) -> Result<wgpu::CommandEncoder> {
+        self.scoped(label, || {
+            self.inner
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+        })
+    }
+
+    /// A buffer of `usage` holding `contents`, written through a mapping at creation (as
+    /// wgpu's `create_buffer_init` does, without its panic when the device is gone).
+    pub(crate) fn buffer_init(
+        &self,
+        label: &'static str,
+        contents: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> Result<wgpu::Buffer> {
+        let align = wgpu::COPY_BUFFER_ALIGNMENT;
+        let size = (contents.len() as u64).div_ceil(align).max(1) * align;
+        let buffer = self.scoped(label, || {
+            let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: true,
+            });
+            let written = buffer
+                .get_mapped_range_mut(..)
+                .map(|mut view| view.slice(..contents.len()).copy_from_slice(contents));
+            buffer.unmap();
+            written.map(|()| buffer)
+        })?;
+        buffer.map_err(|e| {
+            self.lost_or(Error::Gpu {
+                kind: "validation",
+                during: label,
+                message: e.to_string(),
+            })
+        })
     }
 
     /// Runs `f` inside validation, out-of-memory and internal error scopes and turns whatever
@@ -182,52 +234,72 @@ impl Gpu {
     /// on other threads do not see each other's errors.
     pub(crate) fn scoped<T>(&self, during: &'static str, f: impl FnOnce() -> T) -> Result<T> {
         self.check_alive()?;
-        let device = &self.inner.device;
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
-        let value = f();
-        let errors = [
-            pollster::block_on(internal.pop()),
-            pollster::block_on(oom.pop()),
-            pollster::block_on(validation.pop()),
-        ];
-        if let Some(e) = errors.into_iter().flatten().next() {
+        let value = catch_errors(&self.inner.device, during, f).map_err(|e| self.lost_or(e))?;
+        self.check_alive()?;
+        Ok(value)
+    }
+
+    /// Checks that a buffer of `bytes` bytes can be bound whole as storage.
+    pub(crate) fn check_binding_size(&self, what: &'static str, bytes: u64) -> Result<()> {
+        let limit = self.inner.limits.max_storage_buffer_binding_size;
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what,
+                bytes,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that a buffer of `bytes` bytes can be created. Binding it is another matter:
+    /// a convolution over tensors larger than `max_storage_buffer_binding_size` is split into
+    /// dispatches that bind less (src/gpu/split.rs).
+    pub(crate) fn check_buffer_size(&self, what: &'static str, bytes: u64) -> Result<()> {
+        let limit = self.inner.limits.max_buffer_size;
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what,
+                bytes,
+                limit,
+                limit_name: "max_buffer_size",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` inside validation, out-of-memory and internal error scopes on `device` and turns
+/// the first error they caught into [`Error::Gpu`].
+fn catch_errors<T>(
+    device: &wgpu::Device,
+    during: &'static str,
+    f: impl FnOnce() -> T,
+) -> Result<T> {
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+    let value = f();
+    let errors = [
+        pollster::block_on(internal.pop()),
+        pollster::block_on(oom.pop()),
+        pollster::block_on(validation.pop()),
+    ];
+    match errors.into_iter().flatten().next() {
+        None => Ok(value),
+        Some(e) => {
             let (kind, message) = match &e {
                 wgpu::Error::OutOfMemory { .. } => ("out-of-memory", e.to_string()),
                 wgpu::Error::Validation { description, .. } => ("validation", description.clone()),
                 wgpu::Error::Internal { description, .. } => ("internal", description.clone()),
             };
-            return Err(self.lost_or(Error::Gpu {
+            Err(Error::Gpu {
                 kind,
                 during,
                 message,
-            }));
+            })
         }
-        self.check_alive()?;
-        Ok(value)
-    }
-
-    /// Checks that a buffer of `bytes` bytes can be created and bound as storage.
-    pub(crate) fn check_buffer_size(&self, what: &'static str, bytes: u64) -> Result<()> {
-        let limits = &self.inner.limits;
-        for (limit, limit_name) in [
-            (
-                limits.max_storage_buffer_binding_size,
-                "max_storage_buffer_binding_size",
-            ),
-            (limits.max_buffer_size, "max_buffer_size"),
-        ] {
-            if bytes > limit {
-                return Err(Error::TooLarge {
-                    what,
-                    bytes,
-                    limit,
-                    limit_name,
-                });
-            }
-        }
-        Ok(())
     }
 }
 

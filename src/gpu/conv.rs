@@ -1,10 +1,10 @@
 //! [`Conv2d`]: a convolution with its weights on the GPU, run by the kernel its spec calls for.
 
-use wgpu::util::DeviceExt;
-
 use super::dispatch;
-use super::params::ConvParams;
-use super::pipelines::Shader;
+use super::pack;
+use super::params::{ConvParams, Tiling};
+use super::pipelines::{Constants, Shader, WEIGHT_WINDOW_FLOATS};
+use super::split;
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
@@ -29,9 +29,251 @@ use crate::spec::{Conv2dSpec, ConvKind, Shape};
 pub struct Conv2d {
     gpu: Gpu,
     spec: Conv2dSpec,
-    shader: Shader,
-    weights: wgpu::Buffer,
+    plan: Plan,
+    slices: Vec<Slice>,
     bias: wgpu::Buffer,
+}
+
+/// Which kernel runs a spec and how it is specialised and tiled.
+#[derive(Debug, Clone)]
+struct Plan {
+    shader: Shader,
+    constants: Constants,
+    /// Output channels per invocation (pointwise and grouped kernels); 0 for depthwise.
+    oc_tile: usize,
+}
+
+/// One dispatch's share of the work: the output channels (depthwise) or output-channel blocks
+/// and input channels whose weights fit one uniform window, with that window uploaded.
+#[derive(Debug)]
+struct Slice {
+    /// First output channel (depthwise) or first global output-channel block.
+    first: usize,
+    /// Output channels (depthwise) or blocks.
+    count: usize,
+    /// Input channels per group summed by this slice.
+    k_begin: usize,
+    k_count: usize,
+    /// `ACCUMULATE` / `FINISH` bits, as in the shaders.
+    flags: u32,
+    weights: wgpu::Buffer,
+}
+
+/// `slice_flags` bits (see `finish` in the shaders).
+const ACCUMULATE: u32 = 1;
+const FINISH: u32 = 2;
+
+/// Consecutive outputs per invocation of the depthwise kernel and lanes per tile row
+/// (`OUT_W` and `LANES_X` in depthwise.wgsl).
+const DEPTHWISE_OUT_W: usize = 4;
+const DEPTHWISE_LANES_X: usize = 8;
+
+/// A slice before upload: its range and the floats of its weight window.
+struct SliceData {
+    first: usize,
+    count: usize,
+    k_begin: usize,
+    k_count: usize,
+    flags: u32,
+    window: Vec<f32>,
+}
+
+impl Plan {
+    fn new(spec: &Conv2dSpec) -> Result<Self> {
+        let taps = spec.kernel[0] * spec.kernel[1];
+        let geometry = |c: &mut Constants| {
+            c.extend([
+                ("K_H", spec.kernel[0] as u32),
+                ("K_W", spec.kernel[1] as u32),
+                ("STRIDE_H", spec.stride[0] as u32),
+                ("STRIDE_W", spec.stride[1] as u32),
+                ("DILATION_H", spec.dilation[0] as u32),
+                ("DILATION_W", spec.dilation[1] as u32),
+            ])
+        };
+        // Widest channel tile that a group fills (32 for pointwise, else 16, down to 4 output
+        // channels per invocation), narrowed while one block's weights would overflow a
+        // window: splitting the input channels costs an extra pass over the output.
+        let widest = if spec.kind() == ConvKind::Pointwise {
+            32
+        } else {
+            16
+        };
+        let mut oc_tile = match spec.c_out_per_group() {
+            32.. => widest,
+            16.. => 16,
+            8.. => 8,
+            _ => 4,
+        };
+        while oc_tile > 4 && spec.c_in_per_group() * taps * oc_tile > WEIGHT_WINDOW_FLOATS {
+            oc_tile /= 2;
+        }
+        if taps * oc_tile.max(1) > WEIGHT_WINDOW_FLOATS {
+            return Err(Error::Unsupported {
+                reason: format!(
+                    "a {}×{} kernel has {taps} taps; the kernels hold at most {} per filter",
+                    spec.kernel[0],
+                    spec.kernel[1],
+                    WEIGHT_WINDOW_FLOATS / 4
+                ),
+            });
+        }
+        let mut constants = Constants::new();
+        Ok(match spec.kind() {
+            ConvKind::Depthwise { .. } => {
+                geometry(&mut constants);
+                Self {
+                    shader: Shader::Depthwise,
+                    constants,
+                    oc_tile: 0,
+                }
+            }
+            ConvKind::Pointwise => {
+                constants.push(("OC_VEC4", (oc_tile / 4) as u32));
+                Self {
+                    shader: Shader::Pointwise,
+                    constants,
+                    oc_tile,
+                }
+            }
+            ConvKind::Grouped => {
+                constants.push(("OC_VEC4", (oc_tile / 4) as u32));
+                geometry(&mut constants);
+                Self {
+                    shader: Shader::Grouped,
+                    constants,
+                    oc_tile,
+                }
+            }
+        })
+    }
+
+    /// The bias in the layout the kernel reads.
+    fn pack_bias(&self, spec: &Conv2dSpec, bias: &[f32]) -> Vec<f32> {
+        match self.shader {
+            Shader::Depthwise => bias.to_vec(),
+            Shader::Pointwise | Shader::Grouped => pack::tile_bias(spec, bias, self.oc_tile),
+        }
+    }
+
+    /// Splits the work into slices whose weights fit one window, and fills each window.
+    fn slices(&self, spec: &Conv2dSpec, weights: &[f32]) -> Vec<SliceData> {
+        let taps = spec.kernel[0] * spec.kernel[1];
+        let window = |floats: &[f32]| {
+            let mut w = floats.to_vec();
+            w.resize(WEIGHT_WINDOW_FLOATS, 0.0);
+            w
+        };
+        let mut out = Vec::new();
+        if self.shader == Shader::Depthwise {
+            let per_slice = WEIGHT_WINDOW_FLOATS / taps;
+            let mut first = 0;
+            while first < spec.c_out {
+                let count = per_slice.min(spec.c_out - first);
+                out.push(SliceData {
+                    first,
+                    count,
+                    k_begin: 0,
+                    k_count: 1,
+                    flags: FINISH,
+                    window: window(&weights[first * taps..(first + count) * taps]),
+                });
+                first += count;
+            }
+            return out;
+        }
+        let tile = self.oc_tile;
+        let cin_g = spec.c_in_per_group();
+        let per_k = taps * tile; // floats per input channel per block
+        let blocks = spec.groups * pack::oc_blocks_per_group(spec, tile);
+        let packed = pack::tile_weights(spec, weights, tile);
+        let block_floats = cin_g * per_k;
+        if block_floats <= WEIGHT_WINDOW_FLOATS {
+            // Whole blocks (every input channel) per slice.
+            let per_slice = WEIGHT_WINDOW_FLOATS / block_floats;
+            let mut first = 0;
+            while first < blocks {
+                let count = per_slice.min(blocks - first);
+                out.push(SliceData {
+                    first,
+                    count,
+                    k_begin: 0,
+                    k_count: cin_g,
+                    flags: FINISH,
+                    window: window(&packed[first * block_floats..(first + count) * block_floats]),
+                });
+                first += count;
+            }
+        } else {
+            // One block per slice, its input channels split; later slices add to the sums.
+            let k_chunk = WEIGHT_WINDOW_FLOATS / per_k;
+            for block in 0..blocks {
+                let mut k_begin = 0;
+                while k_begin < cin_g {
+                    let k_count = k_chunk.min(cin_g - k_begin);
+                    let start = block * block_floats + k_begin * per_k;
+                    let mut flags = if k_begin > 0 { ACCUMULATE } else { 0 };
+                    if k_begin + k_count == cin_g {
+                        flags |= FINISH;
+                    }
+                    out.push(SliceData {
+                        first: block,
+                        count: 1,
+                        k_begin,
+                        k_count,
+                        flags,
+                        window: window(&packed[start..start + k_count * per_k]),
+                    });
+                    k_begin += k_count;
+                }
+            }
+        }
+        out
+    }
+
+    /// How the dispatch of `slice` producing `output` is tiled.
+    fn tiling(&self, spec: &Conv2dSpec, output: Shape, slice: &Slice) -> Tiling {
+        let wg = self.shader.workgroup_size() as usize;
+        let (tiles_x, work_items, blocks_per_group) = match self.shader {
+            // Workgroups of DEPTHWISE_ROWS × (DEPTHWISE_LANES_X · DEPTHWISE_OUT_W) outputs of
+            // one plane: tiles_x tiles per plane, work_items workgroups in all.
+            Shader::Depthwise => {
+                let per_plane = output.h.div_ceil(wg / DEPTHWISE_LANES_X)
+                    * output.w.div_ceil(DEPTHWISE_LANES_X * DEPTHWISE_OUT_W);
+                (per_plane, output.n * slice.count * per_plane, 1)
+            }
+            Shader::Pointwise | Shader::Grouped => {
+                let pixels = output.n * output.h * output.w;
+                (
+                    pixels.div_ceil(wg),
+                    pixels,
+                    pack::oc_blocks_per_group(spec, self.oc_tile),
+                )
+            }
+        };
+        // Callers have bounded every buffer by the binding limit, so these fit in u32.
+        Tiling {
+            tiles_x: tiles_x as u32,
+            tiles_y: slice.count as u32,
+            oc_blocks_per_group: blocks_per_group as u32,
+            work_items: work_items as u32,
+            slice_first: slice.first as u32,
+            k_begin: slice.k_begin as u32,
+            k_count: slice.k_count as u32,
+            slice_flags: slice.flags,
+        }
+    }
+
+    /// Workgroups of one slice's dispatch.
+    fn workgroups(&self, tiling: &Tiling) -> u64 {
+        match self.shader {
+            // Depthwise work items are workgroups, over every plane of the slice.
+            Shader::Depthwise => u64::from(tiling.work_items),
+            Shader::Pointwise | Shader::Grouped => {
+                u64::from(tiling.tiles_x) * u64::from(tiling.tiles_y)
+            }
+        }
+    }
 }
 
 impl Conv2d {
@@ -43,12 +285,8 @@ impl Conv2d {
     /// [`Error::TooLarge`] for weights beyond the device's limits, [`Error::Gpu`].
     pub fn new(gpu: &Gpu, spec: Conv2dSpec, weights: &[f32], bias: Option<&[f32]>) -> Result<Self> {
         spec.check_parameters(weights.len(), bias.map(<[f32]>::len))?;
-        let shader = match spec.kind() {
-            ConvKind::Depthwise { .. } => Shader::Depthwise,
-            ConvKind::Pointwise => Shader::Pointwise,
-            ConvKind::Grouped => Shader::Grouped,
-        };
-        gpu.check_buffer_size("weights", weights.len() as u64 * 4)?;
+        check_kernel_range(&spec)?;
+        let plan = Plan::new(&spec)?;
         let zeros;
         let bias = match bias {
             Some(b) => b,
@@ -57,23 +295,37 @@ impl Conv2d {
                 &zeros
             }
         };
-        let device = gpu.device();
-        let (weights, bias) = gpu.scoped("weight upload", || {
-            let upload = |label, data: &[f32]| {
-                device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(label),
-                    contents: bytemuck::cast_slice(data),
-                    usage: wgpu::BufferUsages::STORAGE,
+        let bias = plan.pack_bias(&spec, bias);
+        gpu.check_buffer_size("bias", bias.len() as u64 * 4)?;
+        let slices = plan
+            .slices(&spec, weights)
+            .into_iter()
+            .map(|s| {
+                Ok(Slice {
+                    first: s.first,
+                    count: s.count,
+                    k_begin: s.k_begin,
+                    k_count: s.k_count,
+                    flags: s.flags,
+                    weights: gpu.buffer_init(
+                        "conv.weights",
+                        bytemuck::cast_slice(&s.window),
+                        wgpu::BufferUsages::UNIFORM,
+                    )?,
                 })
-            };
-            (upload("conv.weights", weights), upload("conv.bias", bias))
-        })?;
-        gpu.pipelines().get(gpu, shader)?;
+            })
+            .collect::<Result<Vec<Slice>>>()?;
+        let bias = gpu.buffer_init(
+            "conv.bias",
+            bytemuck::cast_slice(&bias),
+            wgpu::BufferUsages::STORAGE,
+        )?;
+        gpu.pipelines().get(gpu, plan.shader, &plan.constants)?;
         Ok(Self {
             gpu: gpu.clone(),
             spec,
-            shader,
-            weights,
+            plan,
+            slices,
             bias,
         })
     }
@@ -93,26 +345,57 @@ impl Conv2d {
         self.spec.kind()
     }
 
-    /// The output shape for `input`, checked for this device: channels, sizes, and every
-    /// buffer within the device's limits.
+    /// The output shape for `input`, checked for this device: channels, sizes, every buffer
+    /// within the device's buffer limit, and the work divisible into pieces that each bind
+    /// at most the storage-binding limit.
+    ///
+    /// # Errors
+    /// Those of [`Conv2dSpec::output_shape`], [`Error::TooLarge`], [`Error::Overflow`].
     pub fn output_shape(&self, input: Shape) -> Result<Shape> {
-        let output = self.spec.output_shape(input)?;
-        check_index_range(&self.spec, input, output)?;
-        self.gpu
-            .check_buffer_size("input", input.len()? as u64 * 4)?;
-        self.gpu
-            .check_buffer_size("output", output.len()? as u64 * 4)?;
-        Ok(output)
+        self.split_plan(input).map(|(output, _)| output)
     }
 
-    /// The workgroup grid a dispatch for `input` uses; spread over y past the device's
-    /// per-dimension limit.
+    /// The checked output shape and how the work is split past the binding limit.
+    fn split_plan(&self, input: Shape) -> Result<(Shape, split::Plan)> {
+        let output = self.spec.output_shape(input)?;
+        check_index_range(&self.spec, input, output)?;
+        // Checked byte counts: a shape can have a usize element count whose bytes overflow.
+        self.gpu
+            .check_buffer_size("input", GpuTensor::bytes_of(input)?)?;
+        self.gpu
+            .check_buffer_size("output", GpuTensor::bytes_of(output)?)?;
+        let plan = split::Plan::new(&self.spec, input, output, self.gpu.limits())?;
+        Ok((output, plan))
+    }
+
+    /// Into how many pieces a run on `input` is split: 1, unless the input or output exceeds
+    /// the device's `max_storage_buffer_binding_size` (see `src/gpu/split.rs`). Each piece
+    /// takes [`Conv2d::dispatch_count`] dispatches.
+    pub fn split_count(&self, input: Shape) -> Result<usize> {
+        self.split_plan(input).map(|(_, plan)| plan.len())
+    }
+
+    /// The workgroup grid of the first (largest) dispatch for `input`; spread over y past the
+    /// device's per-dimension limit.
     pub fn dispatch_grid(&self, input: Shape) -> Result<[u32; 3]> {
-        let output = self.output_shape(input)?;
+        let (output, plan) = self.split_plan(input)?;
+        // A split run's first piece is its largest.
+        let first = plan.pieces().next().filter(|_| !plan.is_whole());
+        let (spec, output) = match &first {
+            Some(piece) => (&piece.spec, piece.output),
+            None => (&self.spec, output),
+        };
+        let tiling = self.plan.tiling(spec, output, &self.slices[0]);
         dispatch::grid(
-            dispatch::workgroups_for(output.len()? as u64, self.shader.workgroup_size()),
+            self.plan.workgroups(&tiling),
             self.gpu.limits().max_compute_workgroups_per_dimension,
         )
+    }
+
+    /// Dispatches per run: one per slice of the weights (each slice's weights fit one
+    /// 64 KiB uniform window).
+    pub fn dispatch_count(&self) -> usize {
+        self.slices.len()
     }
 
     /// Runs the convolution on `input` into a new tensor, which stays on the GPU.
@@ -130,10 +413,7 @@ impl Conv2d {
     /// Runs the convolution on `input`, writing into `output`, whose shape must be
     /// [`Conv2d::output_shape`] of the input. Lets callers reuse buffers.
     pub fn run_into(&self, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
-        let device = self.gpu.device();
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("conv.encoder"),
-        });
+        let mut encoder = self.gpu.encoder("conv.encoder")?;
         self.encode(&mut encoder, input, output)?;
         self.gpu.scoped("conv dispatch", || {
             self.gpu.queue().submit([encoder.finish()]);
@@ -150,7 +430,7 @@ impl Conv2d {
         if !self.gpu.same_device(input.gpu()) || !self.gpu.same_device(output.gpu()) {
             return Err(Error::DeviceMismatch);
         }
-        let out_shape = self.output_shape(input.shape())?;
+        let (out_shape, split_plan) = self.split_plan(input.shape())?;
         if output.shape() != out_shape {
             return Err(Error::LengthMismatch {
                 what: "output tensor",
@@ -162,35 +442,107 @@ impl Conv2d {
                 )),
             });
         }
-        let grid = self.dispatch_grid(input.shape())?;
-        let pipeline = self.gpu.pipelines().get(&self.gpu, self.shader)?;
-        let params = ConvParams::new(&self.spec, input.shape(), out_shape);
+        if split_plan.is_whole() {
+            return self.encode_dispatches(
+                encoder,
+                &self.spec,
+                input.shape(),
+                out_shape,
+                input.buffer().as_entire_buffer_binding(),
+                output.buffer().as_entire_buffer_binding(),
+            );
+        }
+        split::encode(
+            &self.gpu,
+            encoder,
+            &split_plan,
+            input.buffer(),
+            output.buffer(),
+            &mut |encoder, piece, input_binding, output_binding| {
+                self.encode_dispatches(
+                    encoder,
+                    &piece.spec,
+                    piece.input,
+                    piece.output,
+                    input_binding,
+                    output_binding,
+                )
+            },
+        )
+    }
+
+    /// Records one dispatch per weight slice of `spec` on an `input`-shaped tensor bound at
+    /// `input_binding`, writing an `output`-shaped one at `output_binding`. A run past the
+    /// binding limit calls this once per piece (src/gpu/split.rs), with a sub-spec that
+    /// differs from the conv's own only in its padding, and sub-shapes with fewer items or
+    /// rows.
+    fn encode_dispatches(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        spec: &Conv2dSpec,
+        input: Shape,
+        out_shape: Shape,
+        input_binding: wgpu::BufferBinding<'_>,
+        output_binding: wgpu::BufferBinding<'_>,
+    ) -> Result<()> {
+        let pipeline =
+            self.gpu
+                .pipelines()
+                .get(&self.gpu, self.plan.shader, &self.plan.constants)?;
+        let max_per_dim = self.gpu.limits().max_compute_workgroups_per_dimension;
+        let launches = self
+            .slices
+            .iter()
+            .map(|slice| {
+                let tiling = self.plan.tiling(spec, out_shape, slice);
+                let grid = dispatch::grid(self.plan.workgroups(&tiling), max_per_dim)?;
+                let params = ConvParams::new(spec, input, out_shape, tiling);
+                let params_buffer = self.gpu.buffer_init(
+                    "conv.params",
+                    bytemuck::bytes_of(&params),
+                    wgpu::BufferUsages::UNIFORM,
+                )?;
+                Ok((slice, params_buffer, grid))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let device = self.gpu.device();
+        let label = self.plan.shader.label();
         self.gpu.scoped("conv encoding", || {
-            let params_buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("conv.params"),
-                contents: bytemuck::bytes_of(&params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(self.shader.label()),
-                layout: &self.gpu.pipelines().conv_layout,
-                entries: &[
-                    entry(0, input.buffer()),
-                    entry(1, &self.weights),
-                    entry(2, &self.bias),
-                    entry(3, output.buffer()),
-                    entry(4, &params_buffer),
-                ],
-            });
+            let bind_groups: Vec<_> = launches
+                .iter()
+                .map(|(slice, params_buffer, _)| {
+                    device.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(label),
+                        layout: &self.gpu.pipelines().conv_layout,
+                        entries: &[
+                            binding(0, input_binding.clone()),
+                            entry(1, &slice.weights),
+                            entry(2, &self.bias),
+                            binding(3, output_binding.clone()),
+                            entry(4, params_buffer),
+                        ],
+                    })
+                })
+                .collect();
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(self.shader.label()),
+                label: Some(label),
                 timestamp_writes: None,
             });
             pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+            // Slices run in order: wgpu orders dispatches that write the same storage buffer,
+            // so a slice that accumulates sees the partial sums of the one before.
+            for ((_, _, grid), bind_group) in launches.iter().zip(&bind_groups) {
+                pass.set_bind_group(0, bind_group, &[]);
+                pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+            }
         })
+    }
+}
+
+fn binding(binding: u32, buffer: wgpu::BufferBinding<'_>) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: wgpu::BindingResource::Buffer(buffer),
     }
 }
 
@@ -199,6 +551,27 @@ fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
         binding,
         resource: buffer.as_entire_binding(),
     }
+}
+
+/// Kernel geometry becomes `u32` override constants; reject values that would not survive it.
+fn check_kernel_range(spec: &Conv2dSpec) -> Result<()> {
+    let limit = i32::MAX as usize;
+    for (what, v) in [
+        ("kernel height", spec.kernel[0]),
+        ("kernel width", spec.kernel[1]),
+        ("stride height", spec.stride[0]),
+        ("stride width", spec.stride[1]),
+        ("dilation height", spec.dilation[0]),
+        ("dilation width", spec.dilation[1]),
+    ] {
+        if v > limit {
+            return Err(Error::Overflow {
+                what: "shader constants",
+                detail: format!("{what} = {v} exceeds i32::MAX"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The shaders index with `u32` and compute input coordinates in `i32`; reject anything whose
@@ -213,8 +586,14 @@ fn check_index_range(spec: &Conv2dSpec, input: Shape, output: Shape) -> Result<(
         ("padding left", pads.left),
         ("row reach", reach_h),
         ("column reach", reach_w),
-        ("input height", input.h + pads.top + pads.bottom),
-        ("input width", input.w + pads.left + pads.right),
+        (
+            "input height",
+            input.h.saturating_add(pads.top).saturating_add(pads.bottom),
+        ),
+        (
+            "input width",
+            input.w.saturating_add(pads.left).saturating_add(pads.right),
+        ),
     ] {
         if v > limit {
             return Err(Error::Overflow {
@@ -224,4 +603,42 @@ fn check_index_range(spec: &Conv2dSpec, input: Shape, output: Shape) -> Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_tiles_are_ones_the_shaders_have() {
+        // OC_VEC4 is 1, 2 or 4 in grouped.wgsl and also 8 in pointwise.wgsl.
+        for (c_in, c_out, k, groups) in [
+            (32, 64, 1, 1),
+            (1024, 1024, 1, 1),
+            (4096, 8, 1, 1),
+            (128, 128, 3, 32),
+            (96, 256, 5, 2),
+            (64, 64, 3, 1),
+            (3, 13, 7, 1),
+        ] {
+            let spec = Conv2dSpec::new(c_in, c_out, [k, k]).groups(groups);
+            let plan = Plan::new(&spec).unwrap();
+            let allowed: &[usize] = match plan.shader {
+                Shader::Pointwise => &[4, 8, 16, 32],
+                _ => &[4, 8, 16],
+            };
+            assert!(
+                allowed.contains(&plan.oc_tile),
+                "{spec:?}: tile {}",
+                plan.oc_tile
+            );
+            let oc_vec4 = plan
+                .constants
+                .iter()
+                .find(|(n, _)| *n == "OC_VEC4")
+                .unwrap()
+                .1;
+            assert_eq!(oc_vec4 as usize * 4, plan.oc_tile);
+        }
+    }
 }

@@ -27,11 +27,6 @@ pub(crate) fn grid(workgroups: u64, max_per_dim: u32) -> Result<[u32; 3]> {
     Ok([x as u32, y as u32, 1])
 }
 
-/// Workgroups needed for `elements` invocations in workgroups of `workgroup_size`.
-pub(crate) fn workgroups_for(elements: u64, workgroup_size: u32) -> u64 {
-    elements.div_ceil(u64::from(workgroup_size))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

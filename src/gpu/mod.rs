@@ -3,13 +3,28 @@
 mod context;
 mod conv;
 pub(crate) mod dispatch;
+mod network;
+pub mod ops;
+mod pack;
 mod params;
 pub(crate) mod pipelines;
 mod readback;
 mod separable;
+mod split;
 mod tensor;
 
 pub use context::Gpu;
 pub use conv::Conv2d;
+pub use network::GpuNetwork;
 pub use separable::SeparableBlock;
 pub use tensor::GpuTensor;
+
+// The handles are shared between threads (`tests/concurrency.rs` runs them from 8 at once);
+// this fails to compile if a field ever makes one of them `!Send` or `!Sync`.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Gpu>();
+    send_sync::<GpuTensor>();
+    send_sync::<Conv2d>();
+    send_sync::<SeparableBlock>();
+};

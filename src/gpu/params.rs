@@ -2,8 +2,9 @@
 
 use crate::spec::{Conv2dSpec, Shape};
 
-/// Mirrors `struct ConvParams` in every `shaders/*.wgsl` file, field for field (checked by
-/// `tests/shaders.rs`). 20 `u32`s = 80 bytes, a multiple of 16 as uniform blocks require.
+/// Mirrors `struct ConvParams` in every conv shader, field for field (checked by the naga
+/// unit tests in `pipelines.rs`). 28 `u32`s = 112 bytes, a multiple of 16 as uniform blocks
+/// require.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct ConvParams {
@@ -27,10 +28,27 @@ pub(crate) struct ConvParams {
     pub c_out_per_group: u32,
     pub activation: u32,
     pub out_len: u32,
+    /// Workgroups along the fast (pixel) axis of the kernel's tiling.
+    pub tiles_x: u32,
+    /// Tiles along the slow (output-channel block) axis.
+    pub tiles_y: u32,
+    /// Output-channel blocks per group (grouped kernel).
+    pub oc_blocks_per_group: u32,
+    /// Invocations that do work along the fast axis (the rest of the last tile idles).
+    pub work_items: u32,
+    /// First output channel (depthwise) or global output-channel block of this slice.
+    pub slice_first: u32,
+    /// First input channel (within the group) this slice sums over.
+    pub k_begin: u32,
+    /// Input channels (within the group) this slice sums over.
+    pub k_count: u32,
+    /// Bit 0: add to partial sums already in the output; bit 1: apply the activation.
+    pub slice_flags: u32,
 }
 
 /// Field names in declaration order, for the test that compares them with the WGSL struct.
-pub const CONV_PARAMS_FIELDS: [&str; 20] = [
+#[cfg(test)]
+pub(crate) const CONV_PARAMS_FIELDS: [&str; 28] = [
     "n",
     "c_in",
     "h_in",
@@ -51,12 +69,33 @@ pub const CONV_PARAMS_FIELDS: [&str; 20] = [
     "c_out_per_group",
     "activation",
     "out_len",
+    "tiles_x",
+    "tiles_y",
+    "oc_blocks_per_group",
+    "work_items",
+    "slice_first",
+    "k_begin",
+    "k_count",
+    "slice_flags",
 ];
+
+/// What one dispatch covers and how it is tiled; computed by the kernel plan in `conv.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tiling {
+    pub tiles_x: u32,
+    pub tiles_y: u32,
+    pub oc_blocks_per_group: u32,
+    pub work_items: u32,
+    pub slice_first: u32,
+    pub k_begin: u32,
+    pub k_count: u32,
+    pub slice_flags: u32,
+}
 
 impl ConvParams {
     /// Parameters for `spec` on `input` giving `output`. Callers have checked that every
     /// buffer fits the device's binding limit, so all element counts fit in `u32`.
-    pub(crate) fn new(spec: &Conv2dSpec, input: Shape, output: Shape) -> Self {
+    pub(crate) fn new(spec: &Conv2dSpec, input: Shape, output: Shape, tiling: Tiling) -> Self {
         let pads = spec.pads(input.h, input.w);
         let u = |v: usize| v as u32;
         Self {
@@ -80,6 +119,14 @@ impl ConvParams {
             c_out_per_group: u(spec.c_out_per_group()),
             activation: spec.activation.code(),
             out_len: u(output.n * output.c * output.h * output.w),
+            tiles_x: tiling.tiles_x,
+            tiles_y: tiling.tiles_y,
+            oc_blocks_per_group: tiling.oc_blocks_per_group,
+            work_items: tiling.work_items,
+            slice_first: tiling.slice_first,
+            k_begin: tiling.k_begin,
+            k_count: tiling.k_count,
+            slice_flags: tiling.slice_flags,
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::ops::OpPipelines;
 use crate::error::Result;
 
 /// One WGSL file per kernel family, embedded at compile time.
@@ -15,6 +16,7 @@ pub(crate) enum Shader {
 
 impl Shader {
     /// All shaders, for tests that validate each file.
+    #[cfg(test)]
     pub(crate) const ALL: [Shader; 3] = [Shader::Depthwise, Shader::Pointwise, Shader::Grouped];
 
     /// The WGSL source.
@@ -37,15 +39,27 @@ impl Shader {
 
     /// Invocations per workgroup; equals `WORKGROUP_SIZE` in the WGSL file (tested).
     pub(crate) const fn workgroup_size(self) -> u32 {
-        256
+        64
     }
 }
+
+/// Floats in one uniform weight window: `array<vec4<f32>, 4096>` in the shaders, 64 KiB,
+/// the smallest `max_uniform_buffer_binding_size` WebGPU allows (tested against the WGSL).
+pub(crate) const WEIGHT_WINDOW_FLOATS: usize = 16_384;
+
+/// Override constants of one pipeline: `(name, value)` pairs, all small integers.
+pub(crate) type Constants = Vec<(&'static str, u32)>;
+
+/// A pipeline is a shader specialised by its override constants.
+type PipelineKey = (Shader, Constants);
 
 /// The shared bind-group layout and the lazily built pipelines.
 pub(crate) struct Pipelines {
     pub(crate) conv_layout: wgpu::BindGroupLayout,
     conv_pipeline_layout: wgpu::PipelineLayout,
-    cache: Mutex<HashMap<Shader, wgpu::ComputePipeline>>,
+    cache: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// The non-convolution op shaders, with their own layout (src/gpu/ops).
+    pub(crate) ops: OpPipelines,
 }
 
 impl Pipelines {
@@ -60,23 +74,25 @@ impl Pipelines {
             },
             count: None,
         };
+        let uniform = |binding: u32| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        // 0 input, 1 weight window (uniform), 2 bias, 3 output, 4 params.
         let conv_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("conv.bind_group_layout"),
             entries: &[
                 storage(0, true),
-                storage(1, true),
+                uniform(1),
                 storage(2, true),
                 storage(3, false),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 4,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
+                uniform(4),
             ],
         });
         let conv_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -88,16 +104,27 @@ impl Pipelines {
             conv_layout,
             conv_pipeline_layout,
             cache: Mutex::new(HashMap::new()),
+            ops: OpPipelines::new(device),
         }
     }
 
-    /// The pipeline for `shader`, compiled on first use. Compilation errors come back as
-    /// [`crate::Error::Gpu`] through the caller's error scope.
-    pub(crate) fn get(&self, gpu: &super::Gpu, shader: Shader) -> Result<wgpu::ComputePipeline> {
+    /// The pipeline for `shader` specialised with `constants`, compiled on first use and
+    /// cached. Compilation errors come back as [`crate::Error::Gpu`].
+    pub(crate) fn get(
+        &self,
+        gpu: &super::Gpu,
+        shader: Shader,
+        constants: &Constants,
+    ) -> Result<wgpu::ComputePipeline> {
+        let key = (shader, constants.clone());
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&shader) {
+        if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
         }
+        let overrides: Vec<(&str, f64)> = constants
+            .iter()
+            .map(|&(name, value)| (name, f64::from(value)))
+            .collect();
         let device = gpu.device();
         let pipeline = gpu.scoped("shader compilation", || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -109,11 +136,14 @@ impl Pipelines {
                 layout: Some(&self.conv_pipeline_layout),
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &overrides,
+                    ..Default::default()
+                },
                 cache: None,
             })
         })?;
-        cache.insert(shader, pipeline.clone());
+        cache.insert(key, pipeline.clone());
         Ok(pipeline)
     }
 }
@@ -165,6 +195,26 @@ mod tests {
             assert_eq!(
                 *span as usize,
                 std::mem::size_of::<ConvParams>(),
+                "{}",
+                shader.label()
+            );
+        }
+    }
+
+    #[test]
+    fn weight_window_matches_the_host() {
+        for shader in Shader::ALL {
+            let (module, _) = module(shader);
+            let (_, var) = module
+                .global_variables
+                .iter()
+                .find(|(_, v)| v.name.as_deref() == Some("weights"))
+                .unwrap_or_else(|| panic!("{}: no weights", shader.label()));
+            assert_eq!(var.space, naga::AddressSpace::Uniform, "{}", shader.label());
+            let size = module.types[var.ty].inner.size(module.to_ctx());
+            assert_eq!(
+                size as usize,
+                4 * super::WEIGHT_WINDOW_FLOATS,
                 "{}",
                 shader.label()
             );

@@ -61,11 +61,7 @@ impl SeparableBlock {
         let gpu = self.depthwise.gpu();
         let (mid_shape, _) = self.shapes(input.shape())?;
         let mid = GpuTensor::uninit(gpu, mid_shape, "separable.intermediate")?;
-        let mut encoder = gpu
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("separable.encoder"),
-            });
+        let mut encoder = gpu.encoder("separable.encoder")?;
         self.depthwise.encode(&mut encoder, input, &mid)?;
         self.pointwise.encode(&mut encoder, &mid, output)?;
         gpu.scoped("separable dispatch", || {

@@ -21,16 +21,7 @@ impl GpuTensor {
     /// [`Error::LengthMismatch`], [`Error::Zero`], [`Error::TooLarge`] beyond the device's
     /// buffer limits, [`Error::Gpu`] if allocation fails.
     pub fn from_slice(gpu: &Gpu, shape: Shape, data: &[f32]) -> Result<Self> {
-        shape.validate()?;
-        let expected = shape.len()?;
-        if data.len() != expected {
-            return Err(Error::LengthMismatch {
-                what: "tensor data",
-                expected,
-                got: data.len(),
-                hint: Some(format!("shape {shape}")),
-            });
-        }
+        crate::tensor::check_data_len(shape, data.len())?;
         let tensor = Self::uninit(gpu, shape, "tensor")?;
         gpu.scoped("upload", || {
             gpu.queue()
@@ -49,7 +40,9 @@ impl GpuTensor {
         shape.validate()?;
         // Size check before the host vector is made, so a huge shape fails cheaply.
         gpu.check_buffer_size("tensor", Self::bytes_of(shape)?)?;
-        Self::from_slice(gpu, shape, &vec![value; shape.len()?])
+        let mut data = crate::tensor::host_vec("tensor", shape.len()?)?;
+        data.resize(shape.len()?, value);
+        Self::from_slice(gpu, shape, &data)
     }
 
     /// Allocates a tensor whose contents are unspecified (zeros on wgpu) and will be
@@ -75,7 +68,7 @@ impl GpuTensor {
         })
     }
 
-    fn bytes_of(shape: Shape) -> Result<u64> {
+    pub(crate) fn bytes_of(shape: Shape) -> Result<u64> {
         (shape.len()? as u64)
             .checked_mul(4)
             .ok_or_else(|| Error::Overflow {

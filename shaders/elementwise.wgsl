@@ -1,0 +1,68 @@
+// Elementwise ops for whole networks, NCHW f32: residual add, channel concatenation, or an
+// activation alone, each followed by the fused activation (none, ReLU, ReLU6).
+//
+// Dispatched by src/gpu/ops/elementwise.rs (`gpu_ops::add`, `concat`, `activation`).
+//
+// Bindings (the op layout, `OpPipelines` in src/gpu/ops/mod.rs):
+//   0  a            [n, c_a, h, w]
+//   1  b            [n, c_b, h, w]   (add: same shape as a; activation: a again, not read)
+//   3  output_data  add, activation: [n, c_a, h, w]; concat: [n, c_a + c_b, h, w]
+//   4  params       ElementwiseParams (mirrors src/gpu/ops/params.rs field for field)
+//
+// Thread → output: one invocation per output element, flat NCHW index, grid possibly spread
+// over x and y (src/gpu/dispatch.rs), bounds-checked against out_len.
+// mode 0 add:        out[i] = act(a[i] + b[i])
+// mode 1 concat:     channel c < c_a reads a[n, c], otherwise b[n, c - c_a]
+// mode 2 activation: out[i] = act(a[i])
+
+struct ElementwiseParams {
+    mode: u32, activation: u32, out_len: u32, plane: u32,
+    c_a: u32, c_b: u32, c_out: u32, pad0: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
+@group(0) @binding(4) var<uniform> params: ElementwiseParams;
+
+const WORKGROUP_SIZE: u32 = 64u;
+
+fn activate(x: f32) -> f32 {
+    switch params.activation {
+        case 1u: { return max(x, 0.0); }
+        case 2u: { return clamp(x, 0.0, 6.0); }
+        default: { return x; }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let index = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
+    if index >= params.out_len {
+        return;
+    }
+    var v: f32;
+    switch params.mode {
+        case 0u: {
+            v = a[index] + b[index];
+        }
+        case 1u: {
+            let p = index % params.plane;
+            let c = (index / params.plane) % params.c_out;
+            let n = index / (params.plane * params.c_out);
+            if c < params.c_a {
+                v = a[(n * params.c_a + c) * params.plane + p];
+            } else {
+                v = b[(n * params.c_b + (c - params.c_a)) * params.plane + p];
+            }
+        }
+        default: {
+            v = a[index];
+        }
+    }
+    output_data[index] = activate(v);
+}

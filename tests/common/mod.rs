@@ -1,0 +1,131 @@
+//! Helpers shared by the GPU test binaries: one GPU per binary, seeded data, and the
+//! comparison against the CPU reference with a tolerance derived from the reduction length.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::sync::OnceLock;
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use sepconv::{cpu::reference, Activation, Conv2dSpec, Gpu, Shape, Tensor};
+
+/// The GPU shared by every test in this binary. A test never passes without a GPU: with no
+/// adapter this panics with the crate's message on how to get one (Mesa's lavapipe).
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let gpu = Gpu::new().unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"));
+        eprintln!("adapter: {} ({:?})", gpu.adapter_name(), gpu.backend());
+        gpu
+    })
+}
+
+/// `len` samples of N(0, 1) from `seed`.
+pub fn normal(seed: u64, len: usize) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let dist = Normal::new(0.0f32, 1.0).expect("valid normal");
+    (0..len).map(|_| dist.sample(&mut rng)).collect()
+}
+
+/// `len` integers in [-3, 3] from `seed`. Products are at most 9 in magnitude, so any sum of
+/// fewer than 2^24 / 9 ≈ 1.8 million of them is exact in `f32`, in any order: GPU and
+/// reference must then agree bit for bit.
+pub fn small_ints(seed: u64, len: usize) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..len)
+        .map(|_| rng.random_range(-3i32..=3) as f32)
+        .collect()
+}
+
+/// Data for one convolution: input, weights and (if the spec has one) bias.
+pub struct ConvData {
+    pub input: Tensor,
+    pub weights: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+impl ConvData {
+    /// Seeded normal data (`exact = false`) or small integers (`exact = true`).
+    pub fn new(spec: &Conv2dSpec, input: Shape, seed: u64, exact: bool) -> Self {
+        let gen = if exact { small_ints } else { normal };
+        let len = input.len().expect("input size");
+        Self {
+            input: Tensor::new(input, gen(seed, len)).expect("input tensor"),
+            weights: gen(seed ^ 0x5eed_0001, spec.weight_count()),
+            bias: spec.bias.then(|| gen(seed ^ 0x5eed_0002, spec.c_out)),
+        }
+    }
+
+    pub fn bias(&self) -> Option<&[f32]> {
+        self.bias.as_deref()
+    }
+}
+
+/// Per-element tolerance for a GPU result against the f64 reference.
+///
+/// Each output is `y = act(b + Σ_{i<L} x_i·w_i)` with `L = c_in/groups · kh · kw` products,
+/// summed in `f32` on the GPU in whatever order the kernel uses. Every product and addition
+/// rounds with relative error at most `u = 2^-24`, so the worst case is
+/// `|err| ≤ γ_{L+1} · S`, `S = |b| + Σ|x_i·w_i|` (Higham, Accuracy and Stability of
+/// Numerical Algorithms, §3.1). That bound is so loose for large `L` that one wrong tap
+/// (error ≈ `S / L`) could hide under it. Rounding errors of random data behave like a
+/// random walk, so we use the probabilistic bound `λ·√(L+1)·u·S` (Higham & Mary, SIAM J. Sci.
+/// Comput. 2019) with `λ = 8`, which holds with overwhelming probability, plus `u·|y|` for the
+/// reference's own final rounding to `f32`. One missing or wrong tap then exceeds the tolerance
+/// by orders of magnitude for any realistic `L` (√L ≪ 1/(8u)/√L needs L ≲ 10^5).
+/// `S` comes from running the reference on `|x|`, `|w|`, `|b|`.
+pub fn tolerances(spec: &Conv2dSpec, data: &ConvData, want: &Tensor) -> Vec<f32> {
+    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
+    let abs_spec = spec.activation(Activation::None);
+    let abs_input = Tensor::new(data.input.shape(), abs(data.input.data())).expect("abs input");
+    let abs_bias = data.bias.as_deref().map(abs);
+    let s = reference::conv2d(
+        &abs_spec,
+        &abs_input,
+        &abs(&data.weights),
+        abs_bias.as_deref(),
+    )
+    .expect("reference on |x|, |w|");
+    let l = (spec.c_in_per_group() * spec.kernel[0] * spec.kernel[1] + 1) as f32;
+    let u = f32::EPSILON / 2.0;
+    s.data()
+        .iter()
+        .zip(want.data())
+        .map(|(&s, &y)| 8.0 * l.sqrt() * u * s + u * y.abs())
+        .collect()
+}
+
+/// Compares `got` with `want` element by element. With `tol = None` the comparison is exact
+/// (bit for bit). On failure, panics with the case, seed, count and the first mismatches as
+/// (n, c, h, w). NaN never matches, so an element the shader did not write (the output is
+/// poisoned with NaN first) fails.
+#[track_caller]
+pub fn assert_matches(case: &str, seed: u64, got: &Tensor, want: &Tensor, tol: Option<&[f32]>) {
+    assert_eq!(got.shape(), want.shape(), "{case} (seed {seed}): shape");
+    let shape = got.shape();
+    let mut bad = Vec::new();
+    let mut count = 0usize;
+    for (i, (&g, &w)) in got.data().iter().zip(want.data()).enumerate() {
+        let ok = match tol {
+            None => g.to_bits() == w.to_bits() || (g == 0.0 && w == 0.0),
+            Some(t) => (g - w).abs() <= t[i],
+        };
+        if !ok {
+            count += 1;
+            if bad.len() < 5 {
+                let limit = tol.map_or(0.0, |t| t[i]);
+                bad.push(format!(
+                    "  at {:?}: got {g:e}, want {w:e}, |diff| {:e}, tolerance {limit:e}",
+                    shape.coords(i),
+                    (g - w).abs()
+                ));
+            }
+        }
+    }
+    assert!(
+        count == 0,
+        "{case} (seed {seed}): {count} of {} elements differ ({}); first (n, c, h, w):\n{}",
+        got.data().len(),
+        if tol.is_some() { "tolerance" } else { "exact" },
+        bad.join("\n")
+    );
+}

@@ -1,0 +1,499 @@
+//! GPU kernels against the CPU reference: every case runs twice, on seeded normal data with a
+//! tolerance from the reduction length, and on small integers where the result must be
+//! bit-identical. Outputs are poisoned with NaN before each dispatch.
+
+mod common;
+
+use common::{assert_matches, gpu, tolerances, ConvData};
+use sepconv::{
+    cpu::reference, Activation, Conv2d, Conv2dSpec, ConvKind, GpuTensor, Padding, SeparableBlock,
+    Shape, Tensor,
+};
+
+/// Stable seed from the case name, so a failure message's seed replays the same data.
+fn seed_of(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Runs `spec` on the GPU into a NaN-filled output and reads it back.
+fn run_gpu(spec: Conv2dSpec, data: &ConvData) -> Tensor {
+    let gpu = gpu();
+    let conv = Conv2d::new(gpu, spec, &data.weights, data.bias()).expect("conv");
+    let x = GpuTensor::from_tensor(gpu, &data.input).expect("upload");
+    let out_shape = conv.output_shape(x.shape()).expect("output shape");
+    let y = GpuTensor::full(gpu, out_shape, f32::NAN).expect("poisoned output");
+    conv.run_into(&x, &y).expect("dispatch");
+    y.read().expect("readback")
+}
+
+/// Checks one case on random and on exact integer data, and that the spec picks `kind`.
+fn check(name: &str, spec: Conv2dSpec, input: Shape, kind: ConvKind) {
+    assert_eq!(spec.kind(), kind, "{name}: kernel choice");
+    let seed = seed_of(name);
+    for exact in [false, true] {
+        let data = ConvData::new(&spec, input, seed, exact);
+        let want =
+            reference::conv2d(&spec, &data.input, &data.weights, data.bias()).expect("reference");
+        let got = run_gpu(spec, &data);
+        let case = format!(
+            "{name} [{spec:?} on {input}, {}]",
+            if exact { "integers" } else { "normal" }
+        );
+        if exact {
+            assert_matches(&case, seed, &got, &want, None);
+        } else {
+            let tol = tolerances(&spec, &data, &want);
+            assert_matches(&case, seed, &got, &want, Some(&tol));
+        }
+    }
+}
+
+const DW: fn(usize) -> ConvKind = |m| ConvKind::Depthwise { multiplier: m };
+const PW: ConvKind = ConvKind::Pointwise;
+const GR: ConvKind = ConvKind::Grouped;
+
+/// MobileNet v1 (Howard et al. 2017, Table 1) at 224×224: (c_in, c_out, input size, stride)
+/// of the 13 depthwise separable blocks.
+const MOBILENET_V1_BLOCKS: [(usize, usize, usize, usize); 13] = [
+    (32, 64, 112, 1),
+    (64, 128, 112, 2),
+    (128, 128, 56, 1),
+    (128, 256, 56, 2),
+    (256, 256, 28, 1),
+    (256, 512, 28, 2),
+    (512, 512, 14, 1),
+    (512, 512, 14, 1),
+    (512, 512, 14, 1),
+    (512, 512, 14, 1),
+    (512, 512, 14, 1),
+    (512, 1024, 14, 2),
+    (1024, 1024, 7, 1),
+];
+
+#[test]
+fn mobilenet_v1_first_conv_matches_reference() {
+    let spec = Conv2dSpec::new(3, 32, [3, 3])
+        .stride([2, 2])
+        .padding(Padding::uniform(1))
+        .activation(Activation::Relu6);
+    check("mbv1_conv1", spec, Shape::new(1, 3, 224, 224), GR);
+}
+
+#[test]
+fn mobilenet_v1_depthwise_layers_match_reference() {
+    for (i, &(c, _, size, stride)) in MOBILENET_V1_BLOCKS.iter().enumerate() {
+        let spec = Conv2dSpec::depthwise(c, [3, 3])
+            .stride([stride, stride])
+            .padding(Padding::uniform(1))
+            .activation(Activation::Relu6);
+        check(
+            &format!("mbv1_dw{}", i + 1),
+            spec,
+            Shape::new(1, c, size, size),
+            DW(1),
+        );
+    }
+}
+
+#[test]
+fn mobilenet_v1_pointwise_layers_match_reference() {
+    for (i, &(c_in, c_out, size, stride)) in MOBILENET_V1_BLOCKS.iter().enumerate() {
+        let out = size / stride;
+        let spec = Conv2dSpec::pointwise(c_in, c_out).activation(Activation::Relu6);
+        check(
+            &format!("mbv1_pw{}", i + 1),
+            spec,
+            Shape::new(1, c_in, out, out),
+            PW,
+        );
+    }
+}
+
+#[test]
+fn grouped_matches_reference_on_paper_layers() {
+    // AlexNet conv2 (Krizhevsky et al. 2012): 96→256, 5×5, pad 2, two groups, 27×27.
+    let alexnet = Conv2dSpec::new(96, 256, [5, 5])
+        .padding(Padding::uniform(2))
+        .groups(2)
+        .activation(Activation::Relu);
+    check("alexnet_conv2", alexnet, Shape::new(1, 96, 27, 27), GR);
+    // ResNeXt-50 32×4d conv2 stage (Xie et al. 2017): 3×3, 128→128, 32 groups, 56×56.
+    let resnext = Conv2dSpec::new(128, 128, [3, 3])
+        .padding(Padding::uniform(1))
+        .groups(32);
+    check("resnext_3x3_g32", resnext, Shape::new(1, 128, 56, 56), GR);
+    // ShuffleNet v1 g=3 (Zhang et al. 2017): grouped 1×1, 240→240, 28×28.
+    let shuffle = Conv2dSpec::new(240, 240, [1, 1]).groups(3).bias(false);
+    check("shufflenet_1x1_g3", shuffle, Shape::new(1, 240, 28, 28), GR);
+}
+
+#[test]
+fn depthwise_matches_reference_on_xception_and_multipliers() {
+    // Xception middle flow (Chollet 2017): 728-channel depthwise 3×3 at 19×19.
+    let xception = Conv2dSpec::depthwise(728, [3, 3])
+        .padding(Padding::uniform(1))
+        .bias(false);
+    check(
+        "xception_dw728",
+        xception,
+        Shape::new(1, 728, 19, 19),
+        DW(1),
+    );
+    for m in [2, 3] {
+        let spec = Conv2dSpec::depthwise(13, [3, 3])
+            .multiplier(m)
+            .padding(Padding::uniform(1))
+            .activation(Activation::Relu);
+        check(
+            &format!("dw_multiplier_{m}"),
+            spec,
+            Shape::new(2, 13, 17, 13),
+            DW(m),
+        );
+    }
+}
+
+#[test]
+fn odd_sizes_and_channel_counts_match_reference() {
+    let input = |c| Shape::new(1, c, 17, 13);
+    check(
+        "odd_dw_c3",
+        Conv2dSpec::depthwise(3, [3, 3]).padding(Padding::uniform(1)),
+        input(3),
+        DW(1),
+    );
+    check(
+        "odd_pw_13_to_3",
+        Conv2dSpec::pointwise(13, 3),
+        input(13),
+        PW,
+    );
+    check(
+        "odd_pw_104_to_208",
+        Conv2dSpec::pointwise(104, 208),
+        input(104),
+        PW,
+    );
+    check(
+        "odd_grouped_104_to_208_g8",
+        Conv2dSpec::new(104, 208, [3, 3])
+            .padding(Padding::uniform(1))
+            .groups(8),
+        input(104),
+        GR,
+    );
+    // Groups with c_in/g ≠ c_out/g, and a standard conv from 3 channels.
+    check(
+        "odd_grouped_12_to_9_g3",
+        Conv2dSpec::new(12, 9, [3, 3]).groups(3),
+        input(12),
+        GR,
+    );
+    check(
+        "odd_standard_3_to_13",
+        Conv2dSpec::new(3, 13, [3, 3]),
+        input(3),
+        GR,
+    );
+}
+
+#[test]
+fn strides_dilation_and_padding_match_reference() {
+    let x = Shape::new(1, 6, 23, 19);
+    for s in [2, 3] {
+        let p = Padding::uniform(1);
+        check(
+            &format!("stride{s}_dw"),
+            Conv2dSpec::depthwise(6, [3, 3]).stride([s, s]).padding(p),
+            x,
+            DW(1),
+        );
+        check(
+            &format!("stride{s}_pw"),
+            Conv2dSpec::pointwise(6, 10).stride([s, s]),
+            x,
+            PW,
+        );
+        check(
+            &format!("stride{s}_grouped"),
+            Conv2dSpec::new(6, 4, [3, 3])
+                .stride([s, s])
+                .padding(p)
+                .groups(2),
+            x,
+            GR,
+        );
+    }
+    // Dilation 2 with asymmetric padding, and different strides per axis.
+    let asym = Padding::explicit(2, 1, 0, 3);
+    check(
+        "dilated_dw_asym",
+        Conv2dSpec::depthwise(6, [3, 3])
+            .dilation([2, 2])
+            .padding(asym),
+        x,
+        DW(1),
+    );
+    check(
+        "dilated_grouped_asym",
+        Conv2dSpec::new(6, 9, [3, 3])
+            .dilation([2, 1])
+            .stride([1, 2])
+            .padding(asym)
+            .groups(3),
+        x,
+        GR,
+    );
+    // SAME_UPPER with stride 2 and an even kernel on a non-square input.
+    check(
+        "same_upper_even_kernel",
+        Conv2dSpec::new(6, 5, [4, 2])
+            .stride([2, 2])
+            .padding(Padding::same()),
+        x,
+        GR,
+    );
+    check(
+        "same_upper_dw",
+        Conv2dSpec::depthwise(6, [5, 5])
+            .stride([2, 2])
+            .padding(Padding::same()),
+        x,
+        DW(1),
+    );
+    // A 1×1 kernel with padding is not pointwise: the border outputs are bias only.
+    check(
+        "padded_1x1",
+        Conv2dSpec::new(6, 4, [1, 1]).padding(Padding::uniform(1)),
+        x,
+        GR,
+    );
+}
+
+#[test]
+fn non_square_kernels_batch_and_tiny_inputs_match_reference() {
+    let x = Shape::new(3, 8, 11, 9);
+    check(
+        "kernel_3x1_dw",
+        Conv2dSpec::depthwise(8, [3, 1]).padding(Padding::symmetric(1, 0)),
+        x,
+        DW(1),
+    );
+    check(
+        "kernel_1x7_grouped",
+        Conv2dSpec::new(8, 8, [1, 7])
+            .padding(Padding::symmetric(0, 3))
+            .groups(4),
+        x,
+        GR,
+    );
+    check(
+        "kernel_7x1_standard",
+        Conv2dSpec::new(8, 6, [7, 1]).padding(Padding::symmetric(3, 0)),
+        x,
+        GR,
+    );
+    check(
+        "batch3_pw",
+        Conv2dSpec::pointwise(8, 12).activation(Activation::Relu),
+        x,
+        PW,
+    );
+    // 1×1 spatial input: the classifier-as-pointwise case and a padded 3×3 on one pixel.
+    let one = Shape::new(2, 32, 1, 1);
+    check("one_pixel_pw", Conv2dSpec::pointwise(32, 10), one, PW);
+    check(
+        "one_pixel_dw",
+        Conv2dSpec::depthwise(32, [3, 3]).padding(Padding::uniform(1)),
+        one,
+        DW(1),
+    );
+    check(
+        "one_pixel_grouped",
+        Conv2dSpec::new(32, 16, [3, 3])
+            .padding(Padding::uniform(1))
+            .groups(4),
+        one,
+        GR,
+    );
+}
+
+#[test]
+fn grids_past_65535_workgroups_spread_and_match_reference() {
+    // 2 → 4 channels on 2048×2049 gives 16.8 M outputs, more than 65,535 workgroups of 256,
+    // so each kernel must spread its grid over y.
+    let x = Shape::new(1, 2, 2048, 2049);
+    let cases = [
+        (
+            "big_grid_dw",
+            Conv2dSpec::depthwise(2, [3, 3])
+                .multiplier(2)
+                .padding(Padding::uniform(1)),
+            x,
+            DW(2),
+        ),
+        ("big_grid_pw", Conv2dSpec::pointwise(2, 4), x, PW),
+        // 4 → 8 channels in 2 groups, padded 1×1: 8 × 2050 × 1027 = 16.8 M outputs.
+        (
+            "big_grid_grouped",
+            Conv2dSpec::new(4, 8, [1, 1])
+                .padding(Padding::uniform(1))
+                .groups(2),
+            Shape::new(1, 4, 2048, 1025),
+            GR,
+        ),
+    ];
+    for (name, spec, x, kind) in cases {
+        let data = ConvData::new(&spec, x, 1, true);
+        let conv = Conv2d::new(gpu(), spec, &data.weights, data.bias()).unwrap();
+        let grid = conv.dispatch_grid(x).unwrap();
+        let limit = gpu().limits().max_compute_workgroups_per_dimension;
+        assert!(
+            grid[1] > 1 && grid[0] <= limit && grid[1] <= limit,
+            "{name}: grid {grid:?} not spread"
+        );
+        check(name, spec, x, kind);
+    }
+}
+
+#[test]
+fn separable_block_matches_two_reference_calls() {
+    let gpu = gpu();
+    let dw = Conv2dSpec::depthwise(24, [3, 3])
+        .stride([2, 2])
+        .padding(Padding::uniform(1))
+        .activation(Activation::Relu6);
+    let pw = Conv2dSpec::pointwise(24, 40).activation(Activation::Relu6);
+    let input = Shape::new(2, 24, 29, 31);
+    for exact in [false, true] {
+        let seed = seed_of("separable");
+        let d = ConvData::new(&dw, input, seed, exact);
+        let p = ConvData::new(&pw, Shape::new(1, 24, 1, 1), seed + 1, exact);
+        let block = SeparableBlock::new(
+            Conv2d::new(gpu, dw, &d.weights, d.bias()).unwrap(),
+            Conv2d::new(gpu, pw, &p.weights, p.bias()).unwrap(),
+        )
+        .unwrap();
+        let x = GpuTensor::from_tensor(gpu, &d.input).unwrap();
+        let (_, out_shape) = block.shapes(input).unwrap();
+        let y = GpuTensor::full(gpu, out_shape, f32::NAN).unwrap();
+        block.run_into(&x, &y).unwrap();
+        let got = y.read().unwrap();
+        let mid = reference::conv2d(&dw, &d.input, &d.weights, d.bias()).unwrap();
+        let want = reference::conv2d(&pw, &mid, &p.weights, p.bias()).unwrap();
+        let also = reference::separable_block(
+            (&dw, &d.weights, d.bias()),
+            (&pw, &p.weights, p.bias()),
+            &d.input,
+        )
+        .unwrap();
+        assert_eq!(want, also);
+        if exact {
+            assert_matches("separable (integers)", seed, &got, &want, None);
+        } else {
+            // Two stages: bound the pointwise stage from the reference intermediate, and
+            // allow for the depthwise stage's error carried through (at most its own
+            // tolerance times Σ|w_pw|, which is far below the pointwise bound here).
+            let pw_data = ConvData {
+                input: mid.clone(),
+                weights: p.weights.clone(),
+                bias: p.bias.clone(),
+            };
+            let mut tol = tolerances(&pw, &pw_data, &want);
+            let dw_tol = tolerances(&dw, &d, &mid);
+            let max_dw = dw_tol.iter().cloned().fold(0.0f32, f32::max);
+            let w_sum: f32 = p
+                .weights
+                .chunks(24)
+                .map(|r| r.iter().map(|w| w.abs()).sum::<f32>())
+                .fold(0.0, f32::max);
+            tol.iter_mut().for_each(|t| *t += max_dw * w_sum);
+            assert_matches("separable (normal)", seed, &got, &want, Some(&tol));
+        }
+    }
+}
+
+#[test]
+fn results_stay_on_the_gpu_and_chain() {
+    // Two convs chained through a GpuTensor without a readback in between.
+    let gpu = gpu();
+    let a = Conv2dSpec::new(4, 8, [3, 3])
+        .padding(Padding::uniform(1))
+        .groups(2);
+    let b = Conv2dSpec::pointwise(8, 3).activation(Activation::Relu);
+    let input = Shape::new(1, 4, 9, 10);
+    let da = ConvData::new(&a, input, 7, true);
+    let db = ConvData::new(&b, Shape::new(1, 8, 1, 1), 8, true);
+    let x = GpuTensor::from_tensor(gpu, &da.input).unwrap();
+    let mid = Conv2d::new(gpu, a, &da.weights, da.bias())
+        .unwrap()
+        .run(&x)
+        .unwrap();
+    let got = Conv2d::new(gpu, b, &db.weights, db.bias())
+        .unwrap()
+        .run(&mid)
+        .unwrap()
+        .read()
+        .unwrap();
+    let want_mid = reference::conv2d(&a, &da.input, &da.weights, da.bias()).unwrap();
+    let want = reference::conv2d(&b, &want_mid, &db.weights, db.bias()).unwrap();
+    assert_matches("chain", 7, &got, &want, None);
+    // Async readback gives the same values.
+    let again = pollster::block_on(mid.read_async()).unwrap();
+    assert_matches("chain (async read)", 7, &again, &want_mid, None);
+}
+
+#[test]
+fn weights_beyond_one_uniform_window_are_sliced_and_match_reference() {
+    // Each dispatch reads its weights from one 64 KiB uniform window. Depthwise filters past
+    // 16,384 floats split over output channels; pointwise/grouped blocks split over blocks,
+    // and blocks whose input channels alone overflow a window split over input channels,
+    // with later slices adding to the partial sums (bias first, activation last).
+    let cases = [
+        (
+            "sliced_dw_2000ch",
+            Conv2dSpec::depthwise(2000, [3, 3])
+                .padding(Padding::uniform(1))
+                .activation(Activation::Relu),
+            Shape::new(1, 2000, 5, 6),
+            DW(1),
+        ),
+        (
+            "sliced_dw_7x7_multiplier",
+            Conv2dSpec::depthwise(200, [7, 7])
+                .multiplier(2)
+                .padding(Padding::uniform(3)),
+            Shape::new(1, 200, 9, 8),
+            DW(2),
+        ),
+        (
+            "sliced_pw_blocks",
+            Conv2dSpec::pointwise(520, 72).activation(Activation::Relu6),
+            Shape::new(2, 520, 5, 3),
+            PW,
+        ),
+        (
+            "sliced_pw_k_split",
+            Conv2dSpec::pointwise(2100, 20).activation(Activation::Relu6),
+            Shape::new(1, 2100, 3, 4),
+            PW,
+        ),
+        (
+            "sliced_grouped_k_split",
+            Conv2dSpec::new(240, 36, [5, 5])
+                .padding(Padding::uniform(2))
+                .groups(2)
+                .activation(Activation::Relu),
+            Shape::new(1, 240, 6, 7),
+            GR,
+        ),
+    ];
+    for (name, spec, x, kind) in cases {
+        let data = ConvData::new(&spec, x, 2, false);
+        let conv = Conv2d::new(gpu(), spec, &data.weights, data.bias()).unwrap();
+        assert!(conv.dispatch_count() > 1, "{name}: expected several slices");
+        check(name, spec, x, kind);
+    }
+}
