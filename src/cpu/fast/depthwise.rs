@@ -351,3 +351,59 @@ fn copy_activate(act: Activation, src: &[f32], dst: &mut [f32]) {
             .for_each(|(d, s)| *d = s.clamp(0.0, 6.0)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Geometry of a `h × w` plane, square kernel `k`, stride `s`, dilation `d`, padding `pad`.
+    fn geometry(h: usize, w: usize, k: usize, s: usize, d: usize, pad: usize) -> Plane {
+        let out = |n: usize| (n + 2 * pad - d * (k - 1) - 1) / s + 1;
+        Plane {
+            h,
+            w,
+            ho: out(h),
+            wo: out(w),
+            kh: k,
+            kw: k,
+            sh: s,
+            sw: s,
+            dh: d,
+            dw: d,
+            pt: pad,
+            pl: pad,
+        }
+    }
+
+    #[test]
+    fn large_planes_are_cut_into_bands_within_the_budget() {
+        // The geometries of the *_bands cases in tests/cpu_fast.rs: they must really take
+        // several bands, or those cases test nothing beyond the single-band path.
+        for (h, w, k, s, d, pad) in [
+            (120, 300, 3, 1, 1, 1),
+            (131, 301, 3, 2, 1, 1),
+            (97, 260, 5, 1, 2, 3),
+        ] {
+            let plan = Plan::new(geometry(h, w, k, s, d, pad));
+            assert!(plan.band < plan.p.ho, "{h}x{w}: one band of {}", plan.band);
+            assert!(!plan.single_band());
+            let phases = s * s;
+            assert!(plan.scratch_len() <= BAND_FLOATS + (phases + 1) * LANES);
+        }
+        // Benchmark-sized planes fit in one band, which lets padding be written once.
+        assert!(Plan::new(geometry(112, 112, 3, 1, 1, 1)).single_band());
+        assert!(Plan::new(geometry(14, 14, 3, 2, 1, 1)).single_band());
+    }
+
+    #[test]
+    fn taps_map_to_phase_and_shift() {
+        // Stride 2, dilation 1, 3×3: taps (ky, kx) read phase (ky % 2, kx % 2), shifted by
+        // (ky / 2, kx / 2).
+        let plan = Plan::new(geometry(9, 9, 3, 2, 1, 1));
+        assert_eq!(plan.taps[0], (0, 0, 0));
+        assert_eq!(plan.taps[1], (1, 0, 0));
+        assert_eq!(plan.taps[2], (0, 0, 1));
+        assert_eq!(plan.taps[4], (3, 0, 0));
+        assert_eq!(plan.taps[8], (0, 1, 1));
+    }
+}
