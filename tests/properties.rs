@@ -291,6 +291,16 @@ fn matches_reference_on(
             &want,
             tol.as_deref(),
         );
+        // The fast CPU path, against the same reference and the same bound.
+        let fast = sepconv::cpu::fast::conv2d(&spec, &data.input, &data.weights, data.bias())
+            .map_err(|e| TestCaseError::fail(format!("cpu::fast: {e}")))?;
+        assert_matches(
+            &format!("cpu fast, {label}"),
+            data_seed,
+            &fast,
+            &want,
+            tol.as_deref(),
+        );
     }
     Ok(())
 }
