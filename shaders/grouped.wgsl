@@ -44,7 +44,7 @@ struct ConvParams {
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
 const WORKGROUP_SIZE: u32 = 64u;
-// Output channels per invocation, in vec4s: 1, 2 or 4 (chosen by the host per layer).
+// Output channels per invocation, in vec4s: 1, 2, 4 or 8 (chosen by the host per layer).
 override OC_VEC4: u32 = 4u;
 override K_H: u32 = 3u;
 override K_W: u32 = 3u;
@@ -115,6 +115,10 @@ fn main(
     var acc1 = vec4(0.0);
     var acc2 = vec4(0.0);
     var acc3 = vec4(0.0);
+    var acc4 = vec4(0.0);
+    var acc5 = vec4(0.0);
+    var acc6 = vec4(0.0);
+    var acc7 = vec4(0.0);
     for (var k = 0u; k < params.k_count; k++) {
         for (var ky = 0u; ky < K_H; ky++) {
             let ih = ih0 + i32(ky * DILATION_H);
@@ -134,6 +138,12 @@ fn main(
                     acc2 += weights[w + 2u] * xv;
                     acc3 += weights[w + 3u] * xv;
                 }
+                if OC_VEC4 > 4u {
+                    acc4 += weights[w + 4u] * xv;
+                    acc5 += weights[w + 5u] * xv;
+                    acc6 += weights[w + 6u] * xv;
+                    acc7 += weights[w + 7u] * xv;
+                }
                 w += OC_VEC4;
             }
         }
@@ -151,5 +161,11 @@ fn main(
     if OC_VEC4 > 2u {
         store(out_base, oc + 8u, first + 8u, plane_out, acc2, bias[b + 2u]);
         store(out_base, oc + 12u, first + 12u, plane_out, acc3, bias[b + 3u]);
+    }
+    if OC_VEC4 > 4u {
+        store(out_base, oc + 16u, first + 16u, plane_out, acc4, bias[b + 4u]);
+        store(out_base, oc + 20u, first + 20u, plane_out, acc5, bias[b + 5u]);
+        store(out_base, oc + 24u, first + 24u, plane_out, acc6, bias[b + 6u]);
+        store(out_base, oc + 28u, first + 28u, plane_out, acc7, bias[b + 7u]);
     }
 }

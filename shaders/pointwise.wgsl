@@ -18,11 +18,12 @@
 //
 // Thread → output: workgroups are numbered linearly (the grid may be spread over x and y,
 // src/gpu/dispatch.rs); workgroup t covers block slice_first + t / tiles_x and pixels
-// (t % tiles_x)·64 .. +64 of the flattened (n, oh, ow) range. Each invocation computes one
-// pixel for OC_TILE output channels: per input channel it loads one input value (consecutive
-// pixels across the workgroup: coalesced) and OC_VEC4 weight vec4s, then does OC_TILE
-// multiply-adds from registers. Slices that split the input channels add their partial sums
-// (slice_flags, see `finish`).
+// (t % tiles_x)·64 .. +64 of the flattened (n, oh, ow) range (WORKGROUP_SIZE · PIXELS).
+// Each invocation computes PIXELS pixels, local and local + 32, for OC_TILE = 4·OC_VEC4
+// output channels: per input channel it loads one input value per pixel (consecutive pixels
+// across the workgroup: coalesced) and OC_VEC4 weight vec4s, each used for every pixel, then
+// does PIXELS · OC_TILE multiply-adds from registers. Slices that split the input channels
+// add their partial sums (slice_flags, see `finish`).
 
 struct ConvParams {
     n: u32, c_in: u32, h_in: u32, w_in: u32,
@@ -40,9 +41,11 @@ struct ConvParams {
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
-const WORKGROUP_SIZE: u32 = 64u;
+const WORKGROUP_SIZE: u32 = 32u;
 // Output channels per invocation, in vec4s: 1, 2, 4 or 8 (chosen by the host per layer).
 override OC_VEC4: u32 = 4u;
+// Pixels per invocation: 1 or 2 (chosen by the host per layer).
+override PIXELS: u32 = 1u;
 
 // Bit 0 of slice_flags: this slice adds to partial sums an earlier slice wrote (no bias);
 // bit 1: this slice finishes the sums (apply the activation).
@@ -83,64 +86,99 @@ fn main(
 ) {
     let tile = wg.y * num_wg.x + wg.x;
     let block_in_slice = tile / params.tiles_x;
-    let q = (tile % params.tiles_x) * WORKGROUP_SIZE + local;
-    if block_in_slice >= params.tiles_y || q >= params.work_items {
+    let first_q = (tile % params.tiles_x) * WORKGROUP_SIZE * PIXELS + local;
+    if block_in_slice >= params.tiles_y || first_q >= params.work_items {
         return;
     }
     let block = params.slice_first + block_in_slice;
     let plane_out = params.h_out * params.w_out;
     let plane_in = params.h_in * params.w_in;
-    let n = q / plane_out;
-    let p = q % plane_out;
-    let oh = p / params.w_out;
-    let ow = p % params.w_out;
 
-    var x = (n * params.c_in + params.k_begin) * plane_in + oh * params.stride_h * params.w_in
-        + ow * params.stride_w;
+    // This invocation's pixels: first_q and, when PIXELS = 2, first_q + WORKGROUP_SIZE, so that
+    // at every step the workgroup reads consecutive pixels. A second pixel past the end reads
+    // the first one again (in bounds) and is not stored.
+    let q1 = first_q + WORKGROUP_SIZE;
+    let second = PIXELS > 1u && q1 < params.work_items;
+    let n0 = first_q / plane_out;
+    let p0 = first_q % plane_out;
+    let q1c = select(first_q, q1, second);
+    let n1 = q1c / plane_out;
+    let p1 = q1c % plane_out;
+    var x0 = (n0 * params.c_in + params.k_begin) * plane_in
+        + (p0 / params.w_out) * params.stride_h * params.w_in + (p0 % params.w_out) * params.stride_w;
+    var x1 = (n1 * params.c_in + params.k_begin) * plane_in
+        + (p1 / params.w_out) * params.stride_h * params.w_in + (p1 % params.w_out) * params.stride_w;
+
     var w = block_in_slice * params.k_count * OC_VEC4;
-    var acc0 = vec4(0.0);
-    var acc1 = vec4(0.0);
-    var acc2 = vec4(0.0);
-    var acc3 = vec4(0.0);
-    var acc4 = vec4(0.0);
-    var acc5 = vec4(0.0);
-    var acc6 = vec4(0.0);
-    var acc7 = vec4(0.0);
+    var a0 = vec4(0.0); var a1 = vec4(0.0); var a2 = vec4(0.0); var a3 = vec4(0.0);
+    var a4 = vec4(0.0); var a5 = vec4(0.0); var a6 = vec4(0.0); var a7 = vec4(0.0);
+    var b0 = vec4(0.0); var b1 = vec4(0.0); var b2 = vec4(0.0); var b3 = vec4(0.0);
+    var b4 = vec4(0.0); var b5 = vec4(0.0); var b6 = vec4(0.0); var b7 = vec4(0.0);
     for (var k = 0u; k < params.k_count; k++) {
-        let xv = input_data[x];
-        acc0 += weights[w] * xv;
+        let u = input_data[x0];
+        var v = 0.0;
+        if PIXELS > 1u {
+            v = input_data[x1];
+        }
+        let w0 = weights[w];
+        a0 += w0 * u;
+        if PIXELS > 1u { b0 += w0 * v; }
         if OC_VEC4 > 1u {
-            acc1 += weights[w + 1u] * xv;
+            let w1 = weights[w + 1u];
+            a1 += w1 * u;
+            if PIXELS > 1u { b1 += w1 * v; }
         }
         if OC_VEC4 > 2u {
-            acc2 += weights[w + 2u] * xv;
-            acc3 += weights[w + 3u] * xv;
+            let w2 = weights[w + 2u];
+            let w3 = weights[w + 3u];
+            a2 += w2 * u;
+            a3 += w3 * u;
+            if PIXELS > 1u { b2 += w2 * v; b3 += w3 * v; }
         }
         if OC_VEC4 > 4u {
-            acc4 += weights[w + 4u] * xv;
-            acc5 += weights[w + 5u] * xv;
-            acc6 += weights[w + 6u] * xv;
-            acc7 += weights[w + 7u] * xv;
+            let w4 = weights[w + 4u];
+            let w5 = weights[w + 5u];
+            let w6 = weights[w + 6u];
+            let w7 = weights[w + 7u];
+            a4 += w4 * u;
+            a5 += w5 * u;
+            a6 += w6 * u;
+            a7 += w7 * u;
+            if PIXELS > 1u { b4 += w4 * v; b5 += w5 * v; b6 += w6 * v; b7 += w7 * v; }
         }
-        x += plane_in;
+        x0 += plane_in;
+        x1 += plane_in;
         w += OC_VEC4;
     }
 
-    let out_base = n * params.c_out * plane_out + p;
+    let o0 = n0 * params.c_out * plane_out + p0;
+    let o1 = n1 * params.c_out * plane_out + p1;
     let oc = block * OC_VEC4 * 4u;
     let b = block * OC_VEC4;
-    store(out_base, oc, plane_out, acc0, bias[b]);
+    store(o0, oc, plane_out, a0, bias[b]);
+    if second { store(o1, oc, plane_out, b0, bias[b]); }
     if OC_VEC4 > 1u {
-        store(out_base, oc + 4u, plane_out, acc1, bias[b + 1u]);
+        store(o0, oc + 4u, plane_out, a1, bias[b + 1u]);
+        if second { store(o1, oc + 4u, plane_out, b1, bias[b + 1u]); }
     }
     if OC_VEC4 > 2u {
-        store(out_base, oc + 8u, plane_out, acc2, bias[b + 2u]);
-        store(out_base, oc + 12u, plane_out, acc3, bias[b + 3u]);
+        store(o0, oc + 8u, plane_out, a2, bias[b + 2u]);
+        store(o0, oc + 12u, plane_out, a3, bias[b + 3u]);
+        if second {
+            store(o1, oc + 8u, plane_out, b2, bias[b + 2u]);
+            store(o1, oc + 12u, plane_out, b3, bias[b + 3u]);
+        }
     }
     if OC_VEC4 > 4u {
-        store(out_base, oc + 16u, plane_out, acc4, bias[b + 4u]);
-        store(out_base, oc + 20u, plane_out, acc5, bias[b + 5u]);
-        store(out_base, oc + 24u, plane_out, acc6, bias[b + 6u]);
-        store(out_base, oc + 28u, plane_out, acc7, bias[b + 7u]);
+        store(o0, oc + 16u, plane_out, a4, bias[b + 4u]);
+        store(o0, oc + 20u, plane_out, a5, bias[b + 5u]);
+        store(o0, oc + 24u, plane_out, a6, bias[b + 6u]);
+        store(o0, oc + 28u, plane_out, a7, bias[b + 7u]);
+        if second {
+            store(o1, oc + 16u, plane_out, b4, bias[b + 4u]);
+            store(o1, oc + 20u, plane_out, b5, bias[b + 5u]);
+            store(o1, oc + 24u, plane_out, b6, bias[b + 6u]);
+            store(o1, oc + 28u, plane_out, b7, bias[b + 7u]);
+        }
     }
 }

@@ -68,6 +68,10 @@ const FINISH: u32 = 2;
 const DEPTHWISE_OUT_W: usize = 4;
 const DEPTHWISE_LANES_X: usize = 8;
 
+/// Pixels per invocation of the pointwise kernel (`PIXELS` in pointwise.wgsl): each weight
+/// read from the window serves two pixels.
+const POINTWISE_PIXELS: usize = 2;
+
 /// A slice before upload: its range and the floats of its weight window.
 struct SliceData {
     first: usize,
@@ -91,21 +95,17 @@ impl Plan {
                 ("DILATION_W", spec.dilation[1] as u32),
             ])
         };
-        // Widest channel tile that a group fills (32 for pointwise, else 16, down to 4 output
-        // channels per invocation), narrowed while one block's weights would overflow a
-        // window: splitting the input channels costs an extra pass over the output.
-        let widest = if spec.kind() == ConvKind::Pointwise {
-            32
-        } else {
-            16
-        };
+        // Widest channel tile that a group fills: 32 output channels per invocation, down to
+        // 4. A block whose weights overflow one window has its input channels split over
+        // several slices instead of a narrower tile: each extra slice costs one more pass
+        // over the output, a narrower tile one more input load per tap for every output.
         let mut oc_tile = match spec.c_out_per_group() {
-            32.. => widest,
+            32.. => 32,
             16.. => 16,
             8.. => 8,
             _ => 4,
         };
-        while oc_tile > 4 && spec.c_in_per_group() * taps * oc_tile > WEIGHT_WINDOW_FLOATS {
+        while oc_tile > 4 && taps * oc_tile > WEIGHT_WINDOW_FLOATS {
             oc_tile /= 2;
         }
         if taps * oc_tile.max(1) > WEIGHT_WINDOW_FLOATS {
@@ -130,6 +130,7 @@ impl Plan {
             }
             ConvKind::Pointwise => {
                 constants.push(("OC_VEC4", (oc_tile / 4) as u32));
+                constants.push(("PIXELS", POINTWISE_PIXELS as u32));
                 Self {
                     shader: Shader::Pointwise,
                     constants,
@@ -244,8 +245,12 @@ impl Plan {
             }
             Shader::Pointwise | Shader::Grouped => {
                 let pixels = output.n * output.h * output.w;
+                let per_invocation = match self.shader {
+                    Shader::Pointwise => POINTWISE_PIXELS,
+                    _ => 1,
+                };
                 (
-                    pixels.div_ceil(wg),
+                    pixels.div_ceil(wg * per_invocation),
                     pixels,
                     pack::oc_blocks_per_group(spec, self.oc_tile),
                 )
@@ -611,7 +616,7 @@ mod tests {
 
     #[test]
     fn channel_tiles_are_ones_the_shaders_have() {
-        // OC_VEC4 is 1, 2 or 4 in grouped.wgsl and also 8 in pointwise.wgsl.
+        // OC_VEC4 is 1, 2, 4 or 8 in grouped.wgsl and pointwise.wgsl.
         for (c_in, c_out, k, groups) in [
             (32, 64, 1, 1),
             (1024, 1024, 1, 1),
@@ -623,10 +628,7 @@ mod tests {
         ] {
             let spec = Conv2dSpec::new(c_in, c_out, [k, k]).groups(groups);
             let plan = Plan::new(&spec).unwrap();
-            let allowed: &[usize] = match plan.shader {
-                Shader::Pointwise => &[4, 8, 16, 32],
-                _ => &[4, 8, 16],
-            };
+            let allowed: &[usize] = &[4, 8, 16, 32];
             assert!(
                 allowed.contains(&plan.oc_tile),
                 "{spec:?}: tile {}",

@@ -38,8 +38,14 @@ impl Shader {
     }
 
     /// Invocations per workgroup; equals `WORKGROUP_SIZE` in the WGSL file (tested).
+    /// Pointwise workgroups are one 32-wide SIMD group: with two pixels per invocation a
+    /// 7×7 output still spreads over two workgroups, so over two CPU threads on a software
+    /// adapter.
     pub(crate) const fn workgroup_size(self) -> u32 {
-        64
+        match self {
+            Shader::Pointwise => 32,
+            _ => 64,
+        }
     }
 }
 
