@@ -23,9 +23,11 @@
 // Thread → output: workgroups are numbered linearly (grid possibly spread over x and y,
 // src/gpu/dispatch.rs); workgroup t covers global block slice_first + t / tiles_x
 // (group = block / oc_blocks_per_group; PyTorch's rule, oc / c_out_per_group) and pixels
-// (t % tiles_x)·64 .. +64 of the flattened (n, oh, ow) range. Each invocation computes one
-// pixel for OC_TILE output channels: every input tap is loaded once and used for OC_TILE
-// multiply-adds. Padded taps read a clamped address and are zeroed by a select.
+// (t % tiles_x)·64 .. +64 of the flattened (n, oh, ow) range (WORKGROUP_SIZE · PIXELS).
+// Each invocation computes PIXELS pixels, local and local + 32, for OC_TILE = 4·OC_VEC4
+// output channels: every input tap is loaded once per pixel and used for OC_TILE
+// multiply-adds, and every weight vec4 read from the window serves each pixel. Padded taps
+// read a clamped address and are zeroed by a select.
 
 struct ConvParams {
     n: u32, c_in: u32, h_in: u32, w_in: u32,
@@ -43,9 +45,11 @@ struct ConvParams {
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
-const WORKGROUP_SIZE: u32 = 64u;
+const WORKGROUP_SIZE: u32 = 32u;
 // Output channels per invocation, in vec4s: 1, 2, 4 or 8 (chosen by the host per layer).
 override OC_VEC4: u32 = 4u;
+// Pixels per invocation: 1 or 2 (chosen by the host per layer).
+override PIXELS: u32 = 1u;
 override K_H: u32 = 3u;
 override K_W: u32 = 3u;
 override STRIDE_H: u32 = 1u;
@@ -92,8 +96,8 @@ fn main(
 ) {
     let tile = wg.y * num_wg.x + wg.x;
     let block_in_slice = tile / params.tiles_x;
-    let q = (tile % params.tiles_x) * WORKGROUP_SIZE + local;
-    if block_in_slice >= params.tiles_y || q >= params.work_items {
+    let q0 = (tile % params.tiles_x) * WORKGROUP_SIZE * PIXELS + local;
+    if block_in_slice >= params.tiles_y || q0 >= params.work_items {
         return;
     }
     let block = params.slice_first + block_in_slice; // global output-channel block
@@ -101,71 +105,114 @@ fn main(
     let block_in_group = block % params.oc_blocks_per_group;
     let plane_out = params.h_out * params.w_out;
     let plane_in = params.h_in * params.w_in;
-    let n = q / plane_out;
-    let p = q % plane_out;
-    let oh = p / params.w_out;
-    let ow = p % params.w_out;
 
-    let ih0 = i32(oh * STRIDE_H) - i32(params.pad_top);
-    let iw0 = i32(ow * STRIDE_W) - i32(params.pad_left);
+    // This invocation's pixels: q0 and, when PIXELS = 2, q0 + WORKGROUP_SIZE (consecutive
+    // pixels across the workgroup at every step). A second pixel past the end recomputes the
+    // first (in bounds) and is not stored.
+    let q1 = q0 + WORKGROUP_SIZE;
+    let second = PIXELS > 1u && q1 < params.work_items;
+    let q1c = select(q0, q1, second);
+    let n0 = q0 / plane_out;
+    let p0 = q0 % plane_out;
+    let n1 = q1c / plane_out;
+    let p1 = q1c % plane_out;
+    let ih0_0 = i32((p0 / params.w_out) * STRIDE_H) - i32(params.pad_top);
+    let iw0_0 = i32((p0 % params.w_out) * STRIDE_W) - i32(params.pad_left);
+    let ih0_1 = i32((p1 / params.w_out) * STRIDE_H) - i32(params.pad_top);
+    let iw0_1 = i32((p1 % params.w_out) * STRIDE_W) - i32(params.pad_left);
+    let h_in = i32(params.h_in);
+    let w_in = i32(params.w_in);
 
-    var x_channel = (n * params.c_in + g * params.c_in_per_group + params.k_begin) * plane_in;
+    let first_channel = g * params.c_in_per_group + params.k_begin;
+    var x0 = (n0 * params.c_in + first_channel) * plane_in;
+    var x1 = (n1 * params.c_in + first_channel) * plane_in;
     var w = block_in_slice * params.k_count * K_H * K_W * OC_VEC4;
-    var acc0 = vec4(0.0);
-    var acc1 = vec4(0.0);
-    var acc2 = vec4(0.0);
-    var acc3 = vec4(0.0);
-    var acc4 = vec4(0.0);
-    var acc5 = vec4(0.0);
-    var acc6 = vec4(0.0);
-    var acc7 = vec4(0.0);
+    var a0 = vec4(0.0); var a1 = vec4(0.0); var a2 = vec4(0.0); var a3 = vec4(0.0);
+    var a4 = vec4(0.0); var a5 = vec4(0.0); var a6 = vec4(0.0); var a7 = vec4(0.0);
+    var b0 = vec4(0.0); var b1 = vec4(0.0); var b2 = vec4(0.0); var b3 = vec4(0.0);
+    var b4 = vec4(0.0); var b5 = vec4(0.0); var b6 = vec4(0.0); var b7 = vec4(0.0);
     for (var k = 0u; k < params.k_count; k++) {
         for (var ky = 0u; ky < K_H; ky++) {
-            let ih = ih0 + i32(ky * DILATION_H);
-            let row_ok = ih >= 0 && ih < i32(params.h_in);
-            let row = x_channel + u32(clamp(ih, 0, i32(params.h_in) - 1)) * params.w_in;
+            let ih_0 = ih0_0 + i32(ky * DILATION_H);
+            let ih_1 = ih0_1 + i32(ky * DILATION_H);
+            let row_ok_0 = ih_0 >= 0 && ih_0 < h_in;
+            let row_ok_1 = ih_1 >= 0 && ih_1 < h_in;
+            let row_0 = x0 + u32(clamp(ih_0, 0, h_in - 1)) * params.w_in;
+            let row_1 = x1 + u32(clamp(ih_1, 0, h_in - 1)) * params.w_in;
             for (var kx = 0u; kx < K_W; kx++) {
-                let iw = iw0 + i32(kx * DILATION_W);
                 // One path for interior and border taps (divergent branches run both sides
                 // on SIMD hardware): a clamped, always-valid address, zeroed when padded.
-                let v = input_data[row + u32(clamp(iw, 0, i32(params.w_in) - 1))];
-                let xv = select(0.0, v, row_ok && iw >= 0 && iw < i32(params.w_in));
-                acc0 += weights[w] * xv;
+                let iw_0 = iw0_0 + i32(kx * DILATION_W);
+                let u = select(0.0, input_data[row_0 + u32(clamp(iw_0, 0, w_in - 1))],
+                    row_ok_0 && iw_0 >= 0 && iw_0 < w_in);
+                var v = 0.0;
+                if PIXELS > 1u {
+                    let iw_1 = iw0_1 + i32(kx * DILATION_W);
+                    v = select(0.0, input_data[row_1 + u32(clamp(iw_1, 0, w_in - 1))],
+                        row_ok_1 && iw_1 >= 0 && iw_1 < w_in);
+                }
+                let w0 = weights[w];
+                a0 += w0 * u;
+                if PIXELS > 1u { b0 += w0 * v; }
                 if OC_VEC4 > 1u {
-                    acc1 += weights[w + 1u] * xv;
+                    let w1 = weights[w + 1u];
+                    a1 += w1 * u;
+                    if PIXELS > 1u { b1 += w1 * v; }
                 }
                 if OC_VEC4 > 2u {
-                    acc2 += weights[w + 2u] * xv;
-                    acc3 += weights[w + 3u] * xv;
+                    let w2 = weights[w + 2u];
+                    let w3 = weights[w + 3u];
+                    a2 += w2 * u;
+                    a3 += w3 * u;
+                    if PIXELS > 1u { b2 += w2 * v; b3 += w3 * v; }
                 }
                 if OC_VEC4 > 4u {
-                    acc4 += weights[w + 4u] * xv;
-                    acc5 += weights[w + 5u] * xv;
-                    acc6 += weights[w + 6u] * xv;
-                    acc7 += weights[w + 7u] * xv;
+                    let w4 = weights[w + 4u];
+                    let w5 = weights[w + 5u];
+                    let w6 = weights[w + 6u];
+                    let w7 = weights[w + 7u];
+                    a4 += w4 * u;
+                    a5 += w5 * u;
+                    a6 += w6 * u;
+                    a7 += w7 * u;
+                    if PIXELS > 1u { b4 += w4 * v; b5 += w5 * v; b6 += w6 * v; b7 += w7 * v; }
                 }
                 w += OC_VEC4;
             }
         }
-        x_channel += plane_in;
+        x0 += plane_in;
+        x1 += plane_in;
     }
 
-    let out_base = n * params.c_out * plane_out + p;
+    let o0 = n0 * params.c_out * plane_out + p0;
+    let o1 = n1 * params.c_out * plane_out + p1;
     let first = block_in_group * OC_VEC4 * 4u;
     let oc = g * params.c_out_per_group + first;
     let b = block * OC_VEC4;
-    store(out_base, oc, first, plane_out, acc0, bias[b]);
+    store(o0, oc, first, plane_out, a0, bias[b]);
+    if second { store(o1, oc, first, plane_out, b0, bias[b]); }
     if OC_VEC4 > 1u {
-        store(out_base, oc + 4u, first + 4u, plane_out, acc1, bias[b + 1u]);
+        store(o0, oc + 4u, first + 4u, plane_out, a1, bias[b + 1u]);
+        if second { store(o1, oc + 4u, first + 4u, plane_out, b1, bias[b + 1u]); }
     }
     if OC_VEC4 > 2u {
-        store(out_base, oc + 8u, first + 8u, plane_out, acc2, bias[b + 2u]);
-        store(out_base, oc + 12u, first + 12u, plane_out, acc3, bias[b + 3u]);
+        store(o0, oc + 8u, first + 8u, plane_out, a2, bias[b + 2u]);
+        store(o0, oc + 12u, first + 12u, plane_out, a3, bias[b + 3u]);
+        if second {
+            store(o1, oc + 8u, first + 8u, plane_out, b2, bias[b + 2u]);
+            store(o1, oc + 12u, first + 12u, plane_out, b3, bias[b + 3u]);
+        }
     }
     if OC_VEC4 > 4u {
-        store(out_base, oc + 16u, first + 16u, plane_out, acc4, bias[b + 4u]);
-        store(out_base, oc + 20u, first + 20u, plane_out, acc5, bias[b + 5u]);
-        store(out_base, oc + 24u, first + 24u, plane_out, acc6, bias[b + 6u]);
-        store(out_base, oc + 28u, first + 28u, plane_out, acc7, bias[b + 7u]);
+        store(o0, oc + 16u, first + 16u, plane_out, a4, bias[b + 4u]);
+        store(o0, oc + 20u, first + 20u, plane_out, a5, bias[b + 5u]);
+        store(o0, oc + 24u, first + 24u, plane_out, a6, bias[b + 6u]);
+        store(o0, oc + 28u, first + 28u, plane_out, a7, bias[b + 7u]);
+        if second {
+            store(o1, oc + 16u, first + 16u, plane_out, b4, bias[b + 4u]);
+            store(o1, oc + 20u, first + 20u, plane_out, b5, bias[b + 5u]);
+            store(o1, oc + 24u, first + 24u, plane_out, b6, bias[b + 6u]);
+            store(o1, oc + 28u, first + 28u, plane_out, b7, bias[b + 7u]);
+        }
     }
 }

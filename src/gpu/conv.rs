@@ -68,9 +68,9 @@ const FINISH: u32 = 2;
 const DEPTHWISE_OUT_W: usize = 4;
 const DEPTHWISE_LANES_X: usize = 8;
 
-/// Pixels per invocation of the pointwise kernel (`PIXELS` in pointwise.wgsl): each weight
-/// read from the window serves two pixels.
-const POINTWISE_PIXELS: usize = 2;
+/// Pixels per invocation of the pointwise and grouped kernels (`PIXELS` in their WGSL): each
+/// weight read from the window serves two pixels.
+const PIXELS_PER_INVOCATION: usize = 2;
 
 /// A slice before upload: its range and the floats of its weight window.
 struct SliceData {
@@ -130,7 +130,7 @@ impl Plan {
             }
             ConvKind::Pointwise => {
                 constants.push(("OC_VEC4", (oc_tile / 4) as u32));
-                constants.push(("PIXELS", POINTWISE_PIXELS as u32));
+                constants.push(("PIXELS", PIXELS_PER_INVOCATION as u32));
                 Self {
                     shader: Shader::Pointwise,
                     constants,
@@ -139,6 +139,7 @@ impl Plan {
             }
             ConvKind::Grouped => {
                 constants.push(("OC_VEC4", (oc_tile / 4) as u32));
+                constants.push(("PIXELS", PIXELS_PER_INVOCATION as u32));
                 geometry(&mut constants);
                 Self {
                     shader: Shader::Grouped,
@@ -245,12 +246,8 @@ impl Plan {
             }
             Shader::Pointwise | Shader::Grouped => {
                 let pixels = output.n * output.h * output.w;
-                let per_invocation = match self.shader {
-                    Shader::Pointwise => POINTWISE_PIXELS,
-                    _ => 1,
-                };
                 (
-                    pixels.div_ceil(wg * per_invocation),
+                    pixels.div_ceil(wg * PIXELS_PER_INVOCATION),
                     pixels,
                     pack::oc_blocks_per_group(spec, self.oc_tile),
                 )

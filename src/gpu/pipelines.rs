@@ -43,7 +43,7 @@ impl Shader {
     /// adapter.
     pub(crate) const fn workgroup_size(self) -> u32 {
         match self {
-            Shader::Pointwise => 32,
+            Shader::Pointwise | Shader::Grouped => 32,
             _ => 64,
         }
     }
