@@ -15,10 +15,9 @@
 // Kernel size, stride and dilation are pipeline-overridable constants, so the tap loops have
 // constant trip counts and unroll; one pipeline per (kernel, stride, dilation).
 //
-// Thread → output: workgroup t (grid possibly spread over x and y, src/gpu/dispatch.rs)
-// covers an 8-row × 32-column tile of the (n, oc) plane t / tiles_x (tiles_x = tiles per
-// plane, work_items = planes × tiles_x); each invocation computes OUT_W consecutive outputs
-// of one row.
+// Thread → output: invocations are numbered linearly over the slice's (n, oc) planes (the
+// grid may be spread over x and y, src/gpu/dispatch.rs); each computes OUT_W consecutive
+// outputs of one row.
 // Per kernel row it loads the input span those outputs share once into registers (SPAN
 // values: with stride 1 each input value serves up to K_W outputs), then does the
 // multiply-adds from registers. Border taps read a clamped address and are zeroed by a
@@ -42,11 +41,8 @@ struct ConvParams {
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
 const WORKGROUP_SIZE: u32 = 64u;
-// Consecutive outputs along a row per invocation, and the workgroup's lanes per tile row:
-// a workgroup covers TILE_ROWS rows × LANES_X · OUT_W columns of one output plane.
+// Consecutive outputs along a row per invocation.
 const OUT_W: u32 = 4u;
-const LANES_X: u32 = 8u;
-const TILE_ROWS: u32 = WORKGROUP_SIZE / LANES_X;
 // Largest input span kept in registers; wider spans (big strides or dilations) load per tap.
 const MAX_SPAN: u32 = 32u;
 
@@ -91,21 +87,19 @@ fn main(
     @builtin(num_workgroups) num_wg: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    // Workgroup t covers a tile of TILE_ROWS × (LANES_X · OUT_W) outputs of one (n, oc) plane.
-    // Every division below is of workgroup-uniform values; lanes only shift and mask.
-    let t = wg.y * num_wg.x + wg.x;
-    if t >= params.work_items {
+    // Invocation q covers outputs ow0 .. ow0 + OUT_W of row oh of plane q / tiles_x, where
+    // tiles_x = h_out · ⌈w_out / OUT_W⌉ (column groups per plane): consecutive invocations
+    // take consecutive column groups, then rows, then planes, so small planes still fill
+    // every lane of a workgroup.
+    let q = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
+    if q >= params.work_items {
         return;
     }
-    let col_tiles = (params.w_out + LANES_X * OUT_W - 1u) / (LANES_X * OUT_W);
-    let tiles_per_plane = params.tiles_x; // row tiles × column tiles
-    let plane_in_slice = t / tiles_per_plane;
-    let within = t % tiles_per_plane;
-    let oh = (within / col_tiles) * TILE_ROWS + (local / LANES_X);
-    let ow0 = ((within % col_tiles) * LANES_X + (local % LANES_X)) * OUT_W;
-    if oh >= params.h_out || ow0 >= params.w_out {
-        return;
-    }
+    let col_groups = (params.w_out + OUT_W - 1u) / OUT_W;
+    let plane_in_slice = q / params.tiles_x;
+    let within = q % params.tiles_x;
+    let oh = within / col_groups;
+    let ow0 = (within % col_groups) * OUT_W;
     let oc_in_slice = plane_in_slice % params.tiles_y;
     let n = plane_in_slice / params.tiles_y;
     let oc = params.slice_first + oc_in_slice;

@@ -63,10 +63,8 @@ struct Slice {
 const ACCUMULATE: u32 = 1;
 const FINISH: u32 = 2;
 
-/// Consecutive outputs per invocation of the depthwise kernel and lanes per tile row
-/// (`OUT_W` and `LANES_X` in depthwise.wgsl).
+/// Consecutive outputs per invocation of the depthwise kernel (`OUT_W` in depthwise.wgsl).
 const DEPTHWISE_OUT_W: usize = 4;
-const DEPTHWISE_LANES_X: usize = 8;
 
 /// Pixels per invocation of the pointwise and grouped kernels (`PIXELS` in their WGSL): each
 /// weight read from the window serves two pixels.
@@ -237,11 +235,9 @@ impl Plan {
     fn tiling(&self, spec: &Conv2dSpec, output: Shape, slice: &Slice) -> Tiling {
         let wg = self.shader.workgroup_size() as usize;
         let (tiles_x, work_items, blocks_per_group) = match self.shader {
-            // Workgroups of DEPTHWISE_ROWS × (DEPTHWISE_LANES_X · DEPTHWISE_OUT_W) outputs of
-            // one plane: tiles_x tiles per plane, work_items workgroups in all.
+            // One invocation per OUT_W outputs of a row: tiles_x per plane, work_items in all.
             Shader::Depthwise => {
-                let per_plane = output.h.div_ceil(wg / DEPTHWISE_LANES_X)
-                    * output.w.div_ceil(DEPTHWISE_LANES_X * DEPTHWISE_OUT_W);
+                let per_plane = output.h * output.w.div_ceil(DEPTHWISE_OUT_W);
                 (per_plane, output.n * slice.count * per_plane, 1)
             }
             Shader::Pointwise | Shader::Grouped => {
@@ -269,8 +265,10 @@ impl Plan {
     /// Workgroups of one slice's dispatch.
     fn workgroups(&self, tiling: &Tiling) -> u64 {
         match self.shader {
-            // Depthwise work items are workgroups, over every plane of the slice.
-            Shader::Depthwise => u64::from(tiling.work_items),
+            // Depthwise work items are invocations, over every plane of the slice.
+            Shader::Depthwise => {
+                u64::from(tiling.work_items).div_ceil(u64::from(self.shader.workgroup_size()))
+            }
             Shader::Pointwise | Shader::Grouped => {
                 u64::from(tiling.tiles_x) * u64::from(tiling.tiles_y)
             }
