@@ -497,3 +497,66 @@ fn weights_beyond_one_uniform_window_are_sliced_and_match_reference() {
         check(name, spec, x, kind);
     }
 }
+
+#[test]
+fn one_conv_runs_many_shapes_in_any_order() {
+    // A Conv2d keeps the launch parameters of its last few input shapes; a stale entry would
+    // give a wrong size or a wrong answer. Six shapes (more than it keeps), each run twice in
+    // an interleaved order, every result checked, for each kernel family.
+    let gpu = gpu();
+    let cases = [
+        (
+            "pointwise",
+            Conv2dSpec::pointwise(24, 40).activation(Activation::Relu),
+        ),
+        (
+            "depthwise",
+            Conv2dSpec::depthwise(24, [3, 3])
+                .stride([2, 2])
+                .padding(Padding::uniform(1)),
+        ),
+        (
+            "grouped",
+            Conv2dSpec::new(24, 48, [3, 3])
+                .groups(3)
+                .padding(Padding::uniform(1)),
+        ),
+    ];
+    let sizes = [
+        (1, 9, 9),
+        (2, 5, 7),
+        (1, 16, 3),
+        (3, 4, 4),
+        (1, 1, 1),
+        (1, 30, 11),
+    ];
+    for (name, spec) in cases {
+        let seed = seed_of(name);
+        let weights = common::normal(seed, spec.weight_count());
+        let bias = spec.bias.then(|| common::normal(seed + 1, spec.c_out));
+        let conv = Conv2d::new(gpu, spec, &weights, bias.as_deref()).expect("conv");
+        let order = sizes.iter().chain(sizes.iter().rev()).enumerate();
+        for (i, &(n, h, w)) in order {
+            let shape = Shape::new(n, spec.c_in, h, w);
+            let input = Tensor::new(
+                shape,
+                common::normal(seed + 2 + i as u64, shape.len().unwrap()),
+            )
+            .expect("input");
+            let want =
+                reference::conv2d(&spec, &input, &weights, bias.as_deref()).expect("reference");
+            let x = GpuTensor::from_tensor(gpu, &input).expect("upload");
+            let y = GpuTensor::full(gpu, want.shape(), f32::NAN).expect("poisoned output");
+            conv.run_into(&x, &y).expect("dispatch");
+            let got = y.read().expect("readback");
+            let data = ConvData {
+                input,
+                weights: weights.clone(),
+                bias: bias.clone(),
+            };
+            let tol = tolerances(&spec, &data, &want);
+            let case = format!("{name} run {i} on {shape}");
+            assert_matches(&case, seed, &got, &want, Some(&tol));
+        }
+    }
+}

@@ -189,7 +189,13 @@ impl Gpu {
 
     /// A command encoder, created inside error scopes (creating one on a lost device is a
     /// wgpu error, which would otherwise reach the uncaptured-error handler and panic).
+    /// Every operation starts here, so it first gives a pending device-lost callback its
+    /// chance (a non-blocking poll): a run on a device destroyed since the last call reports
+    /// the loss even when it creates nothing else.
     pub(crate) fn encoder(&self, label: &'static str) -> Result<wgpu::CommandEncoder> {
+        if self.check_alive().is_ok() {
+            let _ = self.inner.device.poll(wgpu::PollType::Poll);
+        }
         self.scoped(label, || {
             self.inner
                 .device

@@ -8,6 +8,8 @@ use super::split;
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 /// A convolution ready to run on a [`Gpu`]: the spec, the kernel it picked, and its weights
 /// and bias uploaded once.
@@ -32,6 +34,36 @@ pub struct Conv2d {
     plan: Plan,
     slices: Vec<Slice>,
     bias: wgpu::Buffer,
+    /// The launches of the last few distinct runs (see [`Launch`]).
+    launches: Mutex<VecDeque<Arc<Launch>>>,
+}
+
+/// Distinct (spec, shape) runs whose launches a [`Conv2d`] keeps: a caller that runs the same
+/// shapes again, or a run split into a few pieces, records its dispatches without creating a
+/// buffer.
+const LAUNCH_CACHE: usize = 4;
+
+/// What the dispatches of one run (or one piece of a split run) need besides the tensors,
+/// built on its first call: the pipeline (specialised for its pixels per invocation), the
+/// parameters of every slice in one uniform buffer, each at an offset aligned for binding,
+/// and the grids. Bind groups, which name the caller's tensors,
+/// are made per call so that a conv never keeps a dropped tensor's memory alive.
+#[derive(Debug)]
+struct Launch {
+    key: LaunchKey,
+    pipeline: wgpu::ComputePipeline,
+    params: wgpu::Buffer,
+    params_stride: u64,
+    grids: Vec<[u32; 3]>,
+}
+
+/// What a [`Launch`] depends on: the piece's spec (a split piece differs in its padding) and
+/// its shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LaunchKey {
+    spec: Conv2dSpec,
+    input: Shape,
+    output: Shape,
 }
 
 /// Which kernel runs a spec and how it is specialised and tiled.
@@ -66,9 +98,14 @@ const FINISH: u32 = 2;
 /// Consecutive outputs per invocation of the depthwise kernel (`OUT_W` in depthwise.wgsl).
 const DEPTHWISE_OUT_W: usize = 4;
 
-/// Pixels per invocation of the pointwise and grouped kernels (`PIXELS` in their WGSL): each
-/// weight read from the window serves two pixels.
+/// Pixels per invocation of the pointwise and grouped kernels (`PIXELS` in their WGSL): two,
+/// so that each weight read from the window serves two pixels, unless that leaves a dispatch
+/// fewer than [`MIN_WORKGROUPS`] workgroups (a 7×7 output), when one pixel doubles them.
 const PIXELS_PER_INVOCATION: usize = 2;
+
+/// Fewest workgroups per dispatch worth keeping when choosing pixels per invocation: below
+/// it the device (or a CPU adapter's threads) would sit partly idle.
+const MIN_WORKGROUPS: usize = 4;
 
 /// A slice before upload: its range and the floats of its weight window.
 struct SliceData {
@@ -128,7 +165,6 @@ impl Plan {
             }
             ConvKind::Pointwise => {
                 constants.push(("OC_VEC4", (oc_tile / 4) as u32));
-                constants.push(("PIXELS", PIXELS_PER_INVOCATION as u32));
                 Self {
                     shader: Shader::Pointwise,
                     constants,
@@ -137,7 +173,6 @@ impl Plan {
             }
             ConvKind::Grouped => {
                 constants.push(("OC_VEC4", (oc_tile / 4) as u32));
-                constants.push(("PIXELS", PIXELS_PER_INVOCATION as u32));
                 geometry(&mut constants);
                 Self {
                     shader: Shader::Grouped,
@@ -231,8 +266,34 @@ impl Plan {
         out
     }
 
-    /// How the dispatch of `slice` producing `output` is tiled.
-    fn tiling(&self, spec: &Conv2dSpec, output: Shape, slice: &Slice) -> Tiling {
+    /// Pixels per invocation for a run producing `output` (see [`PIXELS_PER_INVOCATION`]);
+    /// 1 for the depthwise kernel, which has no such constant.
+    /// `blocks` is the most channel blocks one slice covers.
+    fn pixels(&self, output: Shape, blocks: usize) -> usize {
+        if self.shader == Shader::Depthwise {
+            return 1;
+        }
+        let per_workgroup = self.shader.workgroup_size() as usize * PIXELS_PER_INVOCATION;
+        let tiles = (output.n * output.h * output.w).div_ceil(per_workgroup);
+        if tiles * blocks >= MIN_WORKGROUPS {
+            PIXELS_PER_INVOCATION
+        } else {
+            1
+        }
+    }
+
+    /// The override constants for a run with `pixels` pixels per invocation.
+    fn constants(&self, pixels: usize) -> Constants {
+        let mut constants = self.constants.clone();
+        if self.shader != Shader::Depthwise {
+            constants.push(("PIXELS", pixels as u32));
+        }
+        constants
+    }
+
+    /// How the dispatch of `slice` producing `output` is tiled, with `pixels` pixels per
+    /// invocation.
+    fn tiling(&self, spec: &Conv2dSpec, output: Shape, slice: &Slice, pixels: usize) -> Tiling {
         let wg = self.shader.workgroup_size() as usize;
         let (tiles_x, work_items, blocks_per_group) = match self.shader {
             // One invocation per OUT_W outputs of a row: tiles_x per plane, work_items in all.
@@ -240,14 +301,11 @@ impl Plan {
                 let per_plane = output.h * output.w.div_ceil(DEPTHWISE_OUT_W);
                 (per_plane, output.n * slice.count * per_plane, 1)
             }
-            Shader::Pointwise | Shader::Grouped => {
-                let pixels = output.n * output.h * output.w;
-                (
-                    pixels.div_ceil(wg * PIXELS_PER_INVOCATION),
-                    pixels,
-                    pack::oc_blocks_per_group(spec, self.oc_tile),
-                )
-            }
+            Shader::Pointwise | Shader::Grouped => (
+                (output.n * output.h * output.w).div_ceil(wg * pixels),
+                output.n * output.h * output.w,
+                pack::oc_blocks_per_group(spec, self.oc_tile),
+            ),
         };
         // Callers have bounded every buffer by the binding limit, so these fit in u32.
         Tiling {
@@ -320,13 +378,15 @@ impl Conv2d {
             bytemuck::cast_slice(&bias),
             wgpu::BufferUsages::STORAGE,
         )?;
-        gpu.pipelines().get(gpu, plan.shader, &plan.constants)?;
+        gpu.pipelines()
+            .get(gpu, plan.shader, &plan.constants(PIXELS_PER_INVOCATION))?;
         Ok(Self {
             gpu: gpu.clone(),
             spec,
             plan,
             slices,
             bias,
+            launches: Mutex::new(VecDeque::with_capacity(LAUNCH_CACHE)),
         })
     }
 
@@ -385,7 +445,8 @@ impl Conv2d {
             Some(piece) => (&piece.spec, piece.output),
             None => (&self.spec, output),
         };
-        let tiling = self.plan.tiling(spec, output, &self.slices[0]);
+        let pixels = self.plan.pixels(output, self.blocks_per_slice());
+        let tiling = self.plan.tiling(spec, output, &self.slices[0], pixels);
         dispatch::grid(
             self.plan.workgroups(&tiling),
             self.gpu.limits().max_compute_workgroups_per_dimension,
@@ -485,32 +546,32 @@ impl Conv2d {
         input_binding: wgpu::BufferBinding<'_>,
         output_binding: wgpu::BufferBinding<'_>,
     ) -> Result<()> {
-        let pipeline =
-            self.gpu
-                .pipelines()
-                .get(&self.gpu, self.plan.shader, &self.plan.constants)?;
-        let max_per_dim = self.gpu.limits().max_compute_workgroups_per_dimension;
-        let launches = self
-            .slices
-            .iter()
-            .map(|slice| {
-                let tiling = self.plan.tiling(spec, out_shape, slice);
-                let grid = dispatch::grid(self.plan.workgroups(&tiling), max_per_dim)?;
-                let params = ConvParams::new(spec, input, out_shape, tiling);
-                let params_buffer = self.gpu.buffer_init(
-                    "conv.params",
-                    bytemuck::bytes_of(&params),
-                    wgpu::BufferUsages::UNIFORM,
-                )?;
-                Ok((slice, params_buffer, grid))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let key = LaunchKey {
+            spec: *spec,
+            input,
+            output: out_shape,
+        };
+        let launch = match self.cached_launch(&key) {
+            Some(launch) => launch,
+            None => {
+                let launch = Arc::new(self.launch(key)?);
+                let mut cache = self.launches.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() == LAUNCH_CACHE {
+                    cache.pop_back();
+                }
+                cache.push_front(Arc::clone(&launch));
+                launch
+            }
+        };
         let device = self.gpu.device();
         let label = self.plan.shader.label();
+        let params_size = wgpu::BufferSize::new(std::mem::size_of::<ConvParams>() as u64);
         self.gpu.scoped("conv encoding", || {
-            let bind_groups: Vec<_> = launches
+            let bind_groups: Vec<_> = self
+                .slices
                 .iter()
-                .map(|(slice, params_buffer, _)| {
+                .enumerate()
+                .map(|(i, slice)| {
                     device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: Some(label),
                         layout: &self.gpu.pipelines().conv_layout,
@@ -519,7 +580,14 @@ impl Conv2d {
                             entry(1, &slice.weights),
                             entry(2, &self.bias),
                             binding(3, output_binding.clone()),
-                            entry(4, params_buffer),
+                            binding(
+                                4,
+                                wgpu::BufferBinding {
+                                    buffer: &launch.params,
+                                    offset: i as u64 * launch.params_stride,
+                                    size: params_size,
+                                },
+                            ),
                         ],
                     })
                 })
@@ -528,13 +596,63 @@ impl Conv2d {
                 label: Some(label),
                 timestamp_writes: None,
             });
-            pass.set_pipeline(&pipeline);
+            pass.set_pipeline(&launch.pipeline);
             // Slices run in order: wgpu orders dispatches that write the same storage buffer,
             // so a slice that accumulates sees the partial sums of the one before.
-            for ((_, _, grid), bind_group) in launches.iter().zip(&bind_groups) {
+            for (bind_group, grid) in bind_groups.iter().zip(&launch.grids) {
                 pass.set_bind_group(0, bind_group, &[]);
                 pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
             }
+        })
+    }
+
+    /// The most channel blocks (or depthwise channels) one slice covers.
+    fn blocks_per_slice(&self) -> usize {
+        self.slices.iter().map(|s| s.count).max().unwrap_or(1)
+    }
+
+    /// The launch for `key` if a recent run built it (moved to the front of the cache).
+    fn cached_launch(&self, key: &LaunchKey) -> Option<Arc<Launch>> {
+        let mut cache = self.launches.lock().unwrap_or_else(|e| e.into_inner());
+        let at = cache.iter().position(|launch| launch.key == *key)?;
+        let launch = cache.remove(at)?;
+        cache.push_front(Arc::clone(&launch));
+        Some(launch)
+    }
+
+    /// Builds the launch of one run: its pipeline, every slice's parameters in one uniform
+    /// buffer, each at an offset aligned for binding, and every slice's grid.
+    fn launch(&self, key: LaunchKey) -> Result<Launch> {
+        let max_per_dim = self.gpu.limits().max_compute_workgroups_per_dimension;
+        let align = u64::from(self.gpu.limits().min_uniform_buffer_offset_alignment).max(1);
+        let params_size = std::mem::size_of::<ConvParams>();
+        let params_stride = (params_size as u64).div_ceil(align) * align;
+        let mut bytes = vec![0u8; params_stride as usize * self.slices.len()];
+        let pixels = self.plan.pixels(key.output, self.blocks_per_slice());
+        let pipeline =
+            self.gpu
+                .pipelines()
+                .get(&self.gpu, self.plan.shader, &self.plan.constants(pixels))?;
+        let mut grids = Vec::with_capacity(self.slices.len());
+        for (slice, at) in self
+            .slices
+            .iter()
+            .zip((0..).step_by(params_stride as usize))
+        {
+            let tiling = self.plan.tiling(&key.spec, key.output, slice, pixels);
+            grids.push(dispatch::grid(self.plan.workgroups(&tiling), max_per_dim)?);
+            let params = ConvParams::new(&key.spec, key.input, key.output, tiling);
+            bytes[at..at + params_size].copy_from_slice(bytemuck::bytes_of(&params));
+        }
+        let params = self
+            .gpu
+            .buffer_init("conv.params", &bytes, wgpu::BufferUsages::UNIFORM)?;
+        Ok(Launch {
+            key,
+            pipeline,
+            params,
+            params_stride,
+            grids,
         })
     }
 }
@@ -637,5 +755,20 @@ mod tests {
                 .1;
             assert_eq!(oc_vec4 as usize * 4, plan.oc_tile);
         }
+    }
+
+    #[test]
+    fn small_outputs_take_one_pixel_per_invocation() {
+        // 7×7 with every input channel of a 32-channel block in one window: two pixels per
+        // invocation would leave one workgroup per dispatch.
+        let spec = Conv2dSpec::pointwise(1024, 1024);
+        let plan = Plan::new(&spec).unwrap();
+        assert_eq!(plan.pixels(Shape::new(1, 1024, 7, 7), 1), 1);
+        assert_eq!(plan.pixels(Shape::new(1, 1024, 7, 7), 4), 2);
+        assert_eq!(plan.pixels(Shape::new(1, 1024, 14, 14), 1), 2);
+        assert_eq!(plan.pixels(Shape::new(8, 1024, 7, 7), 1), 2);
+        let depthwise = Plan::new(&Conv2dSpec::depthwise(8, [3, 3])).unwrap();
+        assert_eq!(depthwise.pixels(Shape::new(1, 8, 56, 56), 1), 1);
+        assert!(!depthwise.constants(1).iter().any(|(n, _)| *n == "PIXELS"));
     }
 }

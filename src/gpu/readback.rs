@@ -24,12 +24,16 @@ pub(crate) async fn read_f32(gpu: &Gpu, buffer: &wgpu::Buffer, len: usize) -> Re
     })?;
 
     let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
-    staging
-        .slice(..)
-        .map_async(wgpu::MapMode::Read, move |result| {
-            // The receiver only goes away if this future is dropped; nothing to report then.
-            let _ = sender.send(result);
-        });
+    // In error scopes too: mapping a buffer of a device lost meanwhile is a wgpu error, which
+    // would otherwise reach the uncaptured-error handler and panic.
+    gpu.scoped("readback", || {
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |result| {
+                // The receiver only goes away if this future is dropped; nothing to report then.
+                let _ = sender.send(result);
+            })
+    })?;
     device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| gpu.lost_or(Error::Readback(e.to_string())))?;

@@ -4,14 +4,17 @@ use super::{Conv2d, GpuTensor};
 use crate::cpu::reference::check_separable;
 use crate::error::{Error, Result};
 use crate::spec::Shape;
+use std::sync::{Arc, Mutex};
 
 /// A depthwise separable block: a depthwise [`Conv2d`] (with its bias and activation), then
 /// a pointwise one. Both dispatches go into one command submission and the intermediate
-/// tensor never leaves the GPU.
+/// tensor never leaves the GPU; the block keeps the intermediate of its last input shape, so
+/// repeated runs allocate nothing but their output.
 #[derive(Debug)]
 pub struct SeparableBlock {
     depthwise: Conv2d,
     pointwise: Conv2d,
+    intermediate: Mutex<Option<Arc<GpuTensor>>>,
 }
 
 impl SeparableBlock {
@@ -28,6 +31,7 @@ impl SeparableBlock {
         Ok(Self {
             depthwise,
             pointwise,
+            intermediate: Mutex::new(None),
         })
     }
 
@@ -60,7 +64,18 @@ impl SeparableBlock {
     pub fn run_into(&self, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
         let gpu = self.depthwise.gpu();
         let (mid_shape, _) = self.shapes(input.shape())?;
-        let mid = GpuTensor::uninit(gpu, mid_shape, "separable.intermediate")?;
+        // Submissions run in order on the queue, so concurrent runs may share it.
+        let mid = {
+            let mut kept = self.intermediate.lock().unwrap_or_else(|e| e.into_inner());
+            match kept.as_ref().filter(|t| t.shape() == mid_shape) {
+                Some(t) => Arc::clone(t),
+                None => {
+                    let t = Arc::new(GpuTensor::uninit(gpu, mid_shape, "separable.intermediate")?);
+                    *kept = Some(Arc::clone(&t));
+                    t
+                }
+            }
+        };
         let mut encoder = gpu.encoder("separable.encoder")?;
         self.depthwise.encode(&mut encoder, input, &mid)?;
         self.pointwise.encode(&mut encoder, &mid, output)?;
