@@ -18,12 +18,12 @@
 //
 // Thread → output: workgroups are numbered linearly (the grid may be spread over x and y,
 // src/gpu/dispatch.rs); workgroup t covers block slice_first + t / tiles_x and pixels
-// (t % tiles_x)·64 .. +64 of the flattened (n, oh, ow) range (WORKGROUP_SIZE · PIXELS).
-// Each invocation computes PIXELS pixels, local and local + 32, for OC_TILE = 4·OC_VEC4
+// (t % tiles_x)·WORKGROUP_SIZE·PIXELS onwards of the flattened (n, oh, ow) range. Each
+// invocation computes PIXELS pixels, local + i·32 for i < PIXELS, for OC_TILE = 4·OC_VEC4
 // output channels: per input channel it loads one input value per pixel (consecutive pixels
 // across the workgroup: coalesced) and OC_VEC4 weight vec4s, each used for every pixel, then
-// does PIXELS · OC_TILE multiply-adds from registers. Slices that split the input channels
-// add their partial sums (slice_flags, see `finish`).
+// does PIXELS · OC_TILE multiply-adds from registers (a PIXELS × OC_TILE register tile).
+// Slices that split the input channels add their partial sums (slice_flags, see `finish`).
 
 struct ConvParams {
     n: u32, c_in: u32, h_in: u32, w_in: u32,
@@ -44,7 +44,7 @@ struct ConvParams {
 const WORKGROUP_SIZE: u32 = 32u;
 // Output channels per invocation, in vec4s: 1, 2, 4 or 8 (chosen by the host per layer).
 override OC_VEC4: u32 = 4u;
-// Pixels per invocation: 1 or 2 (chosen by the host per layer).
+// Pixels per invocation: 1, 2 or 4 (chosen by the host per layer).
 override PIXELS: u32 = 1u;
 
 // Bit 0 of slice_flags: this slice adds to partial sums an earlier slice wrote (no bias);
@@ -78,6 +78,71 @@ fn store(base: u32, oc: u32, plane: u32, acc: vec4<f32>, b: vec4<f32>) {
     }
 }
 
+// The OC_TILE sums of one pixel, four channels per field (fields past OC_VEC4 stay unused).
+struct Sums {
+    s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
+    s4: vec4<f32>, s5: vec4<f32>, s6: vec4<f32>, s7: vec4<f32>,
+}
+
+// One input channel's weights for the tile, loaded once and used for every pixel.
+struct TileWeights {
+    w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
+    w4: vec4<f32>, w5: vec4<f32>, w6: vec4<f32>, w7: vec4<f32>,
+}
+
+fn load_weights(w: u32) -> TileWeights {
+    var t: TileWeights;
+    t.w0 = weights[w];
+    if OC_VEC4 > 1u { t.w1 = weights[w + 1u]; }
+    if OC_VEC4 > 2u { t.w2 = weights[w + 2u]; t.w3 = weights[w + 3u]; }
+    if OC_VEC4 > 4u {
+        t.w4 = weights[w + 4u]; t.w5 = weights[w + 5u];
+        t.w6 = weights[w + 6u]; t.w7 = weights[w + 7u];
+    }
+    return t;
+}
+
+fn accumulate(sums: ptr<function, Sums>, t: TileWeights, x: f32) {
+    (*sums).s0 += t.w0 * x;
+    if OC_VEC4 > 1u { (*sums).s1 += t.w1 * x; }
+    if OC_VEC4 > 2u { (*sums).s2 += t.w2 * x; (*sums).s3 += t.w3 * x; }
+    if OC_VEC4 > 4u {
+        (*sums).s4 += t.w4 * x; (*sums).s5 += t.w5 * x;
+        (*sums).s6 += t.w6 * x; (*sums).s7 += t.w7 * x;
+    }
+}
+
+fn store_sums(sums: Sums, base: u32, oc: u32, plane: u32, b: u32) {
+    store(base, oc, plane, sums.s0, bias[b]);
+    if OC_VEC4 > 1u { store(base, oc + 4u, plane, sums.s1, bias[b + 1u]); }
+    if OC_VEC4 > 2u {
+        store(base, oc + 8u, plane, sums.s2, bias[b + 2u]);
+        store(base, oc + 12u, plane, sums.s3, bias[b + 3u]);
+    }
+    if OC_VEC4 > 4u {
+        store(base, oc + 16u, plane, sums.s4, bias[b + 4u]);
+        store(base, oc + 20u, plane, sums.s5, bias[b + 5u]);
+        store(base, oc + 24u, plane, sums.s6, bias[b + 6u]);
+        store(base, oc + 28u, plane, sums.s7, bias[b + 7u]);
+    }
+}
+
+// Input offset of channel k_begin at flattened output pixel q (clamped to the last pixel, so
+// that pixels past the end read in bounds), and its output offset.
+fn input_at(q: u32) -> u32 {
+    let qc = min(q, params.work_items - 1u);
+    let plane_out = params.h_out * params.w_out;
+    let n = qc / plane_out;
+    let p = qc % plane_out;
+    return (n * params.c_in + params.k_begin) * params.h_in * params.w_in
+        + (p / params.w_out) * params.stride_h * params.w_in + (p % params.w_out) * params.stride_w;
+}
+
+fn output_at(q: u32) -> u32 {
+    let plane_out = params.h_out * params.w_out;
+    return (q / plane_out) * params.c_out * plane_out + q % plane_out;
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -86,99 +151,49 @@ fn main(
 ) {
     let tile = wg.y * num_wg.x + wg.x;
     let block_in_slice = tile / params.tiles_x;
-    let first_q = (tile % params.tiles_x) * WORKGROUP_SIZE * PIXELS + local;
-    if block_in_slice >= params.tiles_y || first_q >= params.work_items {
+    let q0 = (tile % params.tiles_x) * WORKGROUP_SIZE * PIXELS + local;
+    if block_in_slice >= params.tiles_y || q0 >= params.work_items {
         return;
     }
     let block = params.slice_first + block_in_slice;
-    let plane_out = params.h_out * params.w_out;
     let plane_in = params.h_in * params.w_in;
 
-    // This invocation's pixels: first_q and, when PIXELS = 2, first_q + WORKGROUP_SIZE, so that
-    // at every step the workgroup reads consecutive pixels. A second pixel past the end reads
-    // the first one again (in bounds) and is not stored.
-    let q1 = first_q + WORKGROUP_SIZE;
-    let second = PIXELS > 1u && q1 < params.work_items;
-    let n0 = first_q / plane_out;
-    let p0 = first_q % plane_out;
-    let q1c = select(first_q, q1, second);
-    let n1 = q1c / plane_out;
-    let p1 = q1c % plane_out;
-    var x0 = (n0 * params.c_in + params.k_begin) * plane_in
-        + (p0 / params.w_out) * params.stride_h * params.w_in + (p0 % params.w_out) * params.stride_w;
-    var x1 = (n1 * params.c_in + params.k_begin) * plane_in
-        + (p1 / params.w_out) * params.stride_h * params.w_in + (p1 % params.w_out) * params.stride_w;
+    // This invocation's pixels: q0 + i · WORKGROUP_SIZE for i < PIXELS, so that at every step
+    // the workgroup reads consecutive pixels. Pixels past the end read the last pixel (in
+    // bounds) and are not stored.
+    let q1 = q0 + WORKGROUP_SIZE;
+    let q2 = q0 + 2u * WORKGROUP_SIZE;
+    let q3 = q0 + 3u * WORKGROUP_SIZE;
+    var x0 = input_at(q0);
+    var x1 = input_at(q1);
+    var x2 = input_at(q2);
+    var x3 = input_at(q3);
 
     var w = block_in_slice * params.k_count * OC_VEC4;
-    var a0 = vec4(0.0); var a1 = vec4(0.0); var a2 = vec4(0.0); var a3 = vec4(0.0);
-    var a4 = vec4(0.0); var a5 = vec4(0.0); var a6 = vec4(0.0); var a7 = vec4(0.0);
-    var b0 = vec4(0.0); var b1 = vec4(0.0); var b2 = vec4(0.0); var b3 = vec4(0.0);
-    var b4 = vec4(0.0); var b5 = vec4(0.0); var b6 = vec4(0.0); var b7 = vec4(0.0);
+    var a: Sums;
+    var b: Sums;
+    var c: Sums;
+    var d: Sums;
     for (var k = 0u; k < params.k_count; k++) {
-        let u = input_data[x0];
-        var v = 0.0;
-        if PIXELS > 1u {
-            v = input_data[x1];
-        }
-        let w0 = weights[w];
-        a0 += w0 * u;
-        if PIXELS > 1u { b0 += w0 * v; }
-        if OC_VEC4 > 1u {
-            let w1 = weights[w + 1u];
-            a1 += w1 * u;
-            if PIXELS > 1u { b1 += w1 * v; }
-        }
-        if OC_VEC4 > 2u {
-            let w2 = weights[w + 2u];
-            let w3 = weights[w + 3u];
-            a2 += w2 * u;
-            a3 += w3 * u;
-            if PIXELS > 1u { b2 += w2 * v; b3 += w3 * v; }
-        }
-        if OC_VEC4 > 4u {
-            let w4 = weights[w + 4u];
-            let w5 = weights[w + 5u];
-            let w6 = weights[w + 6u];
-            let w7 = weights[w + 7u];
-            a4 += w4 * u;
-            a5 += w5 * u;
-            a6 += w6 * u;
-            a7 += w7 * u;
-            if PIXELS > 1u { b4 += w4 * v; b5 += w5 * v; b6 += w6 * v; b7 += w7 * v; }
+        let t = load_weights(w);
+        accumulate(&a, t, input_data[x0]);
+        if PIXELS > 1u { accumulate(&b, t, input_data[x1]); }
+        if PIXELS > 2u {
+            accumulate(&c, t, input_data[x2]);
+            accumulate(&d, t, input_data[x3]);
         }
         x0 += plane_in;
         x1 += plane_in;
+        x2 += plane_in;
+        x3 += plane_in;
         w += OC_VEC4;
     }
 
-    let o0 = n0 * params.c_out * plane_out + p0;
-    let o1 = n1 * params.c_out * plane_out + p1;
     let oc = block * OC_VEC4 * 4u;
-    let b = block * OC_VEC4;
-    store(o0, oc, plane_out, a0, bias[b]);
-    if second { store(o1, oc, plane_out, b0, bias[b]); }
-    if OC_VEC4 > 1u {
-        store(o0, oc + 4u, plane_out, a1, bias[b + 1u]);
-        if second { store(o1, oc + 4u, plane_out, b1, bias[b + 1u]); }
-    }
-    if OC_VEC4 > 2u {
-        store(o0, oc + 8u, plane_out, a2, bias[b + 2u]);
-        store(o0, oc + 12u, plane_out, a3, bias[b + 3u]);
-        if second {
-            store(o1, oc + 8u, plane_out, b2, bias[b + 2u]);
-            store(o1, oc + 12u, plane_out, b3, bias[b + 3u]);
-        }
-    }
-    if OC_VEC4 > 4u {
-        store(o0, oc + 16u, plane_out, a4, bias[b + 4u]);
-        store(o0, oc + 20u, plane_out, a5, bias[b + 5u]);
-        store(o0, oc + 24u, plane_out, a6, bias[b + 6u]);
-        store(o0, oc + 28u, plane_out, a7, bias[b + 7u]);
-        if second {
-            store(o1, oc + 16u, plane_out, b4, bias[b + 4u]);
-            store(o1, oc + 20u, plane_out, b5, bias[b + 5u]);
-            store(o1, oc + 24u, plane_out, b6, bias[b + 6u]);
-            store(o1, oc + 28u, plane_out, b7, bias[b + 7u]);
-        }
-    }
+    let bias_at = block * OC_VEC4;
+    let plane_out = params.h_out * params.w_out;
+    store_sums(a, output_at(q0), oc, plane_out, bias_at);
+    if PIXELS > 1u && q1 < params.work_items { store_sums(b, output_at(q1), oc, plane_out, bias_at); }
+    if PIXELS > 2u && q2 < params.work_items { store_sums(c, output_at(q2), oc, plane_out, bias_at); }
+    if PIXELS > 2u && q3 < params.work_items { store_sums(d, output_at(q3), oc, plane_out, bias_at); }
 }

@@ -322,8 +322,9 @@ fn non_square_kernels_batch_and_tiny_inputs_match_reference() {
 
 #[test]
 fn grids_past_65535_workgroups_spread_and_match_reference() {
-    // 2 → 4 channels on 2048×2049 gives 16.8 M outputs, more than 65,535 workgroups of 256,
-    // so each kernel must spread its grid over y.
+    // Each kernel gets more workgroups than 65,535 (a workgroup covers 256 depthwise outputs,
+    // 128 pointwise pixels or 64 grouped pixels per channel block), so it must spread its
+    // grid over y.
     let x = Shape::new(1, 2, 2048, 2049);
     let cases = [
         (
@@ -334,7 +335,13 @@ fn grids_past_65535_workgroups_spread_and_match_reference() {
             x,
             DW(2),
         ),
-        ("big_grid_pw", Conv2dSpec::pointwise(2, 4), x, PW),
+        // 8.6 M pixels, 67,200 workgroups of 128.
+        (
+            "big_grid_pw",
+            Conv2dSpec::pointwise(2, 2),
+            Shape::new(1, 2, 4096, 2100),
+            PW,
+        ),
         // 4 → 8 channels in 2 groups, padded 1×1: 8 × 2050 × 1027 = 16.8 M outputs.
         (
             "big_grid_grouped",

@@ -98,10 +98,11 @@ const FINISH: u32 = 2;
 /// Consecutive outputs per invocation of the depthwise kernel (`OUT_W` in depthwise.wgsl).
 const DEPTHWISE_OUT_W: usize = 4;
 
-/// Pixels per invocation of the pointwise and grouped kernels (`PIXELS` in their WGSL): two,
-/// so that each weight read from the window serves two pixels, unless that leaves a dispatch
-/// fewer than [`MIN_WORKGROUPS`] workgroups (a 7×7 output), when one pixel doubles them.
-const PIXELS_PER_INVOCATION: usize = 2;
+/// Most pixels per invocation of the pointwise and grouped kernels (`PIXELS` in their WGSL):
+/// each weight read from the window serves that many pixels. Halved while a dispatch would
+/// have fewer than [`MIN_WORKGROUPS`] workgroups (small outputs such as 7×7).
+const POINTWISE_PIXELS: usize = 4;
+const GROUPED_PIXELS: usize = 2;
 
 /// Fewest workgroups per dispatch worth keeping when choosing pixels per invocation: below
 /// it the device (or a CPU adapter's threads) would sit partly idle.
@@ -266,19 +267,31 @@ impl Plan {
         out
     }
 
-    /// Pixels per invocation for a run producing `output` (see [`PIXELS_PER_INVOCATION`]);
+    /// Pixels per invocation for a run producing `output` (see [`POINTWISE_PIXELS`]);
     /// 1 for the depthwise kernel, which has no such constant.
     /// `blocks` is the most channel blocks one slice covers.
     fn pixels(&self, output: Shape, blocks: usize) -> usize {
         if self.shader == Shader::Depthwise {
             return 1;
         }
-        let per_workgroup = self.shader.workgroup_size() as usize * PIXELS_PER_INVOCATION;
-        let tiles = (output.n * output.h * output.w).div_ceil(per_workgroup);
-        if tiles * blocks >= MIN_WORKGROUPS {
-            PIXELS_PER_INVOCATION
-        } else {
-            1
+        let mut pixels = self.max_pixels();
+        while pixels > 1 {
+            let per_workgroup = self.shader.workgroup_size() as usize * pixels;
+            let tiles = (output.n * output.h * output.w).div_ceil(per_workgroup);
+            if tiles * blocks >= MIN_WORKGROUPS {
+                break;
+            }
+            pixels /= 2;
+        }
+        pixels
+    }
+
+    /// Pixels per invocation on large outputs.
+    fn max_pixels(&self) -> usize {
+        match self.shader {
+            Shader::Depthwise => 1,
+            Shader::Pointwise => POINTWISE_PIXELS,
+            Shader::Grouped => GROUPED_PIXELS,
         }
     }
 
@@ -379,7 +392,7 @@ impl Conv2d {
             wgpu::BufferUsages::STORAGE,
         )?;
         gpu.pipelines()
-            .get(gpu, plan.shader, &plan.constants(PIXELS_PER_INVOCATION))?;
+            .get(gpu, plan.shader, &plan.constants(plan.max_pixels()))?;
         Ok(Self {
             gpu: gpu.clone(),
             spec,
@@ -759,14 +772,17 @@ mod tests {
 
     #[test]
     fn small_outputs_take_one_pixel_per_invocation() {
-        // 7×7 with every input channel of a 32-channel block in one window: two pixels per
-        // invocation would leave one workgroup per dispatch.
+        // A 7×7 output with one 32-channel block per slice: two or four pixels per invocation
+        // would leave one workgroup per dispatch.
         let spec = Conv2dSpec::pointwise(1024, 1024);
         let plan = Plan::new(&spec).unwrap();
         assert_eq!(plan.pixels(Shape::new(1, 1024, 7, 7), 1), 1);
-        assert_eq!(plan.pixels(Shape::new(1, 1024, 7, 7), 4), 2);
+        assert_eq!(plan.pixels(Shape::new(1, 1024, 7, 7), 4), 4);
         assert_eq!(plan.pixels(Shape::new(1, 1024, 14, 14), 1), 2);
-        assert_eq!(plan.pixels(Shape::new(8, 1024, 7, 7), 1), 2);
+        assert_eq!(plan.pixels(Shape::new(1, 1024, 28, 28), 1), 4);
+        assert_eq!(plan.pixels(Shape::new(8, 1024, 7, 7), 1), 4);
+        let grouped = Plan::new(&Conv2dSpec::new(64, 64, [3, 3]).groups(2)).unwrap();
+        assert_eq!(grouped.pixels(Shape::new(1, 64, 56, 56), 1), 2);
         let depthwise = Plan::new(&Conv2dSpec::depthwise(8, [3, 3])).unwrap();
         assert_eq!(depthwise.pixels(Shape::new(1, 8, 56, 56), 1), 1);
         assert!(!depthwise.constants(1).iter().any(|(n, _)| *n == "PIXELS"));
