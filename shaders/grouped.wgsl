@@ -23,11 +23,11 @@
 // Thread → output: workgroups are numbered linearly (grid possibly spread over x and y,
 // src/gpu/dispatch.rs); workgroup t covers global block slice_first + t / tiles_x
 // (group = block / oc_blocks_per_group; PyTorch's rule, oc / c_out_per_group) and pixels
-// (t % tiles_x)·64 .. +64 of the flattened (n, oh, ow) range (WORKGROUP_SIZE · PIXELS).
-// Each invocation computes PIXELS pixels, local and local + 32, for OC_TILE = 4·OC_VEC4
-// output channels: every input tap is loaded once per pixel and used for OC_TILE
-// multiply-adds, and every weight vec4 read from the window serves each pixel. Padded taps
-// read a clamped address and are zeroed by a select.
+// (t % tiles_x)·WORKGROUP_SIZE·PIXELS onwards of the flattened (n, oh, ow) range. Each
+// invocation computes PIXELS pixels, local + i·32 for i < PIXELS, for OC_TILE = 4·OC_VEC4
+// output channels (a PIXELS × OC_TILE register tile): every input tap is loaded once per
+// pixel and used for OC_TILE multiply-adds, and every weight vec4 read from the window
+// serves each pixel. Padded taps read a clamped address and are zeroed by a select.
 
 struct ConvParams {
     n: u32, c_in: u32, h_in: u32, w_in: u32,
@@ -48,7 +48,7 @@ struct ConvParams {
 const WORKGROUP_SIZE: u32 = 32u;
 // Output channels per invocation, in vec4s: 1, 2, 4 or 8 (chosen by the host per layer).
 override OC_VEC4: u32 = 4u;
-// Pixels per invocation: 1 or 2 (chosen by the host per layer).
+// Pixels per invocation: 1, 2 or 4 (chosen by the host per layer).
 override PIXELS: u32 = 1u;
 override K_H: u32 = 3u;
 override K_W: u32 = 3u;
@@ -88,6 +88,111 @@ fn store(base: u32, oc: u32, first_in_group: u32, plane: u32, acc: vec4<f32>, b:
     }
 }
 
+// The OC_TILE sums of one pixel, four channels per field (fields past OC_VEC4 stay unused).
+struct Sums {
+    s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
+    s4: vec4<f32>, s5: vec4<f32>, s6: vec4<f32>, s7: vec4<f32>,
+}
+
+// One tap's weights for the tile, loaded once and used for every pixel.
+struct TileWeights {
+    w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
+    w4: vec4<f32>, w5: vec4<f32>, w6: vec4<f32>, w7: vec4<f32>,
+}
+
+fn load_weights(w: u32) -> TileWeights {
+    var t: TileWeights;
+    t.w0 = weights[w];
+    if OC_VEC4 > 1u { t.w1 = weights[w + 1u]; }
+    if OC_VEC4 > 2u { t.w2 = weights[w + 2u]; t.w3 = weights[w + 3u]; }
+    if OC_VEC4 > 4u {
+        t.w4 = weights[w + 4u]; t.w5 = weights[w + 5u];
+        t.w6 = weights[w + 6u]; t.w7 = weights[w + 7u];
+    }
+    return t;
+}
+
+fn accumulate(sums: ptr<function, Sums>, t: TileWeights, x: f32) {
+    (*sums).s0 += t.w0 * x;
+    if OC_VEC4 > 1u { (*sums).s1 += t.w1 * x; }
+    if OC_VEC4 > 2u { (*sums).s2 += t.w2 * x; (*sums).s3 += t.w3 * x; }
+    if OC_VEC4 > 4u {
+        (*sums).s4 += t.w4 * x; (*sums).s5 += t.w5 * x;
+        (*sums).s6 += t.w6 * x; (*sums).s7 += t.w7 * x;
+    }
+}
+
+fn store_sums(sums: Sums, base: u32, oc: u32, first: u32, plane: u32, b: u32) {
+    store(base, oc, first, plane, sums.s0, bias[b]);
+    if OC_VEC4 > 1u { store(base, oc + 4u, first + 4u, plane, sums.s1, bias[b + 1u]); }
+    if OC_VEC4 > 2u {
+        store(base, oc + 8u, first + 8u, plane, sums.s2, bias[b + 2u]);
+        store(base, oc + 12u, first + 12u, plane, sums.s3, bias[b + 3u]);
+    }
+    if OC_VEC4 > 4u {
+        store(base, oc + 16u, first + 16u, plane, sums.s4, bias[b + 4u]);
+        store(base, oc + 20u, first + 20u, plane, sums.s5, bias[b + 5u]);
+        store(base, oc + 24u, first + 24u, plane, sums.s6, bias[b + 6u]);
+        store(base, oc + 28u, first + 28u, plane, sums.s7, bias[b + 7u]);
+    }
+}
+
+// Where one pixel's window starts: the input offset of its group's channel k_begin, and the
+// top-left input row and column (negative inside the padding).
+struct Window {
+    channel: u32,
+    ih0: i32,
+    iw0: i32,
+}
+
+// The window of flattened output pixel q, clamped to the last pixel so that pixels past the
+// end read in bounds (they are not stored).
+fn window_at(q: u32, g: u32) -> Window {
+    let qc = min(q, params.work_items - 1u);
+    let plane_out = params.h_out * params.w_out;
+    let n = qc / plane_out;
+    let p = qc % plane_out;
+    var win: Window;
+    win.channel = (n * params.c_in + g * params.c_in_per_group + params.k_begin)
+        * params.h_in * params.w_in;
+    win.ih0 = i32((p / params.w_out) * STRIDE_H) - i32(params.pad_top);
+    win.iw0 = i32((p % params.w_out) * STRIDE_W) - i32(params.pad_left);
+    return win;
+}
+
+// Kernel row ky of a window: the offset of its (clamped) input row, and whether that row is
+// inside the input.
+struct Row {
+    offset: u32,
+    inside: bool,
+    iw0: i32,
+}
+
+fn row_of(win: Window, ky: u32) -> Row {
+    let ih = win.ih0 + i32(ky * DILATION_H);
+    let h = i32(params.h_in);
+    var row: Row;
+    row.offset = win.channel + u32(clamp(ih, 0, h - 1)) * params.w_in;
+    row.inside = ih >= 0 && ih < h;
+    row.iw0 = win.iw0;
+    return row;
+}
+
+// Input tap kx of a kernel row, 0 in the padding. One path for interior and border taps
+// (divergent branches run both sides on SIMD hardware): a clamped, always-valid address,
+// zeroed by a select.
+fn tap(row: Row, kx: u32) -> f32 {
+    let iw = row.iw0 + i32(kx * DILATION_W);
+    let w = i32(params.w_in);
+    let v = input_data[row.offset + u32(clamp(iw, 0, w - 1))];
+    return select(0.0, v, row.inside && iw >= 0 && iw < w);
+}
+
+fn output_at(q: u32) -> u32 {
+    let plane_out = params.h_out * params.w_out;
+    return (q / plane_out) * params.c_out * plane_out + q % plane_out;
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -103,116 +208,58 @@ fn main(
     let block = params.slice_first + block_in_slice; // global output-channel block
     let g = block / params.oc_blocks_per_group;
     let block_in_group = block % params.oc_blocks_per_group;
-    let plane_out = params.h_out * params.w_out;
     let plane_in = params.h_in * params.w_in;
 
-    // This invocation's pixels: q0 and, when PIXELS = 2, q0 + WORKGROUP_SIZE (consecutive
-    // pixels across the workgroup at every step). A second pixel past the end recomputes the
-    // first (in bounds) and is not stored.
+    // This invocation's pixels: q0 + i · WORKGROUP_SIZE for i < PIXELS (consecutive pixels
+    // across the workgroup at every step).
     let q1 = q0 + WORKGROUP_SIZE;
-    let second = PIXELS > 1u && q1 < params.work_items;
-    let q1c = select(q0, q1, second);
-    let n0 = q0 / plane_out;
-    let p0 = q0 % plane_out;
-    let n1 = q1c / plane_out;
-    let p1 = q1c % plane_out;
-    let ih0_0 = i32((p0 / params.w_out) * STRIDE_H) - i32(params.pad_top);
-    let iw0_0 = i32((p0 % params.w_out) * STRIDE_W) - i32(params.pad_left);
-    let ih0_1 = i32((p1 / params.w_out) * STRIDE_H) - i32(params.pad_top);
-    let iw0_1 = i32((p1 % params.w_out) * STRIDE_W) - i32(params.pad_left);
-    let h_in = i32(params.h_in);
-    let w_in = i32(params.w_in);
+    let q2 = q0 + 2u * WORKGROUP_SIZE;
+    let q3 = q0 + 3u * WORKGROUP_SIZE;
+    var win0 = window_at(q0, g);
+    var win1 = window_at(q1, g);
+    var win2 = window_at(q2, g);
+    var win3 = window_at(q3, g);
 
-    let first_channel = g * params.c_in_per_group + params.k_begin;
-    var x0 = (n0 * params.c_in + first_channel) * plane_in;
-    var x1 = (n1 * params.c_in + first_channel) * plane_in;
     var w = block_in_slice * params.k_count * K_H * K_W * OC_VEC4;
-    var a0 = vec4(0.0); var a1 = vec4(0.0); var a2 = vec4(0.0); var a3 = vec4(0.0);
-    var a4 = vec4(0.0); var a5 = vec4(0.0); var a6 = vec4(0.0); var a7 = vec4(0.0);
-    var b0 = vec4(0.0); var b1 = vec4(0.0); var b2 = vec4(0.0); var b3 = vec4(0.0);
-    var b4 = vec4(0.0); var b5 = vec4(0.0); var b6 = vec4(0.0); var b7 = vec4(0.0);
+    var a: Sums;
+    var b: Sums;
+    var c: Sums;
+    var d: Sums;
     for (var k = 0u; k < params.k_count; k++) {
         for (var ky = 0u; ky < K_H; ky++) {
-            let ih_0 = ih0_0 + i32(ky * DILATION_H);
-            let ih_1 = ih0_1 + i32(ky * DILATION_H);
-            let row_ok_0 = ih_0 >= 0 && ih_0 < h_in;
-            let row_ok_1 = ih_1 >= 0 && ih_1 < h_in;
-            let row_0 = x0 + u32(clamp(ih_0, 0, h_in - 1)) * params.w_in;
-            let row_1 = x1 + u32(clamp(ih_1, 0, h_in - 1)) * params.w_in;
+            let row0 = row_of(win0, ky);
+            let row1 = row_of(win1, ky);
+            let row2 = row_of(win2, ky);
+            let row3 = row_of(win3, ky);
             for (var kx = 0u; kx < K_W; kx++) {
-                // One path for interior and border taps (divergent branches run both sides
-                // on SIMD hardware): a clamped, always-valid address, zeroed when padded.
-                let iw_0 = iw0_0 + i32(kx * DILATION_W);
-                let u = select(0.0, input_data[row_0 + u32(clamp(iw_0, 0, w_in - 1))],
-                    row_ok_0 && iw_0 >= 0 && iw_0 < w_in);
-                var v = 0.0;
-                if PIXELS > 1u {
-                    let iw_1 = iw0_1 + i32(kx * DILATION_W);
-                    v = select(0.0, input_data[row_1 + u32(clamp(iw_1, 0, w_in - 1))],
-                        row_ok_1 && iw_1 >= 0 && iw_1 < w_in);
-                }
-                let w0 = weights[w];
-                a0 += w0 * u;
-                if PIXELS > 1u { b0 += w0 * v; }
-                if OC_VEC4 > 1u {
-                    let w1 = weights[w + 1u];
-                    a1 += w1 * u;
-                    if PIXELS > 1u { b1 += w1 * v; }
-                }
-                if OC_VEC4 > 2u {
-                    let w2 = weights[w + 2u];
-                    let w3 = weights[w + 3u];
-                    a2 += w2 * u;
-                    a3 += w3 * u;
-                    if PIXELS > 1u { b2 += w2 * v; b3 += w3 * v; }
-                }
-                if OC_VEC4 > 4u {
-                    let w4 = weights[w + 4u];
-                    let w5 = weights[w + 5u];
-                    let w6 = weights[w + 6u];
-                    let w7 = weights[w + 7u];
-                    a4 += w4 * u;
-                    a5 += w5 * u;
-                    a6 += w6 * u;
-                    a7 += w7 * u;
-                    if PIXELS > 1u { b4 += w4 * v; b5 += w5 * v; b6 += w6 * v; b7 += w7 * v; }
+                let t = load_weights(w);
+                accumulate(&a, t, tap(row0, kx));
+                if PIXELS > 1u { accumulate(&b, t, tap(row1, kx)); }
+                if PIXELS > 2u {
+                    accumulate(&c, t, tap(row2, kx));
+                    accumulate(&d, t, tap(row3, kx));
                 }
                 w += OC_VEC4;
             }
         }
-        x0 += plane_in;
-        x1 += plane_in;
+        win0.channel += plane_in;
+        win1.channel += plane_in;
+        win2.channel += plane_in;
+        win3.channel += plane_in;
     }
 
-    let o0 = n0 * params.c_out * plane_out + p0;
-    let o1 = n1 * params.c_out * plane_out + p1;
     let first = block_in_group * OC_VEC4 * 4u;
     let oc = g * params.c_out_per_group + first;
-    let b = block * OC_VEC4;
-    store(o0, oc, first, plane_out, a0, bias[b]);
-    if second { store(o1, oc, first, plane_out, b0, bias[b]); }
-    if OC_VEC4 > 1u {
-        store(o0, oc + 4u, first + 4u, plane_out, a1, bias[b + 1u]);
-        if second { store(o1, oc + 4u, first + 4u, plane_out, b1, bias[b + 1u]); }
+    let bias_at = block * OC_VEC4;
+    let plane_out = params.h_out * params.w_out;
+    store_sums(a, output_at(q0), oc, first, plane_out, bias_at);
+    if PIXELS > 1u && q1 < params.work_items {
+        store_sums(b, output_at(q1), oc, first, plane_out, bias_at);
     }
-    if OC_VEC4 > 2u {
-        store(o0, oc + 8u, first + 8u, plane_out, a2, bias[b + 2u]);
-        store(o0, oc + 12u, first + 12u, plane_out, a3, bias[b + 3u]);
-        if second {
-            store(o1, oc + 8u, first + 8u, plane_out, b2, bias[b + 2u]);
-            store(o1, oc + 12u, first + 12u, plane_out, b3, bias[b + 3u]);
-        }
+    if PIXELS > 2u && q2 < params.work_items {
+        store_sums(c, output_at(q2), oc, first, plane_out, bias_at);
     }
-    if OC_VEC4 > 4u {
-        store(o0, oc + 16u, first + 16u, plane_out, a4, bias[b + 4u]);
-        store(o0, oc + 20u, first + 20u, plane_out, a5, bias[b + 5u]);
-        store(o0, oc + 24u, first + 24u, plane_out, a6, bias[b + 6u]);
-        store(o0, oc + 28u, first + 28u, plane_out, a7, bias[b + 7u]);
-        if second {
-            store(o1, oc + 16u, first + 16u, plane_out, b4, bias[b + 4u]);
-            store(o1, oc + 20u, first + 20u, plane_out, b5, bias[b + 5u]);
-            store(o1, oc + 24u, first + 24u, plane_out, b6, bias[b + 6u]);
-            store(o1, oc + 28u, first + 28u, plane_out, b7, bias[b + 7u]);
-        }
+    if PIXELS > 2u && q3 < params.work_items {
+        store_sums(d, output_at(q3), oc, first, plane_out, bias_at);
     }
 }

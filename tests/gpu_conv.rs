@@ -323,8 +323,8 @@ fn non_square_kernels_batch_and_tiny_inputs_match_reference() {
 #[test]
 fn grids_past_65535_workgroups_spread_and_match_reference() {
     // Each kernel gets more workgroups than 65,535 (a workgroup covers 256 depthwise outputs,
-    // 128 pointwise pixels or 64 grouped pixels per channel block), so it must spread its
-    // grid over y.
+    // or 128 pointwise or grouped pixels of one channel block), so it must spread its grid
+    // over y.
     let x = Shape::new(1, 2, 2048, 2049);
     let cases = [
         (
@@ -342,13 +342,14 @@ fn grids_past_65535_workgroups_spread_and_match_reference() {
             Shape::new(1, 2, 4096, 2100),
             PW,
         ),
-        // 4 → 8 channels in 2 groups, padded 1×1: 8 × 2050 × 1027 = 16.8 M outputs.
+        // 8 → 8 channels in 4 groups of 2, padded 1×1: 2050 × 1027 pixels, 16,449 tiles of
+        // 128 pixels for each of 4 blocks.
         (
             "big_grid_grouped",
-            Conv2dSpec::new(4, 8, [1, 1])
+            Conv2dSpec::new(8, 8, [1, 1])
                 .padding(Padding::uniform(1))
-                .groups(2),
-            Shape::new(1, 4, 2048, 1025),
+                .groups(4),
+            Shape::new(1, 8, 2048, 1025),
             GR,
         ),
     ];

@@ -102,7 +102,7 @@ const DEPTHWISE_OUT_W: usize = 4;
 /// each weight read from the window serves that many pixels. Halved while a dispatch would
 /// have fewer than [`MIN_WORKGROUPS`] workgroups (small outputs such as 7×7).
 const POINTWISE_PIXELS: usize = 4;
-const GROUPED_PIXELS: usize = 2;
+const GROUPED_PIXELS: usize = 4;
 
 /// Fewest workgroups per dispatch worth keeping when choosing pixels per invocation: below
 /// it the device (or a CPU adapter's threads) would sit partly idle.
@@ -782,7 +782,8 @@ mod tests {
         assert_eq!(plan.pixels(Shape::new(1, 1024, 28, 28), 1), 4);
         assert_eq!(plan.pixels(Shape::new(8, 1024, 7, 7), 1), 4);
         let grouped = Plan::new(&Conv2dSpec::new(64, 64, [3, 3]).groups(2)).unwrap();
-        assert_eq!(grouped.pixels(Shape::new(1, 64, 56, 56), 1), 2);
+        assert_eq!(grouped.pixels(Shape::new(1, 64, 56, 56), 1), 4);
+        assert_eq!(grouped.pixels(Shape::new(1, 64, 13, 13), 1), 1);
         let depthwise = Plan::new(&Conv2dSpec::depthwise(8, [3, 3])).unwrap();
         assert_eq!(depthwise.pixels(Shape::new(1, 8, 56, 56), 1), 1);
         assert!(!depthwise.constants(1).iter().any(|(n, _)| *n == "PIXELS"));
