@@ -16,7 +16,8 @@
 //! - `GB/s` counts the minimum bytes a layer must move: input, weights, bias and output once,
 //!   4 bytes each. `%fma` and `%bw` are the GPU's GFLOP/s and GB/s as fractions of the ceilings.
 //! - `--peer FILE` reads `RESULT<TAB>engine<TAB>layer<TAB>ms…` lines (the format of the ONNX
-//!   Runtime / PyTorch harness) and adds a `cpu ÷ engine` ratio column per engine.
+//!   Runtime / PyTorch harness) and adds `cpu ÷ engine` and `gpu ÷ engine` ratio columns per
+//!   engine (> 1: sepconv is slower).
 //! - Output goes to `target/report/` unless `--out` says otherwise: `report.csv`,
 //!   `report.json`, `report.png`. The chart needs a TrueType font; it looks in the usual system
 //!   places (DejaVu Sans, Liberation Sans, Arial) or takes `--font`.
@@ -420,6 +421,7 @@ fn main() -> Result<(), BoxError> {
     for e in &engines {
         cols.push(format!("{e}_ms"));
         cols.push(format!("cpu_over_{e}"));
+        cols.push(format!("gpu_over_{e}"));
     }
     let mut table: Vec<Vec<String>> = Vec::new();
     for r in &rows {
@@ -452,6 +454,7 @@ fn main() -> Result<(), BoxError> {
             let p = r.peers.get(e).copied();
             cells.push(opt(p, 4));
             cells.push(opt(p.map(|p| r.cpu_ms / p), 2));
+            cells.push(opt(p.zip(r.gpu_ms).map(|(p, g)| g / p), 2));
         }
         table.push(cells);
     }

@@ -46,8 +46,8 @@ const LAUNCH_CACHE: usize = 4;
 /// What the dispatches of one run (or one piece of a split run) need besides the tensors,
 /// built on its first call: the pipeline (specialised for its pixels per invocation), the
 /// parameters of every slice in one uniform buffer, each at an offset aligned for binding,
-/// and the grids. Bind groups, which name the caller's tensors,
-/// are made per call so that a conv never keeps a dropped tensor's memory alive.
+/// and the grids. Bind groups, which name the caller's tensors, are made per call so that a
+/// conv never keeps a dropped tensor's memory alive.
 #[derive(Debug)]
 struct Launch {
     key: LaunchKey,
