@@ -94,14 +94,15 @@ struct Sums {
     s4: vec4<f32>, s5: vec4<f32>, s6: vec4<f32>, s7: vec4<f32>,
 }
 
-// One tap's weights for the tile, loaded once and used for every pixel.
-struct TileWeights {
+// OC_TILE values, four per field: one tap's weights for the tile (loaded once and used for
+// every pixel), or the tile's bias.
+struct Tile {
     w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
     w4: vec4<f32>, w5: vec4<f32>, w6: vec4<f32>, w7: vec4<f32>,
 }
 
-fn load_weights(w: u32) -> TileWeights {
-    var t: TileWeights;
+fn load_weights(w: u32) -> Tile {
+    var t: Tile;
     t.w0 = weights[w];
     if OC_VEC4 > 1u { t.w1 = weights[w + 1u]; }
     if OC_VEC4 > 2u { t.w2 = weights[w + 2u]; t.w3 = weights[w + 3u]; }
@@ -112,7 +113,23 @@ fn load_weights(w: u32) -> TileWeights {
     return t;
 }
 
-fn accumulate(sums: ptr<function, Sums>, t: TileWeights, x: f32) {
+// The tile's bias, read once per invocation (a storage read is a per-lane loop on some
+// drivers): only the slice that starts the sums adds it.
+fn load_bias(b: u32) -> Tile {
+    var t: Tile;
+    if (params.slice_flags & ACCUMULATE) == 0u {
+        t.w0 = bias[b];
+        if OC_VEC4 > 1u { t.w1 = bias[b + 1u]; }
+        if OC_VEC4 > 2u { t.w2 = bias[b + 2u]; t.w3 = bias[b + 3u]; }
+        if OC_VEC4 > 4u {
+            t.w4 = bias[b + 4u]; t.w5 = bias[b + 5u];
+            t.w6 = bias[b + 6u]; t.w7 = bias[b + 7u];
+        }
+    }
+    return t;
+}
+
+fn accumulate(sums: ptr<function, Sums>, t: Tile, x: f32) {
     (*sums).s0 += t.w0 * x;
     if OC_VEC4 > 1u { (*sums).s1 += t.w1 * x; }
     if OC_VEC4 > 2u { (*sums).s2 += t.w2 * x; (*sums).s3 += t.w3 * x; }
@@ -122,18 +139,18 @@ fn accumulate(sums: ptr<function, Sums>, t: TileWeights, x: f32) {
     }
 }
 
-fn store_sums(sums: Sums, base: u32, oc: u32, first: u32, plane: u32, b: u32) {
-    store(base, oc, first, plane, sums.s0, bias[b]);
-    if OC_VEC4 > 1u { store(base, oc + 4u, first + 4u, plane, sums.s1, bias[b + 1u]); }
+fn store_sums(sums: Sums, base: u32, oc: u32, first: u32, plane: u32, b: Tile) {
+    store(base, oc, first, plane, sums.s0, b.w0);
+    if OC_VEC4 > 1u { store(base, oc + 4u, first + 4u, plane, sums.s1, b.w1); }
     if OC_VEC4 > 2u {
-        store(base, oc + 8u, first + 8u, plane, sums.s2, bias[b + 2u]);
-        store(base, oc + 12u, first + 12u, plane, sums.s3, bias[b + 3u]);
+        store(base, oc + 8u, first + 8u, plane, sums.s2, b.w2);
+        store(base, oc + 12u, first + 12u, plane, sums.s3, b.w3);
     }
     if OC_VEC4 > 4u {
-        store(base, oc + 16u, first + 16u, plane, sums.s4, bias[b + 4u]);
-        store(base, oc + 20u, first + 20u, plane, sums.s5, bias[b + 5u]);
-        store(base, oc + 24u, first + 24u, plane, sums.s6, bias[b + 6u]);
-        store(base, oc + 28u, first + 28u, plane, sums.s7, bias[b + 7u]);
+        store(base, oc + 16u, first + 16u, plane, sums.s4, b.w4);
+        store(base, oc + 20u, first + 20u, plane, sums.s5, b.w5);
+        store(base, oc + 24u, first + 24u, plane, sums.s6, b.w6);
+        store(base, oc + 28u, first + 28u, plane, sums.s7, b.w7);
     }
 }
 
@@ -250,16 +267,16 @@ fn main(
 
     let first = block_in_group * OC_VEC4 * 4u;
     let oc = g * params.c_out_per_group + first;
-    let bias_at = block * OC_VEC4;
+    let bias_tile = load_bias(block * OC_VEC4);
     let plane_out = params.h_out * params.w_out;
-    store_sums(a, output_at(q0), oc, first, plane_out, bias_at);
+    store_sums(a, output_at(q0), oc, first, plane_out, bias_tile);
     if PIXELS > 1u && q1 < params.work_items {
-        store_sums(b, output_at(q1), oc, first, plane_out, bias_at);
+        store_sums(b, output_at(q1), oc, first, plane_out, bias_tile);
     }
     if PIXELS > 2u && q2 < params.work_items {
-        store_sums(c, output_at(q2), oc, first, plane_out, bias_at);
+        store_sums(c, output_at(q2), oc, first, plane_out, bias_tile);
     }
     if PIXELS > 2u && q3 < params.work_items {
-        store_sums(d, output_at(q3), oc, first, plane_out, bias_at);
+        store_sums(d, output_at(q3), oc, first, plane_out, bias_tile);
     }
 }
