@@ -36,6 +36,8 @@ pub struct Conv2d {
     bias: wgpu::Buffer,
     /// The launches of the last few distinct runs (see [`Launch`]).
     launches: Mutex<VecDeque<Arc<Launch>>>,
+    /// See [`min_workgroups`].
+    min_workgroups: usize,
 }
 
 /// Distinct (spec, shape) runs whose launches a [`Conv2d`] keeps: a caller that runs the same
@@ -100,13 +102,21 @@ const DEPTHWISE_OUT_W: usize = 4;
 
 /// Most pixels per invocation of the pointwise and grouped kernels (`PIXELS` in their WGSL):
 /// each weight read from the window serves that many pixels. Halved while a dispatch would
-/// have fewer than [`MIN_WORKGROUPS`] workgroups (small outputs such as 7×7).
+/// have fewer workgroups than [`min_workgroups`] asks (small outputs such as 7×7).
 const POINTWISE_PIXELS: usize = 4;
 const GROUPED_PIXELS: usize = 4;
 
-/// Fewest workgroups per dispatch worth keeping when choosing pixels per invocation: below
-/// it the device (or a CPU adapter's threads) would sit partly idle.
-const MIN_WORKGROUPS: usize = 4;
+/// Fewest workgroups per dispatch worth keeping when choosing pixels per invocation, below
+/// which part of the device would sit idle. A CPU adapter (lavapipe, llvmpipe) runs one
+/// workgroup per thread, so its thread count: on lavapipe with 2 threads, 2 instead of 4 made
+/// AlexNet's 13×13 layers 1.5× faster. A GPU wants many per dispatch; 64 is a guess that no
+/// real GPU has checked yet.
+fn min_workgroups(gpu: &Gpu) -> usize {
+    match gpu.adapter_info().device_type {
+        wgpu::DeviceType::Cpu => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        _ => 64,
+    }
+}
 
 /// A slice before upload: its range and the floats of its weight window.
 struct SliceData {
@@ -269,8 +279,9 @@ impl Plan {
 
     /// Pixels per invocation for a run producing `output` (see [`POINTWISE_PIXELS`]);
     /// 1 for the depthwise kernel, which has no such constant.
-    /// `blocks` is the most channel blocks one slice covers.
-    fn pixels(&self, output: Shape, blocks: usize) -> usize {
+    /// `blocks` is the most channel blocks one slice covers; a dispatch should keep at least
+    /// `min_workgroups` workgroups.
+    fn pixels(&self, output: Shape, blocks: usize, min_workgroups: usize) -> usize {
         if self.shader == Shader::Depthwise {
             return 1;
         }
@@ -278,7 +289,7 @@ impl Plan {
         while pixels > 1 {
             let per_workgroup = self.shader.workgroup_size() as usize * pixels;
             let tiles = (output.n * output.h * output.w).div_ceil(per_workgroup);
-            if tiles * blocks >= MIN_WORKGROUPS {
+            if tiles * blocks >= min_workgroups {
                 break;
             }
             pixels /= 2;
@@ -400,6 +411,7 @@ impl Conv2d {
             slices,
             bias,
             launches: Mutex::new(VecDeque::with_capacity(LAUNCH_CACHE)),
+            min_workgroups: min_workgroups(gpu),
         })
     }
 
@@ -458,7 +470,9 @@ impl Conv2d {
             Some(piece) => (&piece.spec, piece.output),
             None => (&self.spec, output),
         };
-        let pixels = self.plan.pixels(output, self.blocks_per_slice());
+        let pixels = self
+            .plan
+            .pixels(output, self.blocks_per_slice(), self.min_workgroups);
         let tiling = self.plan.tiling(spec, output, &self.slices[0], pixels);
         dispatch::grid(
             self.plan.workgroups(&tiling),
@@ -641,7 +655,9 @@ impl Conv2d {
         let params_size = std::mem::size_of::<ConvParams>();
         let params_stride = (params_size as u64).div_ceil(align) * align;
         let mut bytes = vec![0u8; params_stride as usize * self.slices.len()];
-        let pixels = self.plan.pixels(key.output, self.blocks_per_slice());
+        let pixels = self
+            .plan
+            .pixels(key.output, self.blocks_per_slice(), self.min_workgroups);
         let pipeline =
             self.gpu
                 .pipelines()
@@ -773,19 +789,23 @@ mod tests {
     #[test]
     fn small_outputs_take_one_pixel_per_invocation() {
         // A 7×7 output with one 32-channel block per slice: two or four pixels per invocation
-        // would leave one workgroup per dispatch.
+        // would leave one workgroup per dispatch. (Arguments: output, blocks per slice,
+        // fewest workgroups wanted.)
         let spec = Conv2dSpec::pointwise(1024, 1024);
         let plan = Plan::new(&spec).unwrap();
-        assert_eq!(plan.pixels(Shape::new(1, 1024, 7, 7), 1), 1);
-        assert_eq!(plan.pixels(Shape::new(1, 1024, 7, 7), 4), 4);
-        assert_eq!(plan.pixels(Shape::new(1, 1024, 14, 14), 1), 2);
-        assert_eq!(plan.pixels(Shape::new(1, 1024, 28, 28), 1), 4);
-        assert_eq!(plan.pixels(Shape::new(8, 1024, 7, 7), 1), 4);
+        assert_eq!(plan.pixels(Shape::new(1, 1024, 7, 7), 1, 2), 1);
+        assert_eq!(plan.pixels(Shape::new(1, 1024, 7, 7), 4, 4), 4);
+        assert_eq!(plan.pixels(Shape::new(1, 1024, 14, 14), 1, 4), 2);
+        assert_eq!(plan.pixels(Shape::new(1, 1024, 14, 14), 1, 2), 4);
+        assert_eq!(plan.pixels(Shape::new(1, 1024, 28, 28), 1, 4), 4);
+        assert_eq!(plan.pixels(Shape::new(8, 1024, 7, 7), 1, 4), 4);
+        assert_eq!(plan.pixels(Shape::new(1, 1024, 28, 28), 1, 64), 1);
         let grouped = Plan::new(&Conv2dSpec::new(64, 64, [3, 3]).groups(2)).unwrap();
-        assert_eq!(grouped.pixels(Shape::new(1, 64, 56, 56), 1), 4);
-        assert_eq!(grouped.pixels(Shape::new(1, 64, 13, 13), 1), 1);
+        assert_eq!(grouped.pixels(Shape::new(1, 64, 56, 56), 1, 4), 4);
+        assert_eq!(grouped.pixels(Shape::new(1, 64, 13, 13), 1, 4), 1);
+        assert_eq!(grouped.pixels(Shape::new(1, 64, 13, 13), 1, 2), 4);
         let depthwise = Plan::new(&Conv2dSpec::depthwise(8, [3, 3])).unwrap();
-        assert_eq!(depthwise.pixels(Shape::new(1, 8, 56, 56), 1), 1);
+        assert_eq!(depthwise.pixels(Shape::new(1, 8, 56, 56), 1, 2), 1);
         assert!(!depthwise.constants(1).iter().any(|(n, _)| *n == "PIXELS"));
     }
 }
