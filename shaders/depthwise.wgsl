@@ -42,7 +42,7 @@ struct ConvParams {
 
 const WORKGROUP_SIZE: u32 = 64u;
 // Consecutive outputs along a row per invocation.
-const OUT_W: u32 = 4u;
+const OUT_W: u32 = 8u;
 // Largest input span kept in registers; wider spans (big strides or dilations) load per tap.
 const MAX_SPAN: u32 = 32u;
 

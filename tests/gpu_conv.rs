@@ -322,17 +322,18 @@ fn non_square_kernels_batch_and_tiny_inputs_match_reference() {
 
 #[test]
 fn grids_past_65535_workgroups_spread_and_match_reference() {
-    // Each kernel gets more workgroups than 65,535 (a workgroup covers 256 depthwise outputs,
-    // or 128 pointwise or grouped pixels of one channel block), so it must spread its grid
-    // over y.
-    let x = Shape::new(1, 2, 2048, 2049);
+    // Each kernel gets more workgroups than 65,535 (a workgroup covers 64 depthwise column
+    // groups of 8 outputs, or 128 pointwise or grouped pixels of one channel block), so it
+    // must spread its grid over y.
     let cases = [
+        // 9 columns are 2 column groups per row: 4 channels × 600,000 rows × 2 = 4.8 M
+        // invocations, 75,000 workgroups, with the output (86 MB) under the binding limit.
         (
             "big_grid_dw",
             Conv2dSpec::depthwise(2, [3, 3])
                 .multiplier(2)
                 .padding(Padding::uniform(1)),
-            x,
+            Shape::new(1, 2, 600_000, 9),
             DW(2),
         ),
         // 8.6 M pixels, 67,200 workgroups of 128.

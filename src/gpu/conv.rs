@@ -98,7 +98,7 @@ const ACCUMULATE: u32 = 1;
 const FINISH: u32 = 2;
 
 /// Consecutive outputs per invocation of the depthwise kernel (`OUT_W` in depthwise.wgsl).
-const DEPTHWISE_OUT_W: usize = 4;
+const DEPTHWISE_OUT_W: usize = 8;
 
 /// Most pixels per invocation of the pointwise and grouped kernels (`PIXELS` in their WGSL):
 /// each weight read from the window serves that many pixels. Halved while a dispatch would
