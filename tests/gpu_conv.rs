@@ -226,6 +226,17 @@ fn strides_dilation_and_padding_match_reference() {
             GR,
         );
     }
+    // A row span wider than the depthwise kernel keeps in registers (7 · 3 + 6 · 2 + 1 = 34
+    // columns for 8 outputs), and 16 input rows for its 2 output rows.
+    check(
+        "wide_span_dw",
+        Conv2dSpec::depthwise(3, [7, 7])
+            .stride([3, 3])
+            .dilation([2, 2])
+            .padding(Padding::uniform(4)),
+        Shape::new(2, 3, 41, 53),
+        DW(1),
+    );
     // Dilation 2 with asymmetric padding, and different strides per axis.
     let asym = Padding::explicit(2, 1, 0, 3);
     check(
@@ -322,18 +333,18 @@ fn non_square_kernels_batch_and_tiny_inputs_match_reference() {
 
 #[test]
 fn grids_past_65535_workgroups_spread_and_match_reference() {
-    // Each kernel gets more workgroups than 65,535 (a workgroup covers 64 depthwise column
-    // groups of 8 outputs, or 128 pointwise or grouped pixels of one channel block), so it
+    // Each kernel gets more workgroups than 65,535 (a workgroup covers 64 depthwise blocks of
+    // 2 rows × 8 columns, or 128 pointwise or grouped pixels of one channel block), so it
     // must spread its grid over y.
     let cases = [
-        // 9 columns are 2 column groups per row: 4 channels × 600,000 rows × 2 = 4.8 M
-        // invocations, 75,000 workgroups, with the output (86 MB) under the binding limit.
+        // A 1-column image is one block per 2 rows: 4 channels × 1.1 M blocks = 4.4 M
+        // invocations, 68,750 workgroups, with the output (35 MB) under the binding limit.
         (
             "big_grid_dw",
             Conv2dSpec::depthwise(2, [3, 3])
                 .multiplier(2)
                 .padding(Padding::uniform(1)),
-            Shape::new(1, 2, 600_000, 9),
+            Shape::new(1, 2, 2_200_000, 1),
             DW(2),
         ),
         // 8.6 M pixels, 67,200 workgroups of 128.

@@ -97,8 +97,10 @@ struct Slice {
 const ACCUMULATE: u32 = 1;
 const FINISH: u32 = 2;
 
-/// Consecutive outputs per invocation of the depthwise kernel (`OUT_W` in depthwise.wgsl).
+/// Outputs per invocation of the depthwise kernel: `OUT_H` rows × `OUT_W` consecutive columns
+/// (depthwise.wgsl).
 const DEPTHWISE_OUT_W: usize = 8;
+const DEPTHWISE_OUT_H: usize = 2;
 
 /// Most pixels per invocation of the pointwise and grouped kernels (`PIXELS` in their WGSL):
 /// each weight read from the window serves that many pixels. Halved while a dispatch would
@@ -320,9 +322,10 @@ impl Plan {
     fn tiling(&self, spec: &Conv2dSpec, output: Shape, slice: &Slice, pixels: usize) -> Tiling {
         let wg = self.shader.workgroup_size() as usize;
         let (tiles_x, work_items, blocks_per_group) = match self.shader {
-            // One invocation per OUT_W outputs of a row: tiles_x per plane, work_items in all.
+            // One invocation per OUT_H × OUT_W block: tiles_x per plane, work_items in all.
             Shader::Depthwise => {
-                let per_plane = output.h * output.w.div_ceil(DEPTHWISE_OUT_W);
+                let per_plane =
+                    output.h.div_ceil(DEPTHWISE_OUT_H) * output.w.div_ceil(DEPTHWISE_OUT_W);
                 (per_plane, output.n * slice.count * per_plane, 1)
             }
             Shader::Pointwise | Shader::Grouped => (
