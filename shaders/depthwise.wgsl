@@ -4,6 +4,8 @@
 // or more slices (one dispatch each, all in one compute pass), each covering the output
 // channels slice_first .. slice_first + tiles_y whose filters fit one uniform-buffer window.
 //
+// The host prepends conv_common.wgsl (ConvParams, the `finish` epilogue) to this file.
+//
 // Bindings (see src/gpu/pipelines.rs):
 //   0  input_data   [n, c_in, h_in, w_in]
 //   1  weights      this slice's filters [oc in slice][k_h][k_w], 4 per vec4 (PyTorch OIHW with
@@ -23,16 +25,6 @@
 // clamped address and are zeroed by a select, so interior and border windows share one
 // branch-free path. Output channel oc reads input channel oc / multiplier
 // (= oc / c_out_per_group).
-
-struct ConvParams {
-    n: u32, c_in: u32, h_in: u32, w_in: u32,
-    c_out: u32, h_out: u32, w_out: u32, groups: u32,
-    k_h: u32, k_w: u32, stride_h: u32, stride_w: u32,
-    pad_top: u32, pad_left: u32, dilation_h: u32, dilation_w: u32,
-    c_in_per_group: u32, c_out_per_group: u32, activation: u32, out_len: u32,
-    tiles_x: u32, tiles_y: u32, oc_blocks_per_group: u32, work_items: u32,
-    slice_first: u32, k_begin: u32, k_count: u32, slice_flags: u32,
-}
 
 @group(0) @binding(0) var<storage, read> input_data: array<f32>;
 @group(0) @binding(1) var<uniform> weights: array<vec4<f32>, 4096>;
@@ -60,28 +52,6 @@ override ROWS_IN: u32 = (OUT_H - 1u) * STRIDE_H + (K_H - 1u) * DILATION_H + 1u;
 
 fn weight(i: u32) -> f32 {
     return weights[i >> 2u][i & 3u];
-}
-
-// Bit 0 of slice_flags: this slice adds to partial sums an earlier slice wrote (no bias);
-// bit 1: this slice finishes the sums (apply the activation).
-const ACCUMULATE: u32 = 1u;
-const FINISH: u32 = 2u;
-
-fn finish(index: u32, partial: f32, bias_value: f32) {
-    var y = partial;
-    if (params.slice_flags & ACCUMULATE) != 0u {
-        y += output_data[index];
-    } else {
-        y += bias_value;
-    }
-    if (params.slice_flags & FINISH) != 0u {
-        switch params.activation {
-            case 1u: { y = max(y, 0.0); }
-            case 2u: { y = clamp(y, 0.0, 6.0); }
-            default: {}
-        }
-    }
-    output_data[index] = y;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

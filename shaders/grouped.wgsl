@@ -7,6 +7,9 @@
 // output-channel blocks and of input channels per group whose weights fit one uniform-buffer
 // window.
 //
+// The host prepends conv_common.wgsl (ConvParams, the `finish` epilogue) and
+// channel_tile.wgsl (Sums, Tile, load_weights, load_bias, accumulate) to this file.
+//
 // Bindings (shared by the pointwise and grouped shaders, see src/gpu/pipelines.rs):
 //   0  input_data   [n, c_in, h_in, w_in]
 //   1  weights      this slice's window of the weights packed once by the host
@@ -29,16 +32,6 @@
 // pixel and used for OC_TILE multiply-adds, and every weight vec4 read from the window
 // serves each pixel. Padded taps read a clamped address and are zeroed by a select.
 
-struct ConvParams {
-    n: u32, c_in: u32, h_in: u32, w_in: u32,
-    c_out: u32, h_out: u32, w_out: u32, groups: u32,
-    k_h: u32, k_w: u32, stride_h: u32, stride_w: u32,
-    pad_top: u32, pad_left: u32, dilation_h: u32, dilation_w: u32,
-    c_in_per_group: u32, c_out_per_group: u32, activation: u32, out_len: u32,
-    tiles_x: u32, tiles_y: u32, oc_blocks_per_group: u32, work_items: u32,
-    slice_first: u32, k_begin: u32, k_count: u32, slice_flags: u32,
-}
-
 @group(0) @binding(0) var<storage, read> input_data: array<f32>;
 @group(0) @binding(1) var<uniform> weights: array<vec4<f32>, 4096>;
 @group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
@@ -57,85 +50,12 @@ override STRIDE_W: u32 = 1u;
 override DILATION_H: u32 = 1u;
 override DILATION_W: u32 = 1u;
 
-// Bit 0 of slice_flags: this slice adds to partial sums an earlier slice wrote (no bias);
-// bit 1: this slice finishes the sums (apply the activation).
-const ACCUMULATE: u32 = 1u;
-const FINISH: u32 = 2u;
-
-fn finish(index: u32, partial: f32, bias_value: f32) {
-    var y = partial;
-    if (params.slice_flags & ACCUMULATE) != 0u {
-        y += output_data[index];
-    } else {
-        y += bias_value;
-    }
-    if (params.slice_flags & FINISH) != 0u {
-        switch params.activation {
-            case 1u: { y = max(y, 0.0); }
-            case 2u: { y = clamp(y, 0.0, 6.0); }
-            default: {}
-        }
-    }
-    output_data[index] = y;
-}
-
 fn store(base: u32, oc: u32, first_in_group: u32, plane: u32, acc: vec4<f32>, b: vec4<f32>) {
     // Channels past c_out_per_group are padding of the group's last block: skipped.
     for (var j = 0u; j < 4u; j++) {
         if first_in_group + j < params.c_out_per_group {
             finish(base + (oc + j) * plane, acc[j], b[j]);
         }
-    }
-}
-
-// The OC_TILE sums of one pixel, four channels per field (fields past OC_VEC4 stay unused).
-struct Sums {
-    s0: vec4<f32>, s1: vec4<f32>, s2: vec4<f32>, s3: vec4<f32>,
-    s4: vec4<f32>, s5: vec4<f32>, s6: vec4<f32>, s7: vec4<f32>,
-}
-
-// OC_TILE values, four per field: one tap's weights for the tile (loaded once and used for
-// every pixel), or the tile's bias.
-struct Tile {
-    w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
-    w4: vec4<f32>, w5: vec4<f32>, w6: vec4<f32>, w7: vec4<f32>,
-}
-
-fn load_weights(w: u32) -> Tile {
-    var t: Tile;
-    t.w0 = weights[w];
-    if OC_VEC4 > 1u { t.w1 = weights[w + 1u]; }
-    if OC_VEC4 > 2u { t.w2 = weights[w + 2u]; t.w3 = weights[w + 3u]; }
-    if OC_VEC4 > 4u {
-        t.w4 = weights[w + 4u]; t.w5 = weights[w + 5u];
-        t.w6 = weights[w + 6u]; t.w7 = weights[w + 7u];
-    }
-    return t;
-}
-
-// The tile's bias, read once per invocation (a storage read is a per-lane loop on some
-// drivers): only the slice that starts the sums adds it.
-fn load_bias(b: u32) -> Tile {
-    var t: Tile;
-    if (params.slice_flags & ACCUMULATE) == 0u {
-        t.w0 = bias[b];
-        if OC_VEC4 > 1u { t.w1 = bias[b + 1u]; }
-        if OC_VEC4 > 2u { t.w2 = bias[b + 2u]; t.w3 = bias[b + 3u]; }
-        if OC_VEC4 > 4u {
-            t.w4 = bias[b + 4u]; t.w5 = bias[b + 5u];
-            t.w6 = bias[b + 6u]; t.w7 = bias[b + 7u];
-        }
-    }
-    return t;
-}
-
-fn accumulate(sums: ptr<function, Sums>, t: Tile, x: f32) {
-    (*sums).s0 += t.w0 * x;
-    if OC_VEC4 > 1u { (*sums).s1 += t.w1 * x; }
-    if OC_VEC4 > 2u { (*sums).s2 += t.w2 * x; (*sums).s3 += t.w3 * x; }
-    if OC_VEC4 > 4u {
-        (*sums).s4 += t.w4 * x; (*sums).s5 += t.w5 * x;
-        (*sums).s6 += t.w6 * x; (*sums).s7 += t.w7 * x;
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use super::ops::OpPipelines;
 use crate::error::Result;
 
-/// One WGSL file per kernel family, embedded at compile time.
+/// One WGSL file per kernel family, embedded at compile time after the parts it shares with
+/// the others (see [`Shader::source`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Shader {
     Depthwise,
@@ -19,12 +20,25 @@ impl Shader {
     #[cfg(test)]
     pub(crate) const ALL: [Shader; 3] = [Shader::Depthwise, Shader::Pointwise, Shader::Grouped];
 
-    /// The WGSL source.
+    /// The WGSL source: the kernel's file after the parts it shares with other kernels
+    /// (WGSL has no includes): `conv_common.wgsl` (the parameters struct and the epilogue)
+    /// for all three, `channel_tile.wgsl` (the register tile) for pointwise and grouped.
     pub(crate) const fn source(self) -> &'static str {
         match self {
-            Shader::Depthwise => include_str!("../../shaders/depthwise.wgsl"),
-            Shader::Pointwise => include_str!("../../shaders/pointwise.wgsl"),
-            Shader::Grouped => include_str!("../../shaders/grouped.wgsl"),
+            Shader::Depthwise => concat!(
+                include_str!("../../shaders/conv_common.wgsl"),
+                include_str!("../../shaders/depthwise.wgsl")
+            ),
+            Shader::Pointwise => concat!(
+                include_str!("../../shaders/conv_common.wgsl"),
+                include_str!("../../shaders/channel_tile.wgsl"),
+                include_str!("../../shaders/pointwise.wgsl")
+            ),
+            Shader::Grouped => concat!(
+                include_str!("../../shaders/conv_common.wgsl"),
+                include_str!("../../shaders/channel_tile.wgsl"),
+                include_str!("../../shaders/grouped.wgsl")
+            ),
         }
     }
 
