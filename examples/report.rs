@@ -9,7 +9,9 @@
 //! - Timing, per layer and path: the first call alone, then warm-up (≥ 3 calls and ≥ 0.1 s),
 //!   then calls timed one by one until they add up to ≥ 0.3 s (≥ 5 calls); the **median** is
 //!   reported. GPU times are one dispatch on resident buffers plus the wait for it (`gpu ms`)
-//!   and upload + dispatch + readback (`gpu e2e ms`).
+//!   and upload + dispatch + readback (`gpu e2e ms`); `gpu cpu ms` is the CPU time this
+//!   process spent per resident call (Linux only), which on a software adapter is the
+//!   driver's threads at work and moves far less with other load than wall time.
 //! - Ceilings (measured here, on the adapter in use): `shaders/ceiling_fma.wgsl` (16
 //!   independent vec4 fma chains per invocation) and `shaders/ceiling_copy.wgsl` (a vec4 copy
 //!   kernel, bytes read + written), median of 5 dispatches each.
@@ -68,8 +70,29 @@ fn parse_args() -> Result<Args, BoxError> {
     Ok(args)
 }
 
-/// First call, then the median of the timed calls (see the module docs), in seconds.
-fn time_calls(mut f: impl FnMut() -> Result<(), BoxError>) -> Result<(f64, f64), BoxError> {
+/// Timing of one path: the first call and the median timed call in seconds, and the CPU time
+/// this process spent per timed call (see [`process_cpu_seconds`]).
+struct Timing {
+    first: f64,
+    median: f64,
+    cpu_per_call: Option<f64>,
+}
+
+/// CPU time (user + system) this process has used, in seconds; `None` off Linux. On a
+/// software GPU adapter this is the time the driver's threads spent, which moves far less
+/// with other load on the machine than wall time. `/proc` counts clock ticks of 1/100 s
+/// (`CLK_TCK`, 100 on Linux's usual configurations).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// First call, then the median of the timed calls (see the module docs).
+fn time_calls(mut f: impl FnMut() -> Result<(), BoxError>) -> Result<Timing, BoxError> {
     let t = Instant::now();
     f()?;
     let first = t.elapsed().as_secs_f64();
@@ -80,13 +103,22 @@ fn time_calls(mut f: impl FnMut() -> Result<(), BoxError>) -> Result<(f64, f64),
         warm += 1;
     }
     let mut times = Vec::new();
+    let cpu_start = process_cpu_seconds();
     let start = Instant::now();
     while times.len() < 5 || start.elapsed() < Duration::from_millis(300) {
         let t = Instant::now();
         f()?;
         times.push(t.elapsed().as_secs_f64());
     }
-    Ok((first, median(&mut times)))
+    let calls = times.len() as f64;
+    let cpu_per_call = process_cpu_seconds()
+        .zip(cpu_start)
+        .map(|(end, start)| (end - start) / calls);
+    Ok(Timing {
+        first,
+        median: median(&mut times),
+        cpu_per_call,
+    })
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -242,6 +274,8 @@ struct Row {
     cpu_ms: f64,
     gpu_first_ms: Option<f64>,
     gpu_ms: Option<f64>,
+    /// Process CPU time per resident GPU call (the driver's threads, on a software adapter).
+    gpu_cpu_ms: Option<f64>,
     gpu_e2e_ms: Option<f64>,
     peers: BTreeMap<String, f64>,
 }
@@ -266,14 +300,14 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
 
     let cpu = Conv2dCpu::new(spec, &w, Some(&b))?;
     let mut out = Tensor::full(out_shape, 0.0)?;
-    let (cpu_first, cpu_med) = time_calls(|| Ok(cpu.run_into(&x, &mut out)?))?;
+    let cpu_timing = time_calls(|| Ok(cpu.run_into(&x, &mut out)?))?;
 
-    let (mut gpu_first_ms, mut gpu_ms, mut gpu_e2e_ms) = (None, None, None);
+    let (mut gpu_first_ms, mut gpu_ms, mut gpu_cpu_ms, mut gpu_e2e_ms) = (None, None, None, None);
     if let Some(gpu) = gpu {
         let conv = Conv2d::new(gpu, spec, &w, Some(&b))?;
         let gx = GpuTensor::from_tensor(gpu, &x)?;
         let gy = GpuTensor::full(gpu, out_shape, f32::NAN)?;
-        let (first, med) = time_calls(|| {
+        let resident = time_calls(|| {
             conv.run_into(&gx, &gy)?;
             Ok(gpu.wait()?)
         })?;
@@ -290,23 +324,25 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
                 format!("{}: GPU and CPU disagree (worst relative {worst})", l.name).into(),
             );
         }
-        let (_, e2e) = time_calls(|| {
+        let e2e = time_calls(|| {
             let gx = GpuTensor::from_tensor(gpu, &x)?;
             conv.run(&gx)?.read()?;
             Ok(())
         })?;
-        gpu_first_ms = Some(first * 1e3);
-        gpu_ms = Some(med * 1e3);
-        gpu_e2e_ms = Some(e2e * 1e3);
+        gpu_first_ms = Some(resident.first * 1e3);
+        gpu_ms = Some(resident.median * 1e3);
+        gpu_cpu_ms = resident.cpu_per_call.map(|s| s * 1e3);
+        gpu_e2e_ms = Some(e2e.median * 1e3);
     }
     Ok(Row {
         layer: l,
         kind: spec.kind().to_string(),
         min_bytes,
-        cpu_first_ms: cpu_first * 1e3,
-        cpu_ms: cpu_med * 1e3,
+        cpu_first_ms: cpu_timing.first * 1e3,
+        cpu_ms: cpu_timing.median * 1e3,
         gpu_first_ms,
         gpu_ms,
+        gpu_cpu_ms,
         gpu_e2e_ms,
         peers: BTreeMap::new(),
     })
@@ -407,6 +443,7 @@ fn main() -> Result<(), BoxError> {
         "cpu_ms",
         "cpu_gflops",
         "gpu_ms",
+        "gpu_cpu_ms",
         "gpu_e2e_ms",
         "gpu_gflops",
         "gpu_gbs",
@@ -434,6 +471,7 @@ fn main() -> Result<(), BoxError> {
             format!("{:.4}", r.cpu_ms),
             format!("{:.1}", r.gflops(r.cpu_ms)),
             opt(r.gpu_ms, 4),
+            opt(r.gpu_cpu_ms, 2),
             opt(r.gpu_e2e_ms, 4),
             opt(gpu_gflops, 2),
             opt(gpu_gbs, 2),
