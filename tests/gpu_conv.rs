@@ -6,8 +6,8 @@ mod common;
 
 use common::{assert_matches, gpu, tolerances, ConvData};
 use sepconv::{
-    cpu::reference, Activation, Conv2d, Conv2dSpec, ConvKind, GpuTensor, Padding, SeparableBlock,
-    Shape, Tensor,
+    cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, ConvKind, Fusion, GpuTensor,
+    Padding, SeparableBlock, Shape, Tensor,
 };
 
 /// Stable seed from the case name, so a failure message's seed replays the same data.
@@ -378,44 +378,44 @@ fn grids_past_65535_workgroups_spread_and_match_reference() {
     }
 }
 
-#[test]
-fn separable_block_matches_two_reference_calls() {
+/// Runs the block `dw` then `pw` on `input` along `fusion` into a NaN-filled output and checks
+/// it against two reference calls: on seeded normal data within the two stages' tolerances,
+/// and on small integers bit for bit. Returns the path the block took.
+fn check_block(name: &str, dw: Conv2dSpec, pw: Conv2dSpec, input: Shape, fusion: Fusion) {
     let gpu = gpu();
-    let dw = Conv2dSpec::depthwise(24, [3, 3])
-        .stride([2, 2])
-        .padding(Padding::uniform(1))
-        .activation(Activation::Relu6);
-    let pw = Conv2dSpec::pointwise(24, 40).activation(Activation::Relu6);
-    let input = Shape::new(2, 24, 29, 31);
+    let seed = seed_of(name);
     for exact in [false, true] {
-        let seed = seed_of("separable");
         let d = ConvData::new(&dw, input, seed, exact);
-        let p = ConvData::new(&pw, Shape::new(1, 24, 1, 1), seed + 1, exact);
+        let p = ConvData::new(&pw, Shape::new(1, pw.c_in, 1, 1), seed + 1, exact);
         let block = SeparableBlock::new(
             Conv2d::new(gpu, dw, &d.weights, d.bias()).unwrap(),
             Conv2d::new(gpu, pw, &p.weights, p.bias()).unwrap(),
         )
-        .unwrap();
+        .unwrap()
+        .with_fusion(fusion);
         let x = GpuTensor::from_tensor(gpu, &d.input).unwrap();
         let (_, out_shape) = block.shapes(input).unwrap();
         let y = GpuTensor::full(gpu, out_shape, f32::NAN).unwrap();
         block.run_into(&x, &y).unwrap();
+        let path = block.chosen_path(input).expect("a run records its path");
+        match fusion {
+            Fusion::Never => assert_eq!(path, BlockPath::TwoKernels, "{name}"),
+            Fusion::Always => assert_eq!(path, BlockPath::Fused, "{name}"),
+            Fusion::Auto => {}
+        }
         let got = y.read().unwrap();
         let mid = reference::conv2d(&dw, &d.input, &d.weights, d.bias()).unwrap();
         let want = reference::conv2d(&pw, &mid, &p.weights, p.bias()).unwrap();
-        let also = reference::separable_block(
-            (&dw, &d.weights, d.bias()),
-            (&pw, &p.weights, p.bias()),
-            &d.input,
-        )
-        .unwrap();
-        assert_eq!(want, also);
+        let case = format!(
+            "{name} [{fusion:?} → {path:?}, {input}, {}]",
+            if exact { "integers" } else { "normal" }
+        );
         if exact {
-            assert_matches("separable (integers)", seed, &got, &want, None);
+            assert_matches(&case, seed, &got, &want, None);
         } else {
             // Two stages: bound the pointwise stage from the reference intermediate, and
             // allow for the depthwise stage's error carried through (at most its own
-            // tolerance times Σ|w_pw|, which is far below the pointwise bound here).
+            // tolerance times the largest Σ|w_pw| of an output channel).
             let pw_data = ConvData {
                 input: mid.clone(),
                 weights: p.weights.clone(),
@@ -426,13 +426,126 @@ fn separable_block_matches_two_reference_calls() {
             let max_dw = dw_tol.iter().cloned().fold(0.0f32, f32::max);
             let w_sum: f32 = p
                 .weights
-                .chunks(24)
+                .chunks(pw.c_in)
                 .map(|r| r.iter().map(|w| w.abs()).sum::<f32>())
                 .fold(0.0, f32::max);
             tol.iter_mut().for_each(|t| *t += max_dw * w_sum);
-            assert_matches("separable (normal)", seed, &got, &want, Some(&tol));
+            assert_matches(&case, seed, &got, &want, Some(&tol));
         }
     }
+}
+
+#[test]
+fn separable_block_matches_two_reference_calls() {
+    let dw = Conv2dSpec::depthwise(24, [3, 3])
+        .stride([2, 2])
+        .padding(Padding::uniform(1))
+        .activation(Activation::Relu6);
+    let pw = Conv2dSpec::pointwise(24, 40).activation(Activation::Relu6);
+    let input = Shape::new(2, 24, 29, 31);
+    for fusion in [Fusion::Never, Fusion::Always, Fusion::Auto] {
+        check_block("separable", dw, pw, input, fusion);
+    }
+}
+
+/// The fused kernel on MobileNet v1's 14×14 and 7×7 blocks (Howard et al. 2017, Table 1) and
+/// on shapes that leave every tile of it partly filled.
+#[test]
+fn fused_block_matches_reference() {
+    let mobilenet = |c_in: usize, c_out: usize, stride: usize| {
+        (
+            Conv2dSpec::depthwise(c_in, [3, 3])
+                .stride([stride, stride])
+                .padding(Padding::uniform(1))
+                .activation(Activation::Relu6),
+            Conv2dSpec::pointwise(c_in, c_out).activation(Activation::Relu6),
+        )
+    };
+    let cases = [
+        (
+            "mbv1 block 14x14",
+            mobilenet(512, 512, 1),
+            Shape::new(1, 512, 14, 14),
+        ),
+        (
+            "mbv1 block 14->7",
+            mobilenet(512, 1024, 2),
+            Shape::new(1, 512, 14, 14),
+        ),
+        (
+            "mbv1 block 7x7",
+            mobilenet(1024, 1024, 1),
+            Shape::new(1, 1024, 7, 7),
+        ),
+        (
+            // 26 depthwise channels (not a multiple of 8), 70 outputs (not of 64), a
+            // dilated 5×5 kernel with asymmetric padding, a strided pointwise half, no
+            // depthwise bias, 3 images of 11×9 (297 pixels, not a multiple of 32).
+            "odd tiles",
+            (
+                Conv2dSpec::depthwise(13, [5, 5])
+                    .multiplier(2)
+                    .dilation([2, 2])
+                    .padding(Padding::explicit(3, 1, 0, 4))
+                    .bias(false),
+                Conv2dSpec::pointwise(26, 70)
+                    .stride([2, 2])
+                    .activation(Activation::Relu),
+            ),
+            Shape::new(3, 13, 11, 9),
+        ),
+        (
+            "1x7 same, stride 1x2",
+            (
+                Conv2dSpec::depthwise(40, [1, 7])
+                    .stride([1, 2])
+                    .padding(Padding::same())
+                    .activation(Activation::Relu),
+                Conv2dSpec::pointwise(40, 8).bias(false),
+            ),
+            Shape::new(2, 40, 5, 23),
+        ),
+        (
+            "1x1 input, 3x3 kernel",
+            mobilenet(16, 64, 1),
+            Shape::new(1, 16, 1, 1),
+        ),
+    ];
+    for (name, (dw, pw), input) in cases {
+        check_block(name, dw, pw, input, Fusion::Always);
+        check_block(name, dw, pw, input, Fusion::Never);
+    }
+}
+
+/// Under `Fusion::Auto` the first run of a shape measures both paths and records one; the
+/// output is right either way.
+#[test]
+fn auto_fusion_records_a_path_per_shape() {
+    let gpu = gpu();
+    let dw = Conv2dSpec::depthwise(32, [3, 3]).padding(Padding::uniform(1));
+    let pw = Conv2dSpec::pointwise(32, 48);
+    let d = ConvData::new(&dw, Shape::new(1, 32, 9, 9), 7, true);
+    let p = ConvData::new(&pw, Shape::new(1, 32, 1, 1), 8, true);
+    let block = SeparableBlock::new(
+        Conv2d::new(gpu, dw, &d.weights, d.bias()).unwrap(),
+        Conv2d::new(gpu, pw, &p.weights, p.bias()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(block.fusion(), Fusion::Auto);
+    let small = Shape::new(1, 32, 9, 9);
+    let large = Shape::new(2, 32, 16, 12);
+    assert_eq!(block.chosen_path(small), None);
+    for shape in [small, large, small] {
+        let data = ConvData::new(&dw, shape, 9, true);
+        let x = GpuTensor::from_tensor(gpu, &data.input).unwrap();
+        let got = block.run(&x).unwrap().read().unwrap();
+        let mid = reference::conv2d(&dw, &data.input, &d.weights, d.bias()).unwrap();
+        let want = reference::conv2d(&pw, &mid, &p.weights, p.bias()).unwrap();
+        assert_matches("auto fusion", 9, &got, &want, None);
+        assert!(block.chosen_path(shape).is_some());
+    }
+    let pinned = block.with_fusion(Fusion::Never);
+    assert_eq!(pinned.chosen_path(small), Some(BlockPath::TwoKernels));
 }
 
 #[test]

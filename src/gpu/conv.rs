@@ -34,6 +34,10 @@ pub struct Conv2d {
     plan: Plan,
     slices: Vec<Slice>,
     bias: wgpu::Buffer,
+    /// The weights and bias as given (the bias as zeros when the spec has none), kept so that
+    /// a [`super::SeparableBlock`] can lay them out for its fused kernel.
+    host_weights: Arc<[f32]>,
+    host_bias: Arc<[f32]>,
     /// The launches of the last few distinct runs (see [`Launch`]).
     launches: Mutex<VecDeque<Arc<Launch>>>,
     /// See [`min_workgroups`].
@@ -380,6 +384,7 @@ impl Conv2d {
                 &zeros
             }
         };
+        let host_bias: Arc<[f32]> = bias.into();
         let bias = plan.pack_bias(&spec, bias);
         gpu.check_buffer_size("bias", bias.len() as u64 * 4)?;
         let slices = plan
@@ -413,6 +418,8 @@ impl Conv2d {
             plan,
             slices,
             bias,
+            host_weights: weights.into(),
+            host_bias,
             launches: Mutex::new(VecDeque::with_capacity(LAUNCH_CACHE)),
             min_workgroups: min_workgroups(gpu),
         })
@@ -426,6 +433,21 @@ impl Conv2d {
     /// The spec this conv was built from.
     pub fn spec(&self) -> &Conv2dSpec {
         &self.spec
+    }
+
+    /// The weights it was made from, `[c_out, c_in/groups, kh, kw]`.
+    pub fn weights(&self) -> &[f32] {
+        &self.host_weights
+    }
+
+    /// The bias it was made from (`[c_out]`), `None` when the spec has none.
+    pub fn bias(&self) -> Option<&[f32]> {
+        self.spec.bias.then_some(&*self.host_bias)
+    }
+
+    /// The bias the kernels add: the spec's, or zeros when it has none.
+    pub(crate) fn bias_or_zeros(&self) -> &[f32] {
+        &self.host_bias
     }
 
     /// Which kernel family runs it.

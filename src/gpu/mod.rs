@@ -3,6 +3,7 @@
 mod context;
 mod conv;
 pub(crate) mod dispatch;
+mod fused;
 mod network;
 pub mod ops;
 mod pack;
@@ -16,7 +17,7 @@ mod tensor;
 pub use context::Gpu;
 pub use conv::Conv2d;
 pub use network::GpuNetwork;
-pub use separable::SeparableBlock;
+pub use separable::{BlockPath, Fusion, SeparableBlock};
 pub use tensor::GpuTensor;
 
 // The handles are shared between threads (`tests/concurrency.rs` runs them from 8 at once);

@@ -16,9 +16,10 @@ pub(crate) enum Shader {
 }
 
 impl Shader {
-    /// All shaders, for tests that validate each file.
+    /// The convolution shaders, which share `ConvParams` and the weight window; for tests
+    /// that check each file.
     #[cfg(test)]
-    pub(crate) const ALL: [Shader; 3] = [Shader::Depthwise, Shader::Pointwise, Shader::Grouped];
+    pub(crate) const CONV: [Shader; 3] = [Shader::Depthwise, Shader::Pointwise, Shader::Grouped];
 
     /// The WGSL source: the kernel's file after the parts it shares with other kernels
     /// (WGSL has no includes): `conv_common.wgsl` (the parameters struct and the epilogue)
@@ -58,7 +59,7 @@ impl Shader {
     pub(crate) const fn workgroup_size(self) -> u32 {
         match self {
             Shader::Pointwise | Shader::Grouped => 32,
-            _ => 64,
+            Shader::Depthwise => 64,
         }
     }
 }
@@ -70,13 +71,22 @@ pub(crate) const WEIGHT_WINDOW_FLOATS: usize = 16_384;
 /// Override constants of one pipeline: `(name, value)` pairs, all small integers.
 pub(crate) type Constants = Vec<(&'static str, u32)>;
 
-/// A pipeline is a shader specialised by its override constants.
-type PipelineKey = (Shader, Constants);
+/// A pipeline is a shader (named by its label) specialised by its override constants.
+type PipelineKey = (&'static str, Constants);
 
-/// The shared bind-group layout and the lazily built pipelines.
+/// The fused depthwise + pointwise block's shader (src/gpu/fused.rs), with its own bindings
+/// and parameters, so outside [`Shader`].
+pub(crate) const FUSED_SEPARABLE_SOURCE: &str = include_str!("../../shaders/fused_separable.wgsl");
+const FUSED_SEPARABLE: &str = "fused_separable";
+
+/// The bind-group layouts and the lazily built pipelines.
 pub(crate) struct Pipelines {
+    /// Shared by the depthwise, pointwise and grouped kernels.
     pub(crate) conv_layout: wgpu::BindGroupLayout,
     conv_pipeline_layout: wgpu::PipelineLayout,
+    /// The fused block's: 0–4 read-only storage, 5 output, 6 params.
+    pub(crate) fused_layout: wgpu::BindGroupLayout,
+    fused_pipeline_layout: wgpu::PipelineLayout,
     cache: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// The non-convolution op shaders, with their own layout (src/gpu/ops).
     pub(crate) ops: OpPipelines,
@@ -120,9 +130,29 @@ impl Pipelines {
             bind_group_layouts: &[Some(&conv_layout)],
             immediate_size: 0,
         });
+        let fused_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("fused.bind_group_layout"),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, true),
+                storage(3, true),
+                storage(4, true),
+                storage(5, false),
+                uniform(6),
+            ],
+        });
+        let fused_pipeline_layout =
+            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("fused.pipeline_layout"),
+                bind_group_layouts: &[Some(&fused_layout)],
+                immediate_size: 0,
+            });
         Self {
             conv_layout,
             conv_pipeline_layout,
+            fused_layout,
+            fused_pipeline_layout,
             cache: Mutex::new(HashMap::new()),
             ops: OpPipelines::new(device),
         }
@@ -136,7 +166,36 @@ impl Pipelines {
         shader: Shader,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
-        let key = (shader, constants.clone());
+        let layout = &self.conv_pipeline_layout;
+        self.compile(gpu, shader.label(), shader.source(), layout, constants)
+    }
+
+    /// The fused depthwise + pointwise pipeline specialised with `constants` (see
+    /// [`FUSED_SEPARABLE_SOURCE`]), compiled on first use and cached.
+    pub(crate) fn fused(
+        &self,
+        gpu: &super::Gpu,
+        constants: &Constants,
+    ) -> Result<wgpu::ComputePipeline> {
+        let layout = &self.fused_pipeline_layout;
+        self.compile(
+            gpu,
+            FUSED_SEPARABLE,
+            FUSED_SEPARABLE_SOURCE,
+            layout,
+            constants,
+        )
+    }
+
+    fn compile(
+        &self,
+        gpu: &super::Gpu,
+        label: &'static str,
+        source: &'static str,
+        layout: &wgpu::PipelineLayout,
+        constants: &Constants,
+    ) -> Result<wgpu::ComputePipeline> {
+        let key = (label, constants.clone());
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
@@ -148,12 +207,12 @@ impl Pipelines {
         let device = gpu.device();
         let pipeline = gpu.scoped("shader compilation", || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(shader.label()),
-                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
             });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(shader.label()),
-                layout: Some(&self.conv_pipeline_layout),
+                label: Some(label),
+                layout: Some(layout),
                 module: &module,
                 entry_point: Some("main"),
                 compilation_options: wgpu::PipelineCompilationOptions {
@@ -172,19 +231,23 @@ impl Pipelines {
 mod tests {
     //! Checks every shader with naga, no GPU needed: it parses, validates, declares the
     //! `ConvParams` block exactly as the host lays it out, and uses the host's workgroup size.
-    use super::Shader;
+    use super::{Shader, FUSED_SEPARABLE_SOURCE};
+    use crate::gpu::fused::{self, FusedParams, FUSED_PARAMS_FIELDS};
     use crate::gpu::params::{ConvParams, CONV_PARAMS_FIELDS};
 
     fn module(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
-        let module = naga::front::wgsl::parse_str(shader.source()).unwrap_or_else(|e| {
-            panic!("{}: {}", shader.label(), e.emit_to_string(shader.source()))
-        });
+        parse(shader.label(), shader.source())
+    }
+
+    fn parse(label: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+        let module = naga::front::wgsl::parse_str(source)
+            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(source)));
         let info = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
             naga::valid::Capabilities::empty(),
         )
         .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {e:?}", shader.label()));
+        .unwrap_or_else(|e| panic!("{label}: {e:?}"));
         (module, info)
     }
 
@@ -197,7 +260,7 @@ mod tests {
 
     #[test]
     fn conv_params_block_matches_the_host_struct() {
-        for shader in Shader::ALL {
+        for shader in Shader::CONV {
             let (module, _) = module(shader);
             let (_, ty) = module
                 .types
@@ -223,7 +286,7 @@ mod tests {
 
     #[test]
     fn weight_window_matches_the_host() {
-        for shader in Shader::ALL {
+        for shader in Shader::CONV {
             let (module, _) = module(shader);
             let (_, var) = module
                 .global_variables
@@ -243,7 +306,7 @@ mod tests {
 
     #[test]
     fn workgroup_size_matches_the_host() {
-        for shader in Shader::ALL {
+        for shader in Shader::CONV {
             let (module, _) = module(shader);
             let entry = module
                 .entry_points
@@ -253,5 +316,50 @@ mod tests {
             let [x, y, z] = entry.workgroup_size;
             assert_eq!(x * y * z, shader.workgroup_size(), "{}", shader.label());
         }
+    }
+
+    #[test]
+    fn fused_params_block_matches_the_host_struct() {
+        let (module, _) = parse("fused", FUSED_SEPARABLE_SOURCE);
+        let (_, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some("FusedParams"))
+            .expect("no FusedParams struct");
+        let naga::TypeInner::Struct { members, span } = &ty.inner else {
+            panic!("FusedParams is not a struct");
+        };
+        let names: Vec<&str> = members.iter().filter_map(|m| m.name.as_deref()).collect();
+        assert_eq!(names, FUSED_PARAMS_FIELDS);
+        for (i, m) in members.iter().enumerate() {
+            assert_eq!(m.offset as usize, 4 * i, "{:?}", m.name);
+        }
+        assert_eq!(*span as usize, std::mem::size_of::<FusedParams>());
+    }
+
+    #[test]
+    fn fused_tiles_match_the_host() {
+        let (module, _) = parse("fused", FUSED_SEPARABLE_SOURCE);
+        let constant = |name: &str| {
+            let (_, c) = module
+                .constants
+                .iter()
+                .find(|(_, c)| c.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("no const {name}"));
+            match module.global_expressions[c.init] {
+                naga::Expression::Literal(naga::Literal::U32(v)) => v as usize,
+                ref e => panic!("{name} = {e:?}"),
+            }
+        };
+        assert_eq!(constant("TILE_OC"), fused::TILE_OC);
+        assert_eq!(constant("TILE_P"), fused::TILE_P);
+        assert_eq!(constant("TILE_K"), fused::TILE_K);
+        let main = module
+            .entry_points
+            .iter()
+            .find(|e| e.name == "main")
+            .unwrap();
+        let [x, y, z] = main.workgroup_size;
+        assert_eq!((x * y * z) as usize, fused::WORKGROUP_SIZE);
     }
 }

@@ -1,21 +1,81 @@
-//! [`SeparableBlock`]: depthwise then pointwise, in one submission.
+//! [`SeparableBlock`]: depthwise then pointwise, as two kernels or one fused kernel.
 
+use super::fused::{FusedKernel, Half};
 use super::{Conv2d, GpuTensor};
 use crate::cpu::reference::check_separable;
 use crate::error::{Error, Result};
 use crate::spec::Shape;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How a [`SeparableBlock`] chooses between its two ways of running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fusion {
+    /// Time both paths on the first run of each input shape and keep the faster one for
+    /// that shape (the two-kernel path where the fused kernel cannot take the shape). The
+    /// first run costs a few extra runs of each path; the two paths round differently, so
+    /// pin one with [`Fusion::Never`] or [`Fusion::Always`] where bit-for-bit repeatability
+    /// across processes matters.
+    #[default]
+    Auto,
+    /// Always the depthwise and pointwise kernels, through the intermediate tensor.
+    Never,
+    /// Always the fused kernel; a run it cannot take is an [`Error::Unsupported`].
+    Always,
+}
+
+/// The way one run of a [`SeparableBlock`] goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockPath {
+    /// Two dispatches: the depthwise kernel writes the intermediate tensor, the pointwise
+    /// kernel reads it.
+    TwoKernels,
+    /// One dispatch of the fused kernel (shaders/fused_separable.wgsl), whose depthwise
+    /// result stays in workgroup memory.
+    Fused,
+}
 
 /// A depthwise separable block: a depthwise [`Conv2d`] (with its bias and activation), then
-/// a pointwise one. Both dispatches go into one command submission and the intermediate
-/// tensor never leaves the GPU; the block keeps the intermediate of its last input shape, so
-/// repeated runs allocate nothing but their output.
+/// a pointwise one, run in one submission without reading anything back.
+///
+/// It runs either as two kernels through an intermediate tensor, which the block keeps for
+/// its last input shape, or as one fused kernel that never writes the intermediate; which
+/// one is the block's [`Fusion`] choice, by default measured per input shape.
+///
+/// # Example
+/// ```no_run
+/// use sepconv::{Conv2d, Conv2dSpec, Fusion, Gpu, GpuTensor, Padding, SeparableBlock, Shape};
+///
+/// let gpu = Gpu::new()?;
+/// let dw = Conv2dSpec::depthwise(64, [3, 3]).padding(Padding::uniform(1));
+/// let pw = Conv2dSpec::pointwise(64, 128);
+/// let block = SeparableBlock::new(
+///     Conv2d::new(&gpu, dw, &vec![0.1; dw.weight_count()], Some(&[0.0; 64]))?,
+///     Conv2d::new(&gpu, pw, &vec![0.01; pw.weight_count()], Some(&[0.0; 128]))?,
+/// )?
+/// .with_fusion(Fusion::Always);
+/// let x = GpuTensor::from_slice(&gpu, Shape::new(1, 64, 14, 14), &vec![1.0; 64 * 14 * 14])?;
+/// let y = block.run(&x)?.read()?;
+/// assert_eq!(y.shape(), Shape::new(1, 128, 14, 14));
+/// # Ok::<(), sepconv::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct SeparableBlock {
     depthwise: Conv2d,
     pointwise: Conv2d,
+    fusion: Fusion,
     intermediate: Mutex<Option<Arc<GpuTensor>>>,
+    /// Built on the first run that may use it.
+    fused: Mutex<Option<Arc<FusedKernel>>>,
+    /// The path chosen for each recent input shape under [`Fusion::Auto`].
+    chosen: Mutex<Vec<(Shape, BlockPath)>>,
 }
+
+/// Input shapes whose measured choice a block keeps.
+const CHOICES: usize = 8;
+
+/// Timed runs of each path when choosing, after one untimed run of each.
+const TIMED_RUNS: usize = 3;
 
 impl SeparableBlock {
     /// Pairs a depthwise and a pointwise convolution made on the same GPU.
@@ -31,8 +91,38 @@ impl SeparableBlock {
         Ok(Self {
             depthwise,
             pointwise,
+            fusion: Fusion::default(),
             intermediate: Mutex::new(None),
+            fused: Mutex::new(None),
+            chosen: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The block with `fusion` as its choice between the two paths (forgetting any choice
+    /// already measured).
+    pub fn with_fusion(mut self, fusion: Fusion) -> Self {
+        self.fusion = fusion;
+        self.chosen
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self
+    }
+
+    /// How the block chooses its path.
+    pub fn fusion(&self) -> Fusion {
+        self.fusion
+    }
+
+    /// The path runs on an `input`-shaped tensor take, where known: always under
+    /// [`Fusion::Never`] and [`Fusion::Always`], after the first run of the shape under
+    /// [`Fusion::Auto`].
+    pub fn chosen_path(&self, input: Shape) -> Option<BlockPath> {
+        match self.fusion {
+            Fusion::Never => Some(BlockPath::TwoKernels),
+            Fusion::Always => Some(BlockPath::Fused),
+            Fusion::Auto => self.recorded(input),
+        }
     }
 
     /// The depthwise half.
@@ -60,27 +150,158 @@ impl SeparableBlock {
         Ok(output)
     }
 
-    /// Runs both convolutions in one submission into `output`.
+    /// Runs the block into `output`, whose shape must be the block's output for `input`.
+    ///
+    /// # Errors
+    /// Those of [`Conv2d::run_into`]; [`Error::Unsupported`] under [`Fusion::Always`] when
+    /// the fused kernel cannot take the shapes (a tensor past the storage-binding limit).
     pub fn run_into(&self, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
         let gpu = self.depthwise.gpu();
-        let (mid_shape, _) = self.shapes(input.shape())?;
-        // Submissions run in order on the queue, so concurrent runs may share it.
-        let mid = {
-            let mut kept = self.intermediate.lock().unwrap_or_else(|e| e.into_inner());
-            match kept.as_ref().filter(|t| t.shape() == mid_shape) {
-                Some(t) => Arc::clone(t),
-                None => {
-                    let t = Arc::new(GpuTensor::uninit(gpu, mid_shape, "separable.intermediate")?);
-                    *kept = Some(Arc::clone(&t));
-                    t
+        if !gpu.same_device(input.gpu()) || !gpu.same_device(output.gpu()) {
+            return Err(Error::DeviceMismatch);
+        }
+        let (_, out_shape) = self.shapes(input.shape())?;
+        if output.shape() != out_shape {
+            return Err(Error::LengthMismatch {
+                what: "output tensor",
+                expected: out_shape.len()?,
+                got: output.shape().len()?,
+                hint: Some(format!(
+                    "expected shape {out_shape}, got {}",
+                    output.shape()
+                )),
+            });
+        }
+        let path = match self.fusion {
+            Fusion::Never => BlockPath::TwoKernels,
+            Fusion::Always => {
+                if let Some(reason) = self.fused_cannot_take(input.shape())? {
+                    return Err(Error::Unsupported { reason });
                 }
+                BlockPath::Fused
             }
+            Fusion::Auto => match self.recorded(input.shape()) {
+                Some(path) => path,
+                None => {
+                    let path = self.measure(input, output)?;
+                    let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
+                    chosen.truncate(CHOICES - 1);
+                    chosen.insert(0, (input.shape(), path));
+                    path
+                }
+            },
         };
+        self.submit(path, input, output)
+    }
+
+    /// Records and submits one run along `path`.
+    fn submit(&self, path: BlockPath, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
+        let gpu = self.depthwise.gpu();
         let mut encoder = gpu.encoder("separable.encoder")?;
-        self.depthwise.encode(&mut encoder, input, &mid)?;
-        self.pointwise.encode(&mut encoder, &mid, output)?;
+        match path {
+            BlockPath::TwoKernels => {
+                let mid = self.intermediate(input.shape())?;
+                self.depthwise.encode(&mut encoder, input, &mid)?;
+                self.pointwise.encode(&mut encoder, &mid, output)?;
+            }
+            BlockPath::Fused => self.fused()?.encode(&mut encoder, input, output)?,
+        }
+        // Submissions run in order on the queue, so concurrent runs may share the
+        // intermediate tensor.
         gpu.scoped("separable dispatch", || {
             gpu.queue().submit([encoder.finish()]);
+        })
+    }
+
+    /// The intermediate tensor for `input`, kept for the last shape.
+    fn intermediate(&self, input: Shape) -> Result<Arc<GpuTensor>> {
+        let (mid_shape, _) = self.shapes(input)?;
+        let mut kept = self.intermediate.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = kept.as_ref().filter(|t| t.shape() == mid_shape) {
+            return Ok(Arc::clone(t));
+        }
+        let gpu = self.depthwise.gpu();
+        let t = Arc::new(GpuTensor::uninit(gpu, mid_shape, "separable.intermediate")?);
+        *kept = Some(Arc::clone(&t));
+        Ok(t)
+    }
+
+    /// The fused kernel, built on first use.
+    fn fused(&self) -> Result<Arc<FusedKernel>> {
+        let mut fused = self.fused.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kernel) = fused.as_ref() {
+            return Ok(Arc::clone(kernel));
+        }
+        let kernel = Arc::new(FusedKernel::new(
+            self.depthwise.gpu(),
+            Half::of(&self.depthwise),
+            Half::of(&self.pointwise),
+        )?);
+        *fused = Some(Arc::clone(&kernel));
+        Ok(kernel)
+    }
+
+    /// Why the fused kernel cannot run on an `input`-shaped tensor, if it cannot: it binds
+    /// the input and output whole, so neither half may need a split run, and its weights
+    /// must fit one binding.
+    fn fused_cannot_take(&self, input: Shape) -> Result<Option<String>> {
+        let (mid, _) = self.shapes(input)?;
+        if self.depthwise.split_count(input)? > 1 || self.pointwise.split_count(mid)? > 1 {
+            return Ok(Some(format!(
+                "the fused kernel binds the input ({input}) and output whole, which exceeds \
+                 max_storage_buffer_binding_size ({} bytes) on this device; use Fusion::Never",
+                self.depthwise
+                    .gpu()
+                    .limits()
+                    .max_storage_buffer_binding_size
+            )));
+        }
+        match self.fused() {
+            Ok(_) => Ok(None),
+            Err(e @ Error::TooLarge { .. }) => Ok(Some(format!("{e}; use Fusion::Never"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The path measured for `input` earlier, if any.
+    fn recorded(&self, input: Shape) -> Option<BlockPath> {
+        let chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
+        chosen.iter().find(|(s, _)| *s == input).map(|&(_, p)| p)
+    }
+
+    /// Times both paths on these tensors (each run waits for the device) and returns the
+    /// faster by median; the two-kernel path when the fused kernel cannot take the shapes.
+    fn measure(&self, input: &GpuTensor, output: &GpuTensor) -> Result<BlockPath> {
+        if self.fused_cannot_take(input.shape())?.is_some() {
+            return Ok(BlockPath::TwoKernels);
+        }
+        let gpu = self.depthwise.gpu();
+        let time = |path| -> Result<Duration> {
+            let start = Instant::now();
+            self.submit(path, input, output)?;
+            gpu.wait()?;
+            Ok(start.elapsed())
+        };
+        let paths = [BlockPath::TwoKernels, BlockPath::Fused];
+        // Untimed first runs build the launches and touch every buffer.
+        for path in paths {
+            time(path)?;
+        }
+        let mut times = [Vec::new(), Vec::new()];
+        for _ in 0..TIMED_RUNS {
+            for (path, t) in paths.into_iter().zip(&mut times) {
+                t.push(time(path)?);
+            }
+        }
+        let median = |t: &mut Vec<Duration>| {
+            t.sort();
+            t[t.len() / 2]
+        };
+        let [two, fused] = &mut times;
+        Ok(if median(fused) < median(two) {
+            BlockPath::Fused
+        } else {
+            BlockPath::TwoKernels
         })
     }
 }
