@@ -70,37 +70,66 @@ fn activate(y: f32, activation: u32) -> f32 {
     }
 }
 
-// The depthwise output of channel c at flattened block-output pixel q (0 past the channels or
-// pixels, which the zero-padded weights and the store's bounds check make harmless).
-fn depthwise_at(c: u32, q: u32) -> f32 {
-    if c >= params.c_mid || q >= params.pixels {
-        return 0.0;
-    }
+// Where the depthwise taps of one block-output pixel start: its top-left input row and column
+// (before dilation) and the offset of its input plane.
+struct Origin {
+    row: i32,
+    col: i32,
+    plane: u32,
+}
+
+// The origin of flattened block-output pixel q in depthwise channel c; pixels past the end
+// take the last pixel's (their values are computed but never stored).
+fn origin(c: u32, q: u32) -> Origin {
     let plane = params.h_out * params.w_out;
-    let n = q / plane;
-    let p = q % plane;
+    let qc = min(q, params.pixels - 1u);
+    let n = qc / plane;
+    let p = qc % plane;
     // The pointwise stride picks every pw_stride-th depthwise output.
     let oh = (p / params.w_out) * params.pw_stride_h;
     let ow = (p % params.w_out) * params.pw_stride_w;
-    let row0 = i32(oh * STRIDE_H) - i32(params.pad_top);
-    let col0 = i32(ow * STRIDE_W) - i32(params.pad_left);
-    let plane_base = (n * params.c_in + c / params.multiplier) * params.h_in * params.w_in;
+    return Origin(
+        i32(oh * STRIDE_H) - i32(params.pad_top),
+        i32(ow * STRIDE_W) - i32(params.pad_left),
+        (n * params.c_in + c / params.multiplier) * params.h_in * params.w_in,
+    );
+}
+
+// The input under tap (i, j) of a pixel with origin o, 0 in the padding: the load index is
+// clamped into the plane and the value selected, without a branch.
+fn tap(o: Origin, i: u32, j: u32) -> f32 {
+    let row = o.row + i32(i * DILATION_H);
+    let col = o.col + i32(j * DILATION_W);
+    let inside = row >= 0 && row < i32(params.h_in) && col >= 0 && col < i32(params.w_in);
+    let r = u32(clamp(row, 0, i32(params.h_in) - 1));
+    let k = u32(clamp(col, 0, i32(params.w_in) - 1));
+    return select(0.0, input_data[o.plane + r * params.w_in + k], inside);
+}
+
+// The depthwise outputs of channel c at flattened block-output pixels q .. q+3: each weight is
+// loaded once for the four (0 past the channels, which the zero-padded weights make harmless).
+fn depthwise_quad(c: u32, q: u32) -> vec4<f32> {
+    if c >= params.c_mid {
+        return vec4<f32>(0.0);
+    }
+    let o0 = origin(c, q);
+    let o1 = origin(c, q + 1u);
+    let o2 = origin(c, q + 2u);
+    let o3 = origin(c, q + 3u);
     let taps = c * K_H * K_W;
-    var sum = dw_bias[c];
+    var sum = vec4<f32>(dw_bias[c]);
     for (var i = 0u; i < K_H; i++) {
-        let row = row0 + i32(i * DILATION_H);
-        if row < 0 || row >= i32(params.h_in) {
-            continue;
-        }
-        let row_base = plane_base + u32(row) * params.w_in;
         for (var j = 0u; j < K_W; j++) {
-            let col = col0 + i32(j * DILATION_W);
-            if col >= 0 && col < i32(params.w_in) {
-                sum += dw_weights[taps + i * K_W + j] * input_data[row_base + u32(col)];
-            }
+            let w = dw_weights[taps + i * K_W + j];
+            sum += w * vec4<f32>(tap(o0, i, j), tap(o1, i, j), tap(o2, i, j), tap(o3, i, j));
         }
     }
-    return activate(sum, params.dw_activation);
+    switch params.dw_activation {
+        case 1u: { sum = max(sum, vec4<f32>(0.0)); }
+        case 2u: { sum = clamp(sum, vec4<f32>(0.0), vec4<f32>(6.0)); }
+        default: {}
+    }
+    return sum;
 }
 
 // Stores one pixel's 8 output channels (oc onwards) past the pointwise bias and activation.
@@ -157,12 +186,7 @@ fn main(
     let weight_col = oc_tile * (TILE_OC / 4u) + col * 2u;
     for (var k0 = 0u; k0 < params.c_mid; k0 += TILE_K) {
         let c = k0 + row;
-        mid_tile[row * 8u + col] = vec4<f32>(
-            depthwise_at(c, q_load),
-            depthwise_at(c, q_load + 1u),
-            depthwise_at(c, q_load + 2u),
-            depthwise_at(c, q_load + 3u),
-        );
+        mid_tile[row * 8u + col] = depthwise_quad(c, q_load);
         let w = c * params.oc_vec4 + weight_col;
         weight_tile[row * 16u + col * 2u] = pw_weights[w];
         weight_tile[row * 16u + col * 2u + 1u] = pw_weights[w + 1u];
