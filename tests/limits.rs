@@ -9,8 +9,8 @@ mod limited;
 
 use common::{assert_matches, gpu, ConvData};
 use sepconv::{
-    cpu::reference, Activation, Conv2d, Conv2dSpec, Error, Gpu, GpuTensor, Padding, SeparableBlock,
-    Shape, Tensor,
+    cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, Error, Fusion, Gpu, GpuTensor,
+    Padding, SeparableBlock, Shape, Tensor,
 };
 
 /// Runs `spec` on `gpu` into a NaN-poisoned output, checks it against the reference exactly
@@ -109,6 +109,50 @@ fn separable_blocks_split_both_halves() {
     )
     .unwrap();
     assert_matches("separable, split", 11, &y.read().unwrap(), &want, None);
+    // The fused kernel binds its tensors whole: measured choice falls back to two kernels,
+    // a pinned one is refused.
+    assert_eq!(block.chosen_path(input), Some(BlockPath::TwoKernels));
+    let block = block.with_fusion(Fusion::Always);
+    let err = block.run_into(&x, &y).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { reason } if reason.contains("max_storage_buffer_binding_size")),
+        "{err}"
+    );
+}
+
+#[test]
+fn fused_weights_past_the_binding_limit_are_refused() {
+    // 2 KiB = 512 floats per binding: the tensors fit, the fused kernel's transposed
+    // pointwise weights (40 × 128 padded floats) do not.
+    let gpu = limited::gpu_with_binding_limit(gpu(), 2048);
+    let input = Shape::new(1, 40, 2, 2);
+    let dw = Conv2dSpec::depthwise(40, [3, 3]).padding(Padding::uniform(1));
+    let pw = Conv2dSpec::pointwise(40, 70);
+    let d = ConvData::new(&dw, input, 13, true);
+    let p = ConvData::new(&pw, Shape::new(1, 40, 1, 1), 14, true);
+    let block = || {
+        SeparableBlock::new(
+            Conv2d::new(&gpu, dw, &d.weights, d.bias()).unwrap(),
+            Conv2d::new(&gpu, pw, &p.weights, p.bias()).unwrap(),
+        )
+        .unwrap()
+    };
+    let x = GpuTensor::from_tensor(&gpu, &d.input).unwrap();
+    let err = block().with_fusion(Fusion::Always).run(&x).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { reason } if reason.contains("fused pointwise weights")),
+        "{err}"
+    );
+    let auto = block();
+    let got = auto.run(&x).unwrap().read().unwrap();
+    assert_eq!(auto.chosen_path(input), Some(BlockPath::TwoKernels));
+    let want = reference::separable_block(
+        (&dw, &d.weights, d.bias()),
+        (&pw, &p.weights, p.bias()),
+        &d.input,
+    )
+    .unwrap();
+    assert_matches("fused weights too large", 13, &got, &want, None);
 }
 
 #[test]
