@@ -20,8 +20,13 @@
 //! - `--peer FILE` reads `RESULT<TAB>engine<TAB>layer<TAB>ms…` lines (the format of the ONNX
 //!   Runtime / PyTorch harness) and adds `cpu ÷ engine` and `gpu ÷ engine` ratio columns per
 //!   engine (> 1: sepconv is slower).
+//! - Separable blocks (with a GPU): MobileNet v1's 13 depthwise + pointwise pairs
+//!   (`mbv1_dw{i}` then `mbv1_pw{i}`, named `mbv1_block{i}`) run as a `SeparableBlock` on
+//!   resident tensors both ways, two kernels and fused, with the same protocol; the table
+//!   gives both medians, `fused_speedup` = two-kernel ÷ fused time, and the path
+//!   `Fusion::Auto` picks. `--only` selects blocks by name too.
 //! - Output goes to `target/report/` unless `--out` says otherwise: `report.csv`,
-//!   `report.json`, `report.png`. The chart needs a TrueType font; it looks in the usual system
+//!   `report.json`, `report.png`, `blocks.csv`. The chart needs a TrueType font; it looks in the usual system
 //!   places (DejaVu Sans, Liberation Sans, Arial) or takes `--font`.
 
 use std::collections::BTreeMap;
@@ -31,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use sepconv::cpu::fast::Conv2dCpu;
 use sepconv::layers::{Layer, LAYERS};
-use sepconv::{Conv2d, Gpu, GpuTensor, Tensor};
+use sepconv::{BlockPath, Conv2d, Fusion, Gpu, GpuTensor, SeparableBlock, Tensor};
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -348,6 +353,91 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
     })
 }
 
+/// One MobileNet v1 separable block timed both ways.
+struct BlockRow {
+    name: String,
+    input: sepconv::Shape,
+    two_kernels_ms: f64,
+    fused_ms: f64,
+    auto: BlockPath,
+}
+
+/// Times MobileNet v1's blocks (`mbv1_dw{i}` + `mbv1_pw{i}`) as two kernels and fused, after
+/// checking that the two paths agree.
+fn measure_blocks(gpu: &Gpu, only: Option<&[String]>) -> Result<Vec<BlockRow>, BoxError> {
+    let mut rows = Vec::new();
+    for i in 1.. {
+        let (Some(dw), Some(pw)) = (
+            sepconv::layers::find(&format!("mbv1_dw{i}")),
+            sepconv::layers::find(&format!("mbv1_pw{i}")),
+        ) else {
+            break;
+        };
+        let name = format!("mbv1_block{i}");
+        if only.is_some_and(|o| !o.contains(&name)) {
+            continue;
+        }
+        let (dw_spec, pw_spec) = (dw.spec(), pw.spec());
+        let shape = dw.input_shape();
+        let seed = 1000 + 4 * i as u64;
+        let x = GpuTensor::from_slice(gpu, shape, &uniform(seed, shape.len()?))?;
+        let block = |fusion| -> Result<SeparableBlock, BoxError> {
+            Ok(SeparableBlock::new(
+                Conv2d::new(
+                    gpu,
+                    dw_spec,
+                    &uniform(seed + 1, dw_spec.weight_count()),
+                    Some(&uniform(seed + 2, dw_spec.c_out)),
+                )?,
+                Conv2d::new(
+                    gpu,
+                    pw_spec,
+                    &uniform(seed + 3, pw_spec.weight_count()),
+                    Some(&uniform(seed + 4, pw_spec.c_out)),
+                )?,
+            )?
+            .with_fusion(fusion))
+        };
+        let (_, out_shape) = block(Fusion::Never)?.shapes(shape)?;
+        let mut medians = Vec::new();
+        let mut outputs = Vec::new();
+        for fusion in [Fusion::Never, Fusion::Always] {
+            let block = block(fusion)?;
+            let y = GpuTensor::full(gpu, out_shape, f32::NAN)?;
+            let timing = time_calls(|| {
+                block.run_into(&x, &y)?;
+                Ok(gpu.wait()?)
+            })?;
+            medians.push(timing.median * 1e3);
+            outputs.push(y.read()?);
+        }
+        let worst = outputs[0]
+            .data()
+            .iter()
+            .zip(outputs[1].data())
+            .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+            .fold(0f32, f32::max);
+        if worst.is_nan() || worst > 1e-3 {
+            return Err(format!("{name}: fused and two-kernel paths disagree ({worst})").into());
+        }
+        let auto = block(Fusion::Auto)?;
+        auto.run(&x)?;
+        let chosen = auto.chosen_path(shape).ok_or("Auto recorded no path")?;
+        eprintln!(
+            "{name:18} two kernels {:8.3} ms  fused {:8.3} ms",
+            medians[0], medians[1]
+        );
+        rows.push(BlockRow {
+            name,
+            input: shape,
+            two_kernels_ms: medians[0],
+            fused_ms: medians[1],
+            auto: chosen,
+        });
+    }
+    Ok(rows)
+}
+
 /// `RESULT\tengine\tlayer\tms…` lines → (engine, layer) → ms.
 fn read_peers(paths: &[PathBuf]) -> Result<BTreeMap<(String, String), f64>, BoxError> {
     let mut map = BTreeMap::new();
@@ -537,8 +627,45 @@ fn main() -> Result<(), BoxError> {
             .collect::<String>()
     );
 
+    // Separable blocks, both paths.
+    let blocks = match &gpu {
+        Some(gpu) => measure_blocks(gpu, args.only.as_deref())?,
+        None => Vec::new(),
+    };
+    let mut blocks_csv = String::from("block,input,two_kernels_ms,fused_ms,fused_speedup,auto\n");
+    if !blocks.is_empty() {
+        println!(
+            "\nseparable blocks  {:>16}  {:>14}  {:>9}  {:>13}  auto",
+            "input", "two kernels ms", "fused ms", "fused speedup"
+        );
+    }
+    for b in &blocks {
+        println!(
+            "{:16}  {:>16}  {:>14.3}  {:>9.3}  {:>13.2}  {:?}",
+            b.name,
+            b.input.to_string(),
+            b.two_kernels_ms,
+            b.fused_ms,
+            b.two_kernels_ms / b.fused_ms,
+            b.auto
+        );
+        writeln!(
+            blocks_csv,
+            "{},{},{:.4},{:.4},{:.3},{:?}",
+            b.name,
+            b.input,
+            b.two_kernels_ms,
+            b.fused_ms,
+            b.two_kernels_ms / b.fused_ms,
+            b.auto
+        )?;
+    }
+
     // Files.
     std::fs::create_dir_all(&args.out)?;
+    if !blocks.is_empty() {
+        std::fs::write(args.out.join("blocks.csv"), blocks_csv)?;
+    }
     let mut csv = cols.join(",") + "\n";
     for r in &table {
         csv += &(r.join(",") + "\n");
