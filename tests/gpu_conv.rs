@@ -1,13 +1,14 @@
 //! GPU kernels against the CPU reference: every case runs twice, on seeded normal data with a
 //! tolerance from the reduction length, and on small integers where the result must be
-//! bit-identical. Outputs are poisoned with NaN before each dispatch.
+//! bit-identical. Outputs are poisoned with NaN before each dispatch. Pointwise cases run
+//! with each pointwise kernel.
 
 mod common;
 
 use common::{assert_matches, gpu, tolerances, ConvData};
 use sepconv::{
     cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, ConvKind, Fusion, GpuTensor,
-    Padding, SeparableBlock, Shape, Tensor,
+    Padding, PointwiseKernel, SeparableBlock, Shape, Tensor,
 };
 
 /// Stable seed from the case name, so a failure message's seed replays the same data.
@@ -17,10 +18,13 @@ fn seed_of(name: &str) -> u64 {
     })
 }
 
-/// Runs `spec` on the GPU into a NaN-filled output and reads it back.
-fn run_gpu(spec: Conv2dSpec, data: &ConvData) -> Tensor {
+/// Runs `spec` on the GPU (a pointwise one with `kernel`) into a NaN-filled output and reads
+/// it back.
+fn run_gpu(spec: Conv2dSpec, data: &ConvData, kernel: PointwiseKernel) -> Tensor {
     let gpu = gpu();
-    let conv = Conv2d::new(gpu, spec, &data.weights, data.bias()).expect("conv");
+    let conv = Conv2d::new(gpu, spec, &data.weights, data.bias())
+        .expect("conv")
+        .with_pointwise_kernel(kernel);
     let x = GpuTensor::from_tensor(gpu, &data.input).expect("upload");
     let out_shape = conv.output_shape(x.shape()).expect("output shape");
     let y = GpuTensor::full(gpu, out_shape, f32::NAN).expect("poisoned output");
@@ -28,17 +32,28 @@ fn run_gpu(spec: Conv2dSpec, data: &ConvData) -> Tensor {
     y.read().expect("readback")
 }
 
-/// Checks one case on random and on exact integer data, and that the spec picks `kind`.
+/// Checks one case on random and on exact integer data, and that the spec picks `kind`;
+/// a pointwise case with each of its kernels.
 fn check(name: &str, spec: Conv2dSpec, input: Shape, kind: ConvKind) {
     assert_eq!(spec.kind(), kind, "{name}: kernel choice");
+    let kernels: &[PointwiseKernel] = match kind {
+        ConvKind::Pointwise => &[PointwiseKernel::UniformWindows, PointwiseKernel::TiledGemm],
+        _ => &[PointwiseKernel::Auto],
+    };
+    for &kernel in kernels {
+        check_with(name, spec, input, kernel);
+    }
+}
+
+fn check_with(name: &str, spec: Conv2dSpec, input: Shape, kernel: PointwiseKernel) {
     let seed = seed_of(name);
     for exact in [false, true] {
         let data = ConvData::new(&spec, input, seed, exact);
         let want =
             reference::conv2d(&spec, &data.input, &data.weights, data.bias()).expect("reference");
-        let got = run_gpu(spec, &data);
+        let got = run_gpu(spec, &data, kernel);
         let case = format!(
-            "{name} [{spec:?} on {input}, {}]",
+            "{name} [{spec:?} on {input}, {kernel:?}, {}]",
             if exact { "integers" } else { "normal" }
         );
         if exact {
@@ -517,8 +532,9 @@ fn fused_block_matches_reference() {
     }
 }
 
-/// Under `Fusion::Auto` the first run of a shape measures both paths and records one; the
-/// output is right either way.
+/// Under `Fusion::Auto` the first run of a shape measures both paths and records one (and the
+/// pointwise half, under `PointwiseKernel::Auto`, its two kernels); the output is right
+/// either way.
 #[test]
 fn auto_fusion_records_a_path_per_shape() {
     let gpu = gpu();
@@ -546,6 +562,12 @@ fn auto_fusion_records_a_path_per_shape() {
     }
     let pinned = block.with_fusion(Fusion::Never);
     assert_eq!(pinned.chosen_path(small), Some(BlockPath::TwoKernels));
+    // The pointwise half measured its kernels on each shape it ran.
+    for shape in [small, large] {
+        let (mid, _) = pinned.shapes(shape).unwrap();
+        assert!(pinned.pointwise().chosen_pointwise_kernel(mid).is_some());
+    }
+    assert_eq!(pinned.depthwise().chosen_pointwise_kernel(small), None);
 }
 
 #[test]

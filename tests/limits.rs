@@ -10,22 +10,36 @@ mod limited;
 use common::{assert_matches, gpu, ConvData};
 use sepconv::{
     cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, Error, Fusion, Gpu, GpuTensor,
-    Padding, SeparableBlock, Shape, Tensor,
+    Padding, PointwiseKernel, SeparableBlock, Shape, Tensor,
 };
 
 /// Runs `spec` on `gpu` into a NaN-poisoned output, checks it against the reference exactly
 /// and returns into how many pieces it was split.
 fn check_split(gpu: &Gpu, name: &str, spec: Conv2dSpec, input: Shape, seed: u64) -> usize {
+    check_split_with(gpu, name, spec, input, seed, PointwiseKernel::Auto)
+}
+
+/// [`check_split`] with a pointwise conv's kernel pinned.
+fn check_split_with(
+    gpu: &Gpu,
+    name: &str,
+    spec: Conv2dSpec,
+    input: Shape,
+    seed: u64,
+    kernel: PointwiseKernel,
+) -> usize {
     let data = ConvData::new(&spec, input, seed, true);
     let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();
-    let conv = Conv2d::new(gpu, spec, &data.weights, data.bias()).unwrap();
+    let conv = Conv2d::new(gpu, spec, &data.weights, data.bias())
+        .unwrap()
+        .with_pointwise_kernel(kernel);
     let pieces = conv.split_count(input).unwrap();
     let x = GpuTensor::from_tensor(gpu, &data.input).unwrap();
     let y = GpuTensor::full(gpu, want.shape(), f32::NAN).unwrap();
     conv.run_into(&x, &y).unwrap();
     let got: Tensor = y.read().unwrap();
     assert_matches(
-        &format!("{name} ({pieces} pieces)"),
+        &format!("{name} ({pieces} pieces, {kernel:?})"),
         seed,
         &got,
         &want,
@@ -55,13 +69,39 @@ fn batch_and_row_splits_match_reference() {
     assert!(n >= 4, "{n} pieces");
     // Rows, because the output is too large: 3 → 40 pointwise, 40·8·9 = 2,880 outputs.
     let spec = Conv2dSpec::pointwise(3, 40);
-    let n = check_split(&gpu, "output rows", spec, Shape::new(1, 3, 8, 9), 3);
-    assert!(n >= 3, "{n} pieces");
+    for kernel in [PointwiseKernel::UniformWindows, PointwiseKernel::TiledGemm] {
+        let n = check_split_with(&gpu, "output rows", spec, Shape::new(1, 3, 8, 9), 3, kernel);
+        assert!(n >= 3, "{n} pieces");
+    }
     // A pointwise conv with more weights than one uniform window (several weight slices,
     // the later ones accumulating into the output) with its rows split too.
+    // The tiled product's weights (304 × 128 floats, transposed and padded) exceed the
+    // binding: measured choice falls back to the windows, a pinned one is refused.
     let spec = Conv2dSpec::pointwise(300, 70);
     let n = check_split(&gpu, "slices and rows", spec, Shape::new(1, 300, 3, 3), 6);
     assert!(n >= 2, "{n} pieces");
+    let data = ConvData::new(&spec, Shape::new(1, 300, 3, 3), 6, true);
+    let conv = Conv2d::new(&gpu, spec, &data.weights, data.bias()).unwrap();
+    let x = GpuTensor::from_tensor(&gpu, &data.input).unwrap();
+    conv.run(&x).unwrap();
+    assert_eq!(
+        conv.chosen_pointwise_kernel(x.shape()),
+        Some(PointwiseKernel::UniformWindows)
+    );
+    let err = conv
+        .with_pointwise_kernel(PointwiseKernel::TiledGemm)
+        .run(&x)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                what: "transposed pointwise weights",
+                ..
+            }
+        ),
+        "{err}"
+    );
     // Rows of one channel plane of 60·50 = 3,000 floats, with a dilated, strided kernel and
     // asymmetric padding so that pieces need a halo and start inside the padding.
     let spec = Conv2dSpec::new(1, 2, [5, 3])

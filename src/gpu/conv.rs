@@ -1,6 +1,7 @@
 //! [`Conv2d`]: a convolution with its weights on the GPU, run by the kernel its spec calls for.
 
 use super::dispatch;
+use super::gemm::PointwiseGemm;
 use super::pack;
 use super::params::{ConvParams, Tiling};
 use super::pipelines::{Constants, Shader, WEIGHT_WINDOW_FLOATS};
@@ -10,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A convolution ready to run on a [`Gpu`]: the spec, the kernel it picked, and its weights
 /// and bias uploaded once.
@@ -42,7 +44,41 @@ pub struct Conv2d {
     launches: Mutex<VecDeque<Arc<Launch>>>,
     /// See [`min_workgroups`].
     min_workgroups: usize,
+    /// How a pointwise conv picks its kernel.
+    pointwise_kernel: PointwiseKernel,
+    /// The tiled-product kernel of a pointwise conv, built on the first run that may use it.
+    gemm: Mutex<Option<Arc<PointwiseGemm>>>,
+    /// The kernel measured fastest for each recent run under [`PointwiseKernel::Auto`].
+    chosen: Mutex<VecDeque<(LaunchKey, PointwiseKernel)>>,
 }
+
+/// Which kernel a pointwise [`Conv2d`] runs; depthwise and grouped convs have one each.
+///
+/// Both compute the same product with a register tile of several pixels × output channels
+/// per invocation and differ in where the weights come from: which is faster depends on the
+/// adapter and the layer, so by default a conv measures both on its first run of each shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PointwiseKernel {
+    /// Time both kernels on the first run of each input shape (into a scratch output) and
+    /// keep the faster one for that shape. The first run costs a few runs of each; the two
+    /// round differently, so pin one where bit-for-bit repeatability across processes
+    /// matters.
+    #[default]
+    Auto,
+    /// shaders/pointwise.wgsl: every invocation of a workgroup reads the same weights at the
+    /// same time from a 64 KiB uniform window (a broadcast), one dispatch per window of
+    /// weights. Fast on software adapters; many dispatches for layers with many weights.
+    UniformWindows,
+    /// shaders/pointwise_gemm.wgsl: one tiled matrix product per run, the weights in one
+    /// storage buffer, tiles of weights and inputs staged in workgroup memory.
+    TiledGemm,
+}
+
+/// Distinct runs whose measured kernel choice a [`Conv2d`] keeps.
+const CHOICES: usize = 8;
+
+/// Timed runs of each kernel when choosing, after one untimed run of each.
+const TIMED_RUNS: usize = 3;
 
 /// Distinct (spec, shape) runs whose launches a [`Conv2d`] keeps: a caller that runs the same
 /// shapes again, or a run split into a few pieces, records its dispatches without creating a
@@ -422,6 +458,9 @@ impl Conv2d {
             host_bias,
             launches: Mutex::new(VecDeque::with_capacity(LAUNCH_CACHE)),
             min_workgroups: min_workgroups(gpu),
+            pointwise_kernel: PointwiseKernel::default(),
+            gemm: Mutex::new(None),
+            chosen: Mutex::new(VecDeque::with_capacity(CHOICES)),
         })
     }
 
@@ -448,6 +487,51 @@ impl Conv2d {
     /// The bias the kernels add: the spec's, or zeros when it has none.
     pub(crate) fn bias_or_zeros(&self) -> &[f32] {
         &self.host_bias
+    }
+
+    /// The conv with `kernel` as its choice of pointwise kernel (forgetting any choice
+    /// already measured). Depthwise and grouped convs ignore it.
+    pub fn with_pointwise_kernel(mut self, kernel: PointwiseKernel) -> Self {
+        self.pointwise_kernel = kernel;
+        self.chosen
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self
+    }
+
+    /// How a pointwise conv picks its kernel.
+    pub fn pointwise_kernel(&self) -> PointwiseKernel {
+        self.pointwise_kernel
+    }
+
+    /// The kernel a pointwise conv's runs on an `input`-shaped tensor take, where known:
+    /// always when pinned, after the first run of the shape under [`PointwiseKernel::Auto`]
+    /// (for a run split past the binding limit, that of its first piece). `None` for
+    /// depthwise and grouped convs.
+    pub fn chosen_pointwise_kernel(&self, input: Shape) -> Option<PointwiseKernel> {
+        if self.plan.shader != Shader::Pointwise {
+            return None;
+        }
+        match self.pointwise_kernel {
+            PointwiseKernel::Auto => {
+                let (output, plan) = self.split_plan(input).ok()?;
+                let key = match plan.pieces().next().filter(|_| !plan.is_whole()) {
+                    Some(piece) => LaunchKey {
+                        spec: piece.spec,
+                        input: piece.input,
+                        output: piece.output,
+                    },
+                    None => LaunchKey {
+                        spec: self.spec,
+                        input,
+                        output,
+                    },
+                };
+                self.recorded(&key)
+            }
+            pinned => Some(pinned),
+        }
     }
 
     /// Which kernel family runs it.
@@ -485,8 +569,8 @@ impl Conv2d {
         self.split_plan(input).map(|(_, plan)| plan.len())
     }
 
-    /// The workgroup grid of the first (largest) dispatch for `input`; spread over y past the
-    /// device's per-dimension limit.
+    /// The workgroup grid of the first (largest) uniform-window dispatch for `input` (see
+    /// [`Conv2d::dispatch_count`]); spread over y past the device's per-dimension limit.
     pub fn dispatch_grid(&self, input: Shape) -> Result<[u32; 3]> {
         let (output, plan) = self.split_plan(input)?;
         // A split run's first piece is its largest.
@@ -505,8 +589,9 @@ impl Conv2d {
         )
     }
 
-    /// Dispatches per run: one per slice of the weights (each slice's weights fit one
-    /// 64 KiB uniform window).
+    /// Dispatches per run of the uniform-window kernels (depthwise, grouped, and pointwise
+    /// with [`PointwiseKernel::UniformWindows`]): one per slice of the weights, each slice's
+    /// weights fitting one 64 KiB uniform window. [`PointwiseKernel::TiledGemm`] takes one.
     pub fn dispatch_count(&self) -> usize {
         self.slices.len()
     }
@@ -603,6 +688,137 @@ impl Conv2d {
             input,
             output: out_shape,
         };
+        match self.kernel_for(&key, &input_binding)? {
+            PointwiseKernel::TiledGemm => self.gemm()?.encode(
+                encoder,
+                spec,
+                input,
+                out_shape,
+                input_binding,
+                output_binding,
+            ),
+            _ => self.encode_windows(encoder, key, input_binding, output_binding),
+        }
+    }
+
+    /// The kernel for the run (or piece) `key`, measured on its first use under
+    /// [`PointwiseKernel::Auto`]: `UniformWindows` for depthwise and grouped convs, whose
+    /// kernels take their weights from uniform windows too.
+    fn kernel_for(
+        &self,
+        key: &LaunchKey,
+        input_binding: &wgpu::BufferBinding<'_>,
+    ) -> Result<PointwiseKernel> {
+        if self.plan.shader != Shader::Pointwise {
+            return Ok(PointwiseKernel::UniformWindows);
+        }
+        match self.pointwise_kernel {
+            PointwiseKernel::Auto => {}
+            pinned => return Ok(pinned),
+        }
+        if let Some(kernel) = self.recorded(key) {
+            return Ok(kernel);
+        }
+        let kernel = match self.gemm() {
+            Ok(_) => self.measure(key, input_binding)?,
+            // Weights past the storage-binding limit: only the windows can take them.
+            Err(Error::TooLarge { .. }) => PointwiseKernel::UniformWindows,
+            Err(e) => return Err(e),
+        };
+        let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
+        chosen.truncate(CHOICES - 1);
+        chosen.push_front((*key, kernel));
+        Ok(kernel)
+    }
+
+    /// The kernel measured for `key` earlier, if any.
+    fn recorded(&self, key: &LaunchKey) -> Option<PointwiseKernel> {
+        let chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
+        chosen
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|&(_, kernel)| kernel)
+    }
+
+    /// The tiled-product kernel, built on first use.
+    fn gemm(&self) -> Result<Arc<PointwiseGemm>> {
+        let mut gemm = self.gemm.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = gemm.as_ref() {
+            return Ok(Arc::clone(g));
+        }
+        let g = Arc::new(PointwiseGemm::new(
+            &self.gpu,
+            &self.spec,
+            &self.host_weights,
+            &self.host_bias,
+        )?);
+        *gemm = Some(Arc::clone(&g));
+        Ok(g)
+    }
+
+    /// Times both pointwise kernels on the run `key` (reading the caller's input, writing a
+    /// scratch output, each run waiting for the device) and returns the faster by median.
+    fn measure(
+        &self,
+        key: &LaunchKey,
+        input_binding: &wgpu::BufferBinding<'_>,
+    ) -> Result<PointwiseKernel> {
+        let scratch = GpuTensor::uninit(&self.gpu, key.output, "conv.measure")?;
+        let time = |kernel| -> Result<Duration> {
+            let start = Instant::now();
+            let mut encoder = self.gpu.encoder("conv.measure")?;
+            let output_binding = scratch.buffer().as_entire_buffer_binding();
+            match kernel {
+                PointwiseKernel::TiledGemm => self.gemm()?.encode(
+                    &mut encoder,
+                    &key.spec,
+                    key.input,
+                    key.output,
+                    input_binding.clone(),
+                    output_binding,
+                )?,
+                _ => {
+                    self.encode_windows(&mut encoder, *key, input_binding.clone(), output_binding)?
+                }
+            }
+            self.gpu.scoped("conv dispatch", || {
+                self.gpu.queue().submit([encoder.finish()]);
+            })?;
+            self.gpu.wait()?;
+            Ok(start.elapsed())
+        };
+        let kernels = [PointwiseKernel::UniformWindows, PointwiseKernel::TiledGemm];
+        // Untimed first runs build the launches and touch every buffer.
+        for kernel in kernels {
+            time(kernel)?;
+        }
+        let mut times = [Vec::new(), Vec::new()];
+        for _ in 0..TIMED_RUNS {
+            for (kernel, t) in kernels.into_iter().zip(&mut times) {
+                t.push(time(kernel)?);
+            }
+        }
+        let median = |t: &mut Vec<Duration>| {
+            t.sort();
+            t[t.len() / 2]
+        };
+        let [windows, gemm] = &mut times;
+        Ok(if median(gemm) < median(windows) {
+            PointwiseKernel::TiledGemm
+        } else {
+            PointwiseKernel::UniformWindows
+        })
+    }
+
+    /// Records the uniform-window kernel's dispatches, one per weight slice, for the run (or
+    /// piece) `key`.
+    fn encode_windows(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        key: LaunchKey,
+        input_binding: wgpu::BufferBinding<'_>,
+        output_binding: wgpu::BufferBinding<'_>,
+    ) -> Result<()> {
         let launch = match self.cached_launch(&key) {
             Some(launch) => launch,
             None => {

@@ -4,6 +4,7 @@ mod context;
 mod conv;
 pub(crate) mod dispatch;
 mod fused;
+mod gemm;
 mod network;
 pub mod ops;
 mod pack;
@@ -15,7 +16,7 @@ mod split;
 mod tensor;
 
 pub use context::Gpu;
-pub use conv::Conv2d;
+pub use conv::{Conv2d, PointwiseKernel};
 pub use network::GpuNetwork;
 pub use separable::{BlockPath, Fusion, SeparableBlock};
 pub use tensor::GpuTensor;

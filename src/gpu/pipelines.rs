@@ -74,16 +74,55 @@ pub(crate) type Constants = Vec<(&'static str, u32)>;
 /// A pipeline is a shader (named by its label) specialised by its override constants.
 type PipelineKey = (&'static str, Constants);
 
-/// The fused depthwise + pointwise block's shader (src/gpu/fused.rs), with its own bindings
-/// and parameters, so outside [`Shader`].
-pub(crate) const FUSED_SEPARABLE_SOURCE: &str = include_str!("../../shaders/fused_separable.wgsl");
-const FUSED_SEPARABLE: &str = "fused_separable";
+/// The tiled matrix-product kernels (src/gpu/gemm.rs), which share `gemm_tile.wgsl` and
+/// `TileParams` instead of the conv kernels' weight window and `ConvParams`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum TiledShader {
+    /// A pointwise convolution with its weights in one storage buffer.
+    PointwiseGemm,
+    /// A depthwise + pointwise block in one kernel (src/gpu/fused.rs).
+    FusedSeparable,
+}
+
+impl TiledShader {
+    /// Both, for tests that check each file.
+    #[cfg(test)]
+    pub(crate) const ALL: [TiledShader; 2] =
+        [TiledShader::PointwiseGemm, TiledShader::FusedSeparable];
+
+    /// The WGSL source: `gemm_tile.wgsl` (parameters, tiles, product, epilogue) before the
+    /// kernel's own file.
+    pub(crate) const fn source(self) -> &'static str {
+        match self {
+            TiledShader::PointwiseGemm => concat!(
+                include_str!("../../shaders/gemm_tile.wgsl"),
+                include_str!("../../shaders/pointwise_gemm.wgsl")
+            ),
+            TiledShader::FusedSeparable => concat!(
+                include_str!("../../shaders/gemm_tile.wgsl"),
+                include_str!("../../shaders/fused_separable.wgsl")
+            ),
+        }
+    }
+
+    /// Label for wgpu objects and error messages.
+    pub(crate) const fn label(self) -> &'static str {
+        match self {
+            TiledShader::PointwiseGemm => "pointwise_gemm",
+            TiledShader::FusedSeparable => "fused_separable",
+        }
+    }
+}
 
 /// The bind-group layouts and the lazily built pipelines.
 pub(crate) struct Pipelines {
     /// Shared by the depthwise, pointwise and grouped kernels.
     pub(crate) conv_layout: wgpu::BindGroupLayout,
     conv_pipeline_layout: wgpu::PipelineLayout,
+    /// The pointwise GEMM's: 0 input, 1 weights, 2 bias (read-only storage), 3 output,
+    /// 4 params.
+    pub(crate) gemm_layout: wgpu::BindGroupLayout,
+    gemm_pipeline_layout: wgpu::PipelineLayout,
     /// The fused block's: 0–4 read-only storage, 5 output, 6 params.
     pub(crate) fused_layout: wgpu::BindGroupLayout,
     fused_pipeline_layout: wgpu::PipelineLayout,
@@ -130,6 +169,16 @@ impl Pipelines {
             bind_group_layouts: &[Some(&conv_layout)],
             immediate_size: 0,
         });
+        let gemm_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("gemm.bind_group_layout"),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, true),
+                storage(3, false),
+                uniform(4),
+            ],
+        });
         let fused_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("fused.bind_group_layout"),
             entries: &[
@@ -142,15 +191,20 @@ impl Pipelines {
                 uniform(6),
             ],
         });
-        let fused_pipeline_layout =
+        let pipeline_layout = |label, layout| {
             device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("fused.pipeline_layout"),
-                bind_group_layouts: &[Some(&fused_layout)],
+                label: Some(label),
+                bind_group_layouts: &[Some(layout)],
                 immediate_size: 0,
-            });
+            })
+        };
+        let gemm_pipeline_layout = pipeline_layout("gemm.pipeline_layout", &gemm_layout);
+        let fused_pipeline_layout = pipeline_layout("fused.pipeline_layout", &fused_layout);
         Self {
             conv_layout,
             conv_pipeline_layout,
+            gemm_layout,
+            gemm_pipeline_layout,
             fused_layout,
             fused_pipeline_layout,
             cache: Mutex::new(HashMap::new()),
@@ -170,21 +224,19 @@ impl Pipelines {
         self.compile(gpu, shader.label(), shader.source(), layout, constants)
     }
 
-    /// The fused depthwise + pointwise pipeline specialised with `constants` (see
-    /// [`FUSED_SEPARABLE_SOURCE`]), compiled on first use and cached.
-    pub(crate) fn fused(
+    /// The pipeline for the tiled `shader` specialised with `constants`, compiled on first
+    /// use and cached.
+    pub(crate) fn tiled(
         &self,
         gpu: &super::Gpu,
+        shader: TiledShader,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
-        let layout = &self.fused_pipeline_layout;
-        self.compile(
-            gpu,
-            FUSED_SEPARABLE,
-            FUSED_SEPARABLE_SOURCE,
-            layout,
-            constants,
-        )
+        let layout = match shader {
+            TiledShader::PointwiseGemm => &self.gemm_pipeline_layout,
+            TiledShader::FusedSeparable => &self.fused_pipeline_layout,
+        };
+        self.compile(gpu, shader.label(), shader.source(), layout, constants)
     }
 
     fn compile(
@@ -231,8 +283,8 @@ impl Pipelines {
 mod tests {
     //! Checks every shader with naga, no GPU needed: it parses, validates, declares the
     //! `ConvParams` block exactly as the host lays it out, and uses the host's workgroup size.
-    use super::{Shader, FUSED_SEPARABLE_SOURCE};
-    use crate::gpu::fused::{self, FusedParams, FUSED_PARAMS_FIELDS};
+    use super::{Shader, TiledShader};
+    use crate::gpu::gemm::{self, TileParams, TILE_PARAMS_FIELDS};
     use crate::gpu::params::{ConvParams, CONV_PARAMS_FIELDS};
 
     fn module(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -256,7 +308,9 @@ mod tests {
         for shader in Shader::CONV {
             module(shader);
         }
-        parse("fused", FUSED_SEPARABLE_SOURCE);
+        for shader in TiledShader::ALL {
+            parse(shader.label(), shader.source());
+        }
     }
 
     #[test]
@@ -320,47 +374,51 @@ mod tests {
     }
 
     #[test]
-    fn fused_params_block_matches_the_host_struct() {
-        let (module, _) = parse("fused", FUSED_SEPARABLE_SOURCE);
-        let (_, ty) = module
-            .types
-            .iter()
-            .find(|(_, t)| t.name.as_deref() == Some("FusedParams"))
-            .expect("no FusedParams struct");
-        let naga::TypeInner::Struct { members, span } = &ty.inner else {
-            panic!("FusedParams is not a struct");
-        };
-        let names: Vec<&str> = members.iter().filter_map(|m| m.name.as_deref()).collect();
-        assert_eq!(names, FUSED_PARAMS_FIELDS);
-        for (i, m) in members.iter().enumerate() {
-            assert_eq!(m.offset as usize, 4 * i, "{:?}", m.name);
+    fn tile_params_block_matches_the_host_struct() {
+        for shader in TiledShader::ALL {
+            let (module, _) = parse(shader.label(), shader.source());
+            let (_, ty) = module
+                .types
+                .iter()
+                .find(|(_, t)| t.name.as_deref() == Some("TileParams"))
+                .expect("no TileParams struct");
+            let naga::TypeInner::Struct { members, span } = &ty.inner else {
+                panic!("TileParams is not a struct");
+            };
+            let names: Vec<&str> = members.iter().filter_map(|m| m.name.as_deref()).collect();
+            assert_eq!(names, TILE_PARAMS_FIELDS);
+            for (i, m) in members.iter().enumerate() {
+                assert_eq!(m.offset as usize, 4 * i, "{:?}", m.name);
+            }
+            assert_eq!(*span as usize, std::mem::size_of::<TileParams>());
         }
-        assert_eq!(*span as usize, std::mem::size_of::<FusedParams>());
     }
 
     #[test]
-    fn fused_tiles_match_the_host() {
-        let (module, _) = parse("fused", FUSED_SEPARABLE_SOURCE);
-        let constant = |name: &str| {
-            let (_, c) = module
-                .constants
+    fn tiles_match_the_host() {
+        for shader in TiledShader::ALL {
+            let (module, _) = parse(shader.label(), shader.source());
+            let constant = |name: &str| {
+                let (_, c) = module
+                    .constants
+                    .iter()
+                    .find(|(_, c)| c.name.as_deref() == Some(name))
+                    .unwrap_or_else(|| panic!("no const {name}"));
+                match module.global_expressions[c.init] {
+                    naga::Expression::Literal(naga::Literal::U32(v)) => v as usize,
+                    ref e => panic!("{name} = {e:?}"),
+                }
+            };
+            assert_eq!(constant("TILE_OC"), gemm::TILE_OC);
+            assert_eq!(constant("TILE_P"), gemm::TILE_P);
+            assert_eq!(constant("TILE_K"), gemm::TILE_K);
+            let main = module
+                .entry_points
                 .iter()
-                .find(|(_, c)| c.name.as_deref() == Some(name))
-                .unwrap_or_else(|| panic!("no const {name}"));
-            match module.global_expressions[c.init] {
-                naga::Expression::Literal(naga::Literal::U32(v)) => v as usize,
-                ref e => panic!("{name} = {e:?}"),
-            }
-        };
-        assert_eq!(constant("TILE_OC"), fused::TILE_OC);
-        assert_eq!(constant("TILE_P"), fused::TILE_P);
-        assert_eq!(constant("TILE_K"), fused::TILE_K);
-        let main = module
-            .entry_points
-            .iter()
-            .find(|e| e.name == "main")
-            .unwrap();
-        let [x, y, z] = main.workgroup_size;
-        assert_eq!((x * y * z) as usize, fused::WORKGROUP_SIZE);
+                .find(|e| e.name == "main")
+                .unwrap();
+            let [x, y, z] = main.workgroup_size;
+            assert_eq!((x * y * z) as usize, gemm::WORKGROUP_SIZE);
+        }
     }
 }

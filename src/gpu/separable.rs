@@ -1,6 +1,6 @@
 //! [`SeparableBlock`]: depthwise then pointwise, as two kernels or one fused kernel.
 
-use super::fused::{FusedKernel, Half};
+use super::fused::FusedKernel;
 use super::{Conv2d, GpuTensor};
 use crate::cpu::reference::check_separable;
 use crate::error::{Error, Result};
@@ -232,11 +232,7 @@ impl SeparableBlock {
         if let Some(kernel) = fused.as_ref() {
             return Ok(Arc::clone(kernel));
         }
-        let kernel = Arc::new(FusedKernel::new(
-            self.depthwise.gpu(),
-            Half::of(&self.depthwise),
-            Half::of(&self.pointwise),
-        )?);
+        let kernel = Arc::new(FusedKernel::new(&self.depthwise, &self.pointwise)?);
         *fused = Some(Arc::clone(&kernel));
         Ok(kernel)
     }

@@ -1,0 +1,109 @@
+// Shared by the tiled matrix-product kernels, pointwise_gemm.wgsl and fused_separable.wgsl:
+// the host prepends this file to each (src/gpu/pipelines.rs). It uses the kernel's
+// `pw_weights`, `pw_bias`, `output_data` and `params` bindings.
+//
+// A workgroup computes Y[TILE_OC × TILE_P] = act(b + W · B) for one tile of output channels
+// and of flattened (n, oh, ow) output pixels, summing over K = k_channels channels TILE_K at a
+// time. Per step the kernel fills `b_tile` with the step's B values in its own way (input
+// values, or depthwise outputs computed on the spot), `load_weights` fills `weight_tile`,
+// and after a barrier `multiply_tiles` adds the step into each invocation's 4-pixel ×
+// 8-channel register tile. Invocation `local` loads row local / 8 of both tiles (pixel quad
+// or weight pair local % 8) and multiplies pixels 4·(local % 8) .. +4 by output channels
+// 8·(local / 8) .. +8 of the tile.
+//
+// Workgroups are numbered linearly (the grid may be spread over x and y, src/gpu/dispatch.rs):
+// workgroup t covers output channels (t % oc_tiles)·TILE_OC onwards and pixels
+// (t / oc_tiles)·TILE_P onwards, so neighbouring workgroups read the same pixels.
+
+// Mirrors `TileParams` in src/gpu/gemm.rs field for field (checked by a naga test).
+struct TileParams {
+    n: u32, c_in: u32, h_in: u32, w_in: u32,
+    k_channels: u32, multiplier: u32, c_out: u32, oc_vec4: u32,
+    h_out: u32, w_out: u32, pad_top: u32, pad_left: u32,
+    stride_h: u32, stride_w: u32, dw_activation: u32, activation: u32,
+    oc_tiles: u32, pixels: u32, pad0: u32, pad1: u32,
+}
+
+const WORKGROUP_SIZE: u32 = 64u;
+const TILE_OC: u32 = 64u;
+const TILE_P: u32 = 32u;
+const TILE_K: u32 = 8u;
+
+// The step's B values, [TILE_K][TILE_P] as vec4s of 4 consecutive pixels, and its weights,
+// [TILE_K][TILE_OC] as vec4s of 4 consecutive output channels.
+var<workgroup> b_tile: array<vec4<f32>, 64>;
+var<workgroup> weight_tile: array<vec4<f32>, 128>;
+
+// The register tile: pixel i's output channels 0–3 (lo_i) and 4–7 (hi_i) of the invocation's 8.
+var<private> lo0: vec4<f32>;
+var<private> lo1: vec4<f32>;
+var<private> lo2: vec4<f32>;
+var<private> lo3: vec4<f32>;
+var<private> hi0: vec4<f32>;
+var<private> hi1: vec4<f32>;
+var<private> hi2: vec4<f32>;
+var<private> hi3: vec4<f32>;
+
+fn activate(y: f32, activation: u32) -> f32 {
+    switch activation {
+        case 1u: { return max(y, 0.0); }
+        case 2u: { return clamp(y, 0.0, 6.0); }
+        default: { return y; }
+    }
+}
+
+// Row `row` of the step's weight tile: channel k of K, the vec4 pair `col` of the tile's
+// output channels. The host pads the transposed weights with zero rows and columns to whole
+// tiles, so the reads stay in bounds and the padding adds nothing.
+fn load_weights(k: u32, row: u32, col: u32, oc_tile: u32) {
+    let w = k * params.oc_vec4 + oc_tile * (TILE_OC / 4u) + col * 2u;
+    weight_tile[row * 16u + col * 2u] = pw_weights[w];
+    weight_tile[row * 16u + col * 2u + 1u] = pw_weights[w + 1u];
+}
+
+// Adds the step's product into the register tile of pixel quad px and channel octet oc8.
+fn multiply_tiles(px: u32, oc8: u32) {
+    for (var k = 0u; k < TILE_K; k++) {
+        let x = b_tile[k * 8u + px];
+        let w_lo = weight_tile[k * 16u + oc8 * 2u];
+        let w_hi = weight_tile[k * 16u + oc8 * 2u + 1u];
+        lo0 += w_lo * x.x;
+        hi0 += w_hi * x.x;
+        lo1 += w_lo * x.y;
+        hi1 += w_hi * x.y;
+        lo2 += w_lo * x.z;
+        hi2 += w_hi * x.z;
+        lo3 += w_lo * x.w;
+        hi3 += w_hi * x.w;
+    }
+}
+
+// Stores one pixel's 8 output channels (oc onwards) past the bias and activation.
+fn store_pixel(q: u32, oc: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if q >= params.pixels {
+        return;
+    }
+    let plane = params.h_out * params.w_out;
+    let base = (q / plane) * params.c_out * plane + q % plane;
+    let bias_lo = pw_bias[oc / 4u];
+    let bias_hi = pw_bias[oc / 4u + 1u];
+    for (var j = 0u; j < 4u; j++) {
+        if oc + j < params.c_out {
+            output_data[base + (oc + j) * plane] = activate(lo[j] + bias_lo[j], params.activation);
+        }
+        if oc + 4u + j < params.c_out {
+            output_data[base + (oc + 4u + j) * plane] =
+                activate(hi[j] + bias_hi[j], params.activation);
+        }
+    }
+}
+
+// Stores the register tile of pixel quad px and channel octet oc8.
+fn store_tile(q_first: u32, oc_tile: u32, px: u32, oc8: u32) {
+    let oc = oc_tile * TILE_OC + oc8 * 8u;
+    let q = q_first + px * 4u;
+    store_pixel(q, oc, lo0, hi0);
+    store_pixel(q + 1u, oc, lo1, hi1);
+    store_pixel(q + 2u, oc, lo2, hi2);
+    store_pixel(q + 3u, oc, lo3, hi3);
+}

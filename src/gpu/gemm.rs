@@ -1,0 +1,324 @@
+//! The tiled matrix-product kernels' shared host side (shaders/gemm_tile.wgsl) and the
+//! pointwise kernel built on it (shaders/pointwise_gemm.wgsl): weights in one storage buffer,
+//! tiles of both operands in workgroup memory, one dispatch per run.
+
+use super::dispatch;
+use super::pipelines::{Constants, TiledShader};
+use super::Gpu;
+use crate::error::Result;
+use crate::spec::{Conv2dSpec, Shape};
+use std::sync::{Arc, Mutex};
+
+/// Invocations per workgroup, output channels, pixels and summed channels per workgroup
+/// step: `WORKGROUP_SIZE`, `TILE_OC`, `TILE_P` and `TILE_K` in gemm_tile.wgsl (tested).
+pub(crate) const WORKGROUP_SIZE: usize = 64;
+pub(crate) const TILE_OC: usize = 64;
+pub(crate) const TILE_P: usize = 32;
+pub(crate) const TILE_K: usize = 8;
+// Each invocation holds a 4-pixel × 8-channel register tile of the workgroup's.
+const _: () = assert!(TILE_OC * TILE_P == WORKGROUP_SIZE * 4 * 8);
+
+/// Mirrors `struct TileParams` in gemm_tile.wgsl field for field (checked by a naga test in
+/// `pipelines.rs`). 20 `u32`s = 80 bytes, a multiple of 16 as uniform blocks require.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct TileParams {
+    pub n: u32,
+    pub c_in: u32,
+    pub h_in: u32,
+    pub w_in: u32,
+    /// Channels the product sums over: c_in for a pointwise conv, the depthwise output
+    /// channels for a fused block.
+    pub k_channels: u32,
+    /// Depthwise channel multiplier (fused block).
+    pub multiplier: u32,
+    pub c_out: u32,
+    /// Row length of the transposed weights, in vec4s ([`padded_c_out`] / 4).
+    pub oc_vec4: u32,
+    pub h_out: u32,
+    pub w_out: u32,
+    /// Depthwise padding (fused block).
+    pub pad_top: u32,
+    pub pad_left: u32,
+    /// The pointwise stride.
+    pub stride_h: u32,
+    pub stride_w: u32,
+    /// Depthwise activation code (fused block).
+    pub dw_activation: u32,
+    /// The (pointwise) activation code.
+    pub activation: u32,
+    /// Workgroups per pixel tile ([`padded_c_out`] / `TILE_OC`).
+    pub oc_tiles: u32,
+    /// Flattened output pixels, n · h_out · w_out.
+    pub pixels: u32,
+    pub pad0: u32,
+    pub pad1: u32,
+}
+
+/// Field names in declaration order, for the test that compares them with the WGSL struct.
+#[cfg(test)]
+pub(crate) const TILE_PARAMS_FIELDS: [&str; 20] = [
+    "n",
+    "c_in",
+    "h_in",
+    "w_in",
+    "k_channels",
+    "multiplier",
+    "c_out",
+    "oc_vec4",
+    "h_out",
+    "w_out",
+    "pad_top",
+    "pad_left",
+    "stride_h",
+    "stride_w",
+    "dw_activation",
+    "activation",
+    "oc_tiles",
+    "pixels",
+    "pad0",
+    "pad1",
+];
+
+/// Output channels rounded up to whole tiles.
+pub(crate) fn padded_c_out(c_out: usize) -> usize {
+    c_out.next_multiple_of(TILE_OC)
+}
+
+impl TileParams {
+    /// The fields every tiled kernel uses, for a pointwise product of `k_channels` channels
+    /// with `pointwise`'s stride and activation from `input` to `output`. Callers have checked
+    /// the shapes against the device's binding limit, so every count fits in `u32`.
+    pub(crate) fn product(
+        pointwise: &Conv2dSpec,
+        k_channels: usize,
+        input: Shape,
+        output: Shape,
+    ) -> Self {
+        let u = |v: usize| v as u32;
+        let oc_padded = padded_c_out(output.c);
+        Self {
+            n: u(input.n),
+            c_in: u(input.c),
+            h_in: u(input.h),
+            w_in: u(input.w),
+            k_channels: u(k_channels),
+            multiplier: 1,
+            c_out: u(output.c),
+            oc_vec4: u(oc_padded / 4),
+            h_out: u(output.h),
+            w_out: u(output.w),
+            stride_h: u(pointwise.stride[0]),
+            stride_w: u(pointwise.stride[1]),
+            activation: pointwise.activation.code(),
+            oc_tiles: u(oc_padded / TILE_OC),
+            pixels: u(output.n * output.h * output.w),
+            ..Self::default()
+        }
+    }
+
+    /// Workgroups of the dispatch: one per output-channel tile and pixel tile.
+    fn workgroups(&self) -> u64 {
+        u64::from(self.oc_tiles) * u64::from(self.pixels).div_ceil(TILE_P as u64)
+    }
+}
+
+/// `[c_out, k]` weights transposed to `[k][c_out]`, zero-padded to whole tiles
+/// (`k` to `TILE_K`, `c_out` to `TILE_OC`): a workgroup's weight tile for one step is then one
+/// contiguous run per summed channel.
+pub(crate) fn transpose_weights(weights: &[f32], k: usize, c_out: usize) -> Vec<f32> {
+    let oc_padded = padded_c_out(c_out);
+    let mut t = vec![0f32; k.next_multiple_of(TILE_K) * oc_padded];
+    for (oc, row) in weights.chunks_exact(k).enumerate() {
+        for (c, &w) in row.iter().enumerate() {
+            t[c * oc_padded + oc] = w;
+        }
+    }
+    t
+}
+
+/// The bias zero-padded to whole tiles.
+pub(crate) fn pad_bias(bias: &[f32]) -> Vec<f32> {
+    let mut b = bias.to_vec();
+    b.resize(padded_c_out(bias.len()), 0.0);
+    b
+}
+
+/// The uniform parameters and grid of one run of a tiled kernel, built on first use and
+/// kept for the last few keys (shapes, or a split piece's spec and shapes).
+#[derive(Debug)]
+pub(crate) struct Launches<K> {
+    recent: Mutex<Vec<(K, Arc<Launch>)>>,
+}
+
+/// See [`Launches`].
+#[derive(Debug)]
+pub(crate) struct Launch {
+    pub params: wgpu::Buffer,
+    pub grid: [u32; 3],
+}
+
+/// Keys whose launches a [`Launches`] keeps.
+const LAUNCH_CACHE: usize = 4;
+
+impl<K: PartialEq> Launches<K> {
+    pub(crate) fn new() -> Self {
+        Self {
+            recent: Mutex::new(Vec::with_capacity(LAUNCH_CACHE)),
+        }
+    }
+
+    /// The launch for `key`, made from `params()` on its first use.
+    pub(crate) fn get(
+        &self,
+        gpu: &Gpu,
+        key: K,
+        params: impl FnOnce() -> Result<TileParams>,
+    ) -> Result<Arc<Launch>> {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = recent.iter().position(|(k, _)| *k == key) {
+            let entry = recent.remove(at);
+            let launch = Arc::clone(&entry.1);
+            recent.insert(0, entry);
+            return Ok(launch);
+        }
+        let params = params()?;
+        let grid = dispatch::grid(
+            params.workgroups(),
+            gpu.limits().max_compute_workgroups_per_dimension,
+        )?;
+        let launch = Arc::new(Launch {
+            params: gpu.buffer_init(
+                "tile.params",
+                bytemuck::bytes_of(&params),
+                wgpu::BufferUsages::UNIFORM,
+            )?,
+            grid,
+        });
+        recent.truncate(LAUNCH_CACHE - 1);
+        recent.insert(0, (key, Arc::clone(&launch)));
+        Ok(launch)
+    }
+}
+
+/// Binds the whole of `buffer` at `binding`.
+pub(crate) fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+/// Records one dispatch of `pipeline` with `entries` bound by `layout`, over `grid`.
+pub(crate) fn encode(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    shader: TiledShader,
+    pipeline: &wgpu::ComputePipeline,
+    layout: &wgpu::BindGroupLayout,
+    entries: &[wgpu::BindGroupEntry<'_>],
+    grid: [u32; 3],
+) -> Result<()> {
+    gpu.scoped("tiled encoding", || {
+        let bind_group = gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(shader.label()),
+            layout,
+            entries,
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(shader.label()),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+    })
+}
+
+/// What a pointwise [`PointwiseGemm`] launch depends on: the piece's spec (a split piece's
+/// differs) and its shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GemmKey {
+    spec: Conv2dSpec,
+    input: Shape,
+    output: Shape,
+}
+
+/// A pointwise convolution as one tiled matrix product: its weights transposed into one
+/// storage buffer, its pipeline, and its recent launches.
+#[derive(Debug)]
+pub(crate) struct PointwiseGemm {
+    gpu: Gpu,
+    pipeline: wgpu::ComputePipeline,
+    weights: wgpu::Buffer,
+    bias: wgpu::Buffer,
+    launches: Launches<GemmKey>,
+}
+
+impl PointwiseGemm {
+    /// Lays out and uploads `spec`'s weights (`[c_out, c_in]`) and bias (zeros when the spec
+    /// has none), and compiles the pipeline.
+    ///
+    /// # Errors
+    /// [`crate::Error::TooLarge`] when the transposed weights exceed the storage-binding
+    /// limit, [`crate::Error::Gpu`].
+    pub(crate) fn new(gpu: &Gpu, spec: &Conv2dSpec, weights: &[f32], bias: &[f32]) -> Result<Self> {
+        let transposed = transpose_weights(weights, spec.c_in, spec.c_out);
+        gpu.check_binding_size("transposed pointwise weights", transposed.len() as u64 * 4)?;
+        let storage = wgpu::BufferUsages::STORAGE;
+        let pipeline = gpu
+            .pipelines()
+            .tiled(gpu, TiledShader::PointwiseGemm, &Constants::new())?;
+        Ok(Self {
+            gpu: gpu.clone(),
+            pipeline,
+            weights: gpu.buffer_init("gemm.weights", bytemuck::cast_slice(&transposed), storage)?,
+            bias: gpu.buffer_init("gemm.bias", bytemuck::cast_slice(&pad_bias(bias)), storage)?,
+            launches: Launches::new(),
+        })
+    }
+
+    /// Records the one dispatch of `spec` (the conv's own, or a split piece's) on an
+    /// `input`-shaped tensor bound at `input_binding`, writing an `output`-shaped one at
+    /// `output_binding`.
+    pub(crate) fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        spec: &Conv2dSpec,
+        input: Shape,
+        output: Shape,
+        input_binding: wgpu::BufferBinding<'_>,
+        output_binding: wgpu::BufferBinding<'_>,
+    ) -> Result<()> {
+        let key = GemmKey {
+            spec: *spec,
+            input,
+            output,
+        };
+        let launch = self.launches.get(&self.gpu, key, || {
+            Ok(TileParams::product(spec, spec.c_in, input, output))
+        })?;
+        let pipelines = self.gpu.pipelines();
+        encode(
+            &self.gpu,
+            encoder,
+            TiledShader::PointwiseGemm,
+            &self.pipeline,
+            &pipelines.gemm_layout,
+            &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(input_binding),
+                },
+                entry(1, &self.weights),
+                entry(2, &self.bias),
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: wgpu::BindingResource::Buffer(output_binding),
+                },
+                entry(4, &launch.params),
+            ],
+            launch.grid,
+        )
+    }
+}
