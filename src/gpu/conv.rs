@@ -2,6 +2,7 @@
 
 use super::dispatch;
 use super::gemm::PointwiseGemm;
+use super::measure;
 use super::pack;
 use super::params::{ConvParams, Tiling};
 use super::pipelines::{Constants, Shader, WEIGHT_WINDOW_FLOATS};
@@ -11,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// A convolution ready to run on a [`Gpu`]: the spec, the kernel it picked, and its weights
 /// and bias uploaded once.
@@ -76,9 +76,6 @@ pub enum PointwiseKernel {
 
 /// Distinct runs whose measured kernel choice a [`Conv2d`] keeps.
 const CHOICES: usize = 8;
-
-/// Timed runs of each kernel when choosing, after one untimed run of each.
-const TIMED_RUNS: usize = 3;
 
 /// Distinct (spec, shape) runs whose launches a [`Conv2d`] keeps: a caller that runs the same
 /// shapes again, or a run split into a few pieces, records its dispatches without creating a
@@ -757,15 +754,16 @@ impl Conv2d {
     }
 
     /// Times both pointwise kernels on the run `key` (reading the caller's input, writing a
-    /// scratch output, each run waiting for the device) and returns the faster by median.
+    /// scratch output, so that nothing the caller has recorded but not yet submitted can
+    /// see it) and returns the faster (see [`measure::faster`]).
     fn measure(
         &self,
         key: &LaunchKey,
         input_binding: &wgpu::BufferBinding<'_>,
     ) -> Result<PointwiseKernel> {
         let scratch = GpuTensor::uninit(&self.gpu, key.output, "conv.measure")?;
-        let time = |kernel| -> Result<Duration> {
-            let start = Instant::now();
+        let kernels = [PointwiseKernel::UniformWindows, PointwiseKernel::TiledGemm];
+        measure::faster(kernels, |kernel| {
             let mut encoder = self.gpu.encoder("conv.measure")?;
             let output_binding = scratch.buffer().as_entire_buffer_binding();
             match kernel {
@@ -784,29 +782,7 @@ impl Conv2d {
             self.gpu.scoped("conv dispatch", || {
                 self.gpu.queue().submit([encoder.finish()]);
             })?;
-            self.gpu.wait()?;
-            Ok(start.elapsed())
-        };
-        let kernels = [PointwiseKernel::UniformWindows, PointwiseKernel::TiledGemm];
-        // Untimed first runs build the launches and touch every buffer.
-        for kernel in kernels {
-            time(kernel)?;
-        }
-        let mut times = [Vec::new(), Vec::new()];
-        for _ in 0..TIMED_RUNS {
-            for (kernel, t) in kernels.into_iter().zip(&mut times) {
-                t.push(time(kernel)?);
-            }
-        }
-        let median = |t: &mut Vec<Duration>| {
-            t.sort();
-            t[t.len() / 2]
-        };
-        let [windows, gemm] = &mut times;
-        Ok(if median(gemm) < median(windows) {
-            PointwiseKernel::TiledGemm
-        } else {
-            PointwiseKernel::UniformWindows
+            self.gpu.wait()
         })
     }
 

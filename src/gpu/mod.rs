@@ -5,6 +5,7 @@ mod conv;
 pub(crate) mod dispatch;
 mod fused;
 mod gemm;
+mod measure;
 mod network;
 pub mod ops;
 mod pack;

@@ -1,12 +1,12 @@
 //! [`SeparableBlock`]: depthwise then pointwise, as two kernels or one fused kernel.
 
 use super::fused::FusedKernel;
+use super::measure;
 use super::{Conv2d, GpuTensor};
 use crate::cpu::reference::check_separable;
 use crate::error::{Error, Result};
 use crate::spec::Shape;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// How a [`SeparableBlock`] chooses between its two ways of running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,9 +73,6 @@ pub struct SeparableBlock {
 
 /// Input shapes whose measured choice a block keeps.
 const CHOICES: usize = 8;
-
-/// Timed runs of each path when choosing, after one untimed run of each.
-const TIMED_RUNS: usize = 3;
 
 impl SeparableBlock {
     /// Pairs a depthwise and a pointwise convolution made on the same GPU.
@@ -265,39 +262,18 @@ impl SeparableBlock {
         chosen.iter().find(|(s, _)| *s == input).map(|&(_, p)| p)
     }
 
-    /// Times both paths on these tensors (each run waits for the device) and returns the
-    /// faster by median; the two-kernel path when the fused kernel cannot take the shapes.
+    /// Times both paths on these tensors (see [`measure::faster`]); the two-kernel path when
+    /// the fused kernel cannot take the shapes. The runs write the caller's output, which the
+    /// block's own run then writes again: the block submits its work itself, so nothing
+    /// recorded but not yet submitted can see the measuring runs.
     fn measure(&self, input: &GpuTensor, output: &GpuTensor) -> Result<BlockPath> {
         if self.fused_cannot_take(input.shape())?.is_some() {
             return Ok(BlockPath::TwoKernels);
         }
         let gpu = self.depthwise.gpu();
-        let time = |path| -> Result<Duration> {
-            let start = Instant::now();
+        measure::faster([BlockPath::TwoKernels, BlockPath::Fused], |path| {
             self.submit(path, input, output)?;
-            gpu.wait()?;
-            Ok(start.elapsed())
-        };
-        let paths = [BlockPath::TwoKernels, BlockPath::Fused];
-        // Untimed first runs build the launches and touch every buffer.
-        for path in paths {
-            time(path)?;
-        }
-        let mut times = [Vec::new(), Vec::new()];
-        for _ in 0..TIMED_RUNS {
-            for (path, t) in paths.into_iter().zip(&mut times) {
-                t.push(time(path)?);
-            }
-        }
-        let median = |t: &mut Vec<Duration>| {
-            t.sort();
-            t[t.len() / 2]
-        };
-        let [two, fused] = &mut times;
-        Ok(if median(fused) < median(two) {
-            BlockPath::Fused
-        } else {
-            BlockPath::TwoKernels
+            gpu.wait()
         })
     }
 }
