@@ -20,6 +20,9 @@
 //! - `--peer FILE` reads `RESULT<TAB>engine<TAB>layer<TAB>ms…` lines (the format of the ONNX
 //!   Runtime / PyTorch harness) and adds `cpu ÷ engine` and `gpu ÷ engine` ratio columns per
 //!   engine (> 1: sepconv is slower).
+//! - Pointwise layers (with a GPU): `gpu ms` runs the kernel `PointwiseKernel::Auto` measured
+//!   fastest on the first call (`pw kernel`); `pw windows ms` and `pw gemm ms` time each of
+//!   the two kernels pinned, with the same protocol.
 //! - Separable blocks (with a GPU): MobileNet v1's 13 depthwise + pointwise pairs
 //!   (`mbv1_dw{i}` then `mbv1_pw{i}`, named `mbv1_block{i}`) run as a `SeparableBlock` on
 //!   resident tensors both ways, two kernels and fused, with the same protocol; the table
@@ -36,7 +39,9 @@ use std::time::{Duration, Instant};
 
 use sepconv::cpu::fast::Conv2dCpu;
 use sepconv::layers::{Layer, LAYERS};
-use sepconv::{BlockPath, Conv2d, Fusion, Gpu, GpuTensor, SeparableBlock, Tensor};
+use sepconv::{
+    BlockPath, Conv2d, ConvKind, Fusion, Gpu, GpuTensor, PointwiseKernel, SeparableBlock, Tensor,
+};
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -282,6 +287,10 @@ struct Row {
     /// Process CPU time per resident GPU call (the driver's threads, on a software adapter).
     gpu_cpu_ms: Option<f64>,
     gpu_e2e_ms: Option<f64>,
+    /// Pointwise layers: the kernel `PointwiseKernel::Auto` chose, and each kernel pinned.
+    gpu_kernel: Option<PointwiseKernel>,
+    windows_ms: Option<f64>,
+    gemm_ms: Option<f64>,
     peers: BTreeMap<String, f64>,
 }
 
@@ -308,6 +317,7 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
     let cpu_timing = time_calls(|| Ok(cpu.run_into(&x, &mut out)?))?;
 
     let (mut gpu_first_ms, mut gpu_ms, mut gpu_cpu_ms, mut gpu_e2e_ms) = (None, None, None, None);
+    let (mut gpu_kernel, mut windows_ms, mut gemm_ms) = (None, None, None);
     if let Some(gpu) = gpu {
         let conv = Conv2d::new(gpu, spec, &w, Some(&b))?;
         let gx = GpuTensor::from_tensor(gpu, &x)?;
@@ -334,6 +344,20 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
             conv.run(&gx)?.read()?;
             Ok(())
         })?;
+        if spec.kind() == ConvKind::Pointwise {
+            gpu_kernel = conv.chosen_pointwise_kernel(shape);
+            for (kernel, ms) in [
+                (PointwiseKernel::UniformWindows, &mut windows_ms),
+                (PointwiseKernel::TiledGemm, &mut gemm_ms),
+            ] {
+                let pinned = Conv2d::new(gpu, spec, &w, Some(&b))?.with_pointwise_kernel(kernel);
+                let timing = time_calls(|| {
+                    pinned.run_into(&gx, &gy)?;
+                    Ok(gpu.wait()?)
+                })?;
+                *ms = Some(timing.median * 1e3);
+            }
+        }
         gpu_first_ms = Some(resident.first * 1e3);
         gpu_ms = Some(resident.median * 1e3);
         gpu_cpu_ms = resident.cpu_per_call.map(|s| s * 1e3);
@@ -349,6 +373,9 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
         gpu_ms,
         gpu_cpu_ms,
         gpu_e2e_ms,
+        gpu_kernel,
+        windows_ms,
+        gemm_ms,
         peers: BTreeMap::new(),
     })
 }
@@ -541,6 +568,9 @@ fn main() -> Result<(), BoxError> {
         "gpu_pct_bw",
         "cpu_first_ms",
         "gpu_first_ms",
+        "pw_kernel",
+        "pw_windows_ms",
+        "pw_gemm_ms",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -577,6 +607,13 @@ fn main() -> Result<(), BoxError> {
             ),
             format!("{:.3}", r.cpu_first_ms),
             opt(r.gpu_first_ms, 3),
+            match r.gpu_kernel {
+                Some(PointwiseKernel::TiledGemm) => "gemm".to_owned(),
+                Some(_) => "windows".to_owned(),
+                None => "-".to_owned(),
+            },
+            opt(r.windows_ms, 4),
+            opt(r.gemm_ms, 4),
         ];
         for e in &engines {
             let p = r.peers.get(e).copied();
