@@ -20,9 +20,10 @@
 //! - `--peer FILE` reads `RESULT<TAB>engine<TAB>layer<TAB>ms…` lines (the format of the ONNX
 //!   Runtime / PyTorch harness) and adds `cpu ÷ engine` and `gpu ÷ engine` ratio columns per
 //!   engine (> 1: sepconv is slower).
-//! - Pointwise layers (with a GPU): `gpu ms` runs the kernel `PointwiseKernel::Auto` measured
-//!   fastest on the first call (`pw kernel`); `pw windows ms` and `pw gemm ms` time each of
-//!   the two kernels pinned, with the same protocol.
+//! - Pointwise and grouped layers (with a GPU): `gpu ms` runs the kernel `ConvKernel::Auto`
+//!   measured fastest on the first call (`kernel`; the first call's time includes that
+//!   measurement); `windows ms` and `gemm ms` time each of the two kernels pinned, with the
+//!   same protocol.
 //! - Separable blocks (with a GPU): MobileNet v1's 13 depthwise + pointwise pairs
 //!   (`mbv1_dw{i}` then `mbv1_pw{i}`, named `mbv1_block{i}`) run as a `SeparableBlock` on
 //!   resident tensors both ways, two kernels and fused, with the same protocol; the table
@@ -40,7 +41,7 @@ use std::time::{Duration, Instant};
 use sepconv::cpu::fast::Conv2dCpu;
 use sepconv::layers::{Layer, LAYERS};
 use sepconv::{
-    BlockPath, Conv2d, ConvKind, Fusion, Gpu, GpuTensor, PointwiseKernel, SeparableBlock, Tensor,
+    BlockPath, Conv2d, ConvKernel, ConvKind, Fusion, Gpu, GpuTensor, SeparableBlock, Tensor,
 };
 
 type BoxError = Box<dyn std::error::Error>;
@@ -287,8 +288,9 @@ struct Row {
     /// Process CPU time per resident GPU call (the driver's threads, on a software adapter).
     gpu_cpu_ms: Option<f64>,
     gpu_e2e_ms: Option<f64>,
-    /// Pointwise layers: the kernel `PointwiseKernel::Auto` chose, and each kernel pinned.
-    gpu_kernel: Option<PointwiseKernel>,
+    /// Pointwise and grouped layers: the kernel `ConvKernel::Auto` chose, and each kernel
+    /// pinned.
+    gpu_kernel: Option<ConvKernel>,
     windows_ms: Option<f64>,
     gemm_ms: Option<f64>,
     peers: BTreeMap<String, f64>,
@@ -344,13 +346,13 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
             conv.run(&gx)?.read()?;
             Ok(())
         })?;
-        if spec.kind() == ConvKind::Pointwise {
-            gpu_kernel = conv.chosen_pointwise_kernel(shape);
+        if !matches!(spec.kind(), ConvKind::Depthwise { .. }) {
+            gpu_kernel = conv.chosen_kernel(shape);
             for (kernel, ms) in [
-                (PointwiseKernel::UniformWindows, &mut windows_ms),
-                (PointwiseKernel::TiledGemm, &mut gemm_ms),
+                (ConvKernel::UniformWindows, &mut windows_ms),
+                (ConvKernel::TiledGemm, &mut gemm_ms),
             ] {
-                let pinned = Conv2d::new(gpu, spec, &w, Some(&b))?.with_pointwise_kernel(kernel);
+                let pinned = Conv2d::new(gpu, spec, &w, Some(&b))?.with_kernel(kernel);
                 let timing = time_calls(|| {
                     pinned.run_into(&gx, &gy)?;
                     Ok(gpu.wait()?)
@@ -568,9 +570,9 @@ fn main() -> Result<(), BoxError> {
         "gpu_pct_bw",
         "cpu_first_ms",
         "gpu_first_ms",
-        "pw_kernel",
-        "pw_windows_ms",
-        "pw_gemm_ms",
+        "kernel",
+        "windows_ms",
+        "gemm_ms",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -608,7 +610,7 @@ fn main() -> Result<(), BoxError> {
             format!("{:.3}", r.cpu_first_ms),
             opt(r.gpu_first_ms, 3),
             match r.gpu_kernel {
-                Some(PointwiseKernel::TiledGemm) => "gemm".to_owned(),
+                Some(ConvKernel::TiledGemm) => "gemm".to_owned(),
                 Some(_) => "windows".to_owned(),
                 None => "-".to_owned(),
             },

@@ -20,7 +20,7 @@
 //                   oc_vec4 = c_out rounded up to TILE_OC, over 4 (src/gpu/gemm.rs)
 //   4  pw_bias      [oc_vec4] vec4s, zero-padded
 //   5  output_data  [n, c_out, h_out, w_out]
-//   6  params       TileParams, k_channels = c_mid, stride = the pointwise stride
+//   6  params       TileParams, k_channels = c_mid, stride = the pointwise stride, groups = 1
 
 @group(0) @binding(0) var<storage, read> input_data: array<f32>;
 @group(0) @binding(1) var<storage, read> dw_weights: array<f32>;
@@ -122,5 +122,5 @@ fn main(
         multiply_tiles(col, row);
         workgroupBarrier();
     }
-    store_tile(q_first, oc_tile, col, row);
+    store_tile(q_first, oc_tile * TILE_OC, params.c_out, oc_tile * (TILE_OC / 4u), col, row);
 }

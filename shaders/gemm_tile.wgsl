@@ -1,4 +1,4 @@
-// Shared by the tiled matrix-product kernels, pointwise_gemm.wgsl and fused_separable.wgsl:
+// Shared by the tiled matrix-product kernels, conv_gemm.wgsl and fused_separable.wgsl:
 // the host prepends this file to each (src/gpu/pipelines.rs). It uses the kernel's
 // `pw_weights`, `pw_bias`, `output_data` and `params` bindings.
 //
@@ -11,9 +11,9 @@
 // or weight pair local % 8) and multiplies pixels 4·(local % 8) .. +4 by output channels
 // 8·(local / 8) .. +8 of the tile.
 //
-// Workgroups are numbered linearly (the grid may be spread over x and y, src/gpu/dispatch.rs):
-// workgroup t covers output channels (t % oc_tiles)·TILE_OC onwards and pixels
-// (t / oc_tiles)·TILE_P onwards, so neighbouring workgroups read the same pixels.
+// Workgroups are numbered linearly (the grid may be spread over x and y, src/gpu/dispatch.rs);
+// consecutive workgroups take consecutive output-channel tiles of the same pixels, so that
+// they read the same inputs.
 
 // Mirrors `TileParams` in src/gpu/gemm.rs field for field (checked by a naga test).
 struct TileParams {
@@ -21,7 +21,7 @@ struct TileParams {
     k_channels: u32, multiplier: u32, c_out: u32, oc_vec4: u32,
     h_out: u32, w_out: u32, pad_top: u32, pad_left: u32,
     stride_h: u32, stride_w: u32, dw_activation: u32, activation: u32,
-    oc_tiles: u32, pixels: u32, pad0: u32, pad1: u32,
+    oc_tiles: u32, pixels: u32, groups: u32, pad0: u32,
 }
 
 const WORKGROUP_SIZE: u32 = 64u;
@@ -78,32 +78,36 @@ fn multiply_tiles(px: u32, oc8: u32) {
     }
 }
 
-// Stores one pixel's 8 output channels (oc onwards) past the bias and activation.
-fn store_pixel(q: u32, oc: u32, lo: vec4<f32>, hi: vec4<f32>) {
+// Stores one pixel's 8 output channels from oc on (global indices; those from oc_end on are
+// padding and skipped) past the bias, vec4s b and b + 1 of pw_bias, and the activation.
+fn store_pixel(q: u32, oc: u32, oc_end: u32, b: u32, lo: vec4<f32>, hi: vec4<f32>) {
     if q >= params.pixels {
         return;
     }
     let plane = params.h_out * params.w_out;
     let base = (q / plane) * params.c_out * plane + q % plane;
-    let bias_lo = pw_bias[oc / 4u];
-    let bias_hi = pw_bias[oc / 4u + 1u];
+    let bias_lo = pw_bias[b];
+    let bias_hi = pw_bias[b + 1u];
     for (var j = 0u; j < 4u; j++) {
-        if oc + j < params.c_out {
+        if oc + j < oc_end {
             output_data[base + (oc + j) * plane] = activate(lo[j] + bias_lo[j], params.activation);
         }
-        if oc + 4u + j < params.c_out {
+        if oc + 4u + j < oc_end {
             output_data[base + (oc + 4u + j) * plane] =
                 activate(hi[j] + bias_hi[j], params.activation);
         }
     }
 }
 
-// Stores the register tile of pixel quad px and channel octet oc8.
-fn store_tile(q_first: u32, oc_tile: u32, px: u32, oc8: u32) {
-    let oc = oc_tile * TILE_OC + oc8 * 8u;
+// Stores the register tile of pixel quad px and channel octet oc8 of a workgroup tile whose
+// output channels start at oc_first and end before oc_end (c_out, or the group's end), with
+// their bias from vec4 bias_first of pw_bias on.
+fn store_tile(q_first: u32, oc_first: u32, oc_end: u32, bias_first: u32, px: u32, oc8: u32) {
+    let oc = oc_first + oc8 * 8u;
+    let b = bias_first + oc8 * 2u;
     let q = q_first + px * 4u;
-    store_pixel(q, oc, lo0, hi0);
-    store_pixel(q + 1u, oc, lo1, hi1);
-    store_pixel(q + 2u, oc, lo2, hi2);
-    store_pixel(q + 3u, oc, lo3, hi3);
+    store_pixel(q, oc, oc_end, b, lo0, hi0);
+    store_pixel(q + 1u, oc, oc_end, b, lo1, hi1);
+    store_pixel(q + 2u, oc, oc_end, b, lo2, hi2);
+    store_pixel(q + 3u, oc, oc_end, b, lo3, hi3);
 }

@@ -37,9 +37,7 @@ mod tensor;
 
 pub use error::{Error, Result};
 pub use gpu::ops as gpu_ops;
-pub use gpu::{
-    BlockPath, Conv2d, Fusion, Gpu, GpuNetwork, GpuTensor, PointwiseKernel, SeparableBlock,
-};
+pub use gpu::{BlockPath, Conv2d, ConvKernel, Fusion, Gpu, GpuNetwork, GpuTensor, SeparableBlock};
 pub use spec::{Activation, Conv2dSpec, ConvKind, Padding, Pads, Shape};
 pub use tensor::Tensor;
 

@@ -1,14 +1,14 @@
 //! GPU kernels against the CPU reference: every case runs twice, on seeded normal data with a
 //! tolerance from the reduction length, and on small integers where the result must be
-//! bit-identical. Outputs are poisoned with NaN before each dispatch. Pointwise cases run
-//! with each pointwise kernel.
+//! bit-identical. Outputs are poisoned with NaN before each dispatch. Pointwise and grouped
+//! cases run with each of their kernels.
 
 mod common;
 
 use common::{assert_matches, gpu, tolerances, ConvData};
 use sepconv::{
-    cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, ConvKind, Fusion, GpuTensor,
-    Padding, PointwiseKernel, SeparableBlock, Shape, Tensor,
+    cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, ConvKernel, ConvKind, Fusion,
+    GpuTensor, Padding, SeparableBlock, Shape, Tensor,
 };
 
 /// Stable seed from the case name, so a failure message's seed replays the same data.
@@ -18,13 +18,13 @@ fn seed_of(name: &str) -> u64 {
     })
 }
 
-/// Runs `spec` on the GPU (a pointwise one with `kernel`) into a NaN-filled output and reads
+/// Runs `spec` on the GPU (a pointwise or grouped one with `kernel`) into a NaN-filled output and reads
 /// it back.
-fn run_gpu(spec: Conv2dSpec, data: &ConvData, kernel: PointwiseKernel) -> Tensor {
+fn run_gpu(spec: Conv2dSpec, data: &ConvData, kernel: ConvKernel) -> Tensor {
     let gpu = gpu();
     let conv = Conv2d::new(gpu, spec, &data.weights, data.bias())
         .expect("conv")
-        .with_pointwise_kernel(kernel);
+        .with_kernel(kernel);
     let x = GpuTensor::from_tensor(gpu, &data.input).expect("upload");
     let out_shape = conv.output_shape(x.shape()).expect("output shape");
     let y = GpuTensor::full(gpu, out_shape, f32::NAN).expect("poisoned output");
@@ -33,19 +33,21 @@ fn run_gpu(spec: Conv2dSpec, data: &ConvData, kernel: PointwiseKernel) -> Tensor
 }
 
 /// Checks one case on random and on exact integer data, and that the spec picks `kind`;
-/// a pointwise case with each of its kernels.
+/// a pointwise or grouped case with each of its kernels.
 fn check(name: &str, spec: Conv2dSpec, input: Shape, kind: ConvKind) {
     assert_eq!(spec.kind(), kind, "{name}: kernel choice");
-    let kernels: &[PointwiseKernel] = match kind {
-        ConvKind::Pointwise => &[PointwiseKernel::UniformWindows, PointwiseKernel::TiledGemm],
-        _ => &[PointwiseKernel::Auto],
+    let kernels: &[ConvKernel] = match kind {
+        ConvKind::Pointwise | ConvKind::Grouped => {
+            &[ConvKernel::UniformWindows, ConvKernel::TiledGemm]
+        }
+        _ => &[ConvKernel::Auto],
     };
     for &kernel in kernels {
         check_with(name, spec, input, kernel);
     }
 }
 
-fn check_with(name: &str, spec: Conv2dSpec, input: Shape, kernel: PointwiseKernel) {
+fn check_with(name: &str, spec: Conv2dSpec, input: Shape, kernel: ConvKernel) {
     let seed = seed_of(name);
     for exact in [false, true] {
         let data = ConvData::new(&spec, input, seed, exact);
@@ -349,8 +351,9 @@ fn non_square_kernels_batch_and_tiny_inputs_match_reference() {
 #[test]
 fn grids_past_65535_workgroups_spread_and_match_reference() {
     // Each kernel gets more workgroups than 65,535 (a workgroup covers 64 depthwise blocks of
-    // 2 rows × 8 columns, or 128 pointwise or grouped pixels of one channel block), so it
-    // must spread its grid over y.
+    // 2 rows × 8 columns, 128 pointwise or grouped pixels of one channel block, or, in the
+    // tiled product, 32 pixels of one group's 64-channel tile), so it must spread its grid
+    // over y.
     let cases = [
         // A 1-column image is one block per 2 rows: 4 channels × 1.1 M blocks = 4.4 M
         // invocations, 68,750 workgroups, with the output (35 MB) under the binding limit.
@@ -533,7 +536,7 @@ fn fused_block_matches_reference() {
 }
 
 /// Under `Fusion::Auto` the first run of a shape measures both paths and records one (and the
-/// pointwise half, under `PointwiseKernel::Auto`, its two kernels); the output is right
+/// pointwise half, under `ConvKernel::Auto`, its two kernels); the output is right
 /// either way.
 #[test]
 fn auto_fusion_records_a_path_per_shape() {
@@ -565,9 +568,12 @@ fn auto_fusion_records_a_path_per_shape() {
     // The pointwise half measured its kernels on each shape it ran.
     for shape in [small, large] {
         let (mid, _) = pinned.shapes(shape).unwrap();
-        assert!(pinned.pointwise().chosen_pointwise_kernel(mid).is_some());
+        assert!(pinned.pointwise().chosen_kernel(mid).is_some());
     }
-    assert_eq!(pinned.depthwise().chosen_pointwise_kernel(small), None);
+    assert_eq!(
+        pinned.depthwise().chosen_kernel(small),
+        Some(ConvKernel::UniformWindows)
+    );
 }
 
 #[test]

@@ -9,14 +9,14 @@ mod limited;
 
 use common::{assert_matches, gpu, ConvData};
 use sepconv::{
-    cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, Error, Fusion, Gpu, GpuTensor,
-    Padding, PointwiseKernel, SeparableBlock, Shape, Tensor,
+    cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, ConvKernel, Error, Fusion, Gpu,
+    GpuTensor, Padding, SeparableBlock, Shape, Tensor,
 };
 
 /// Runs `spec` on `gpu` into a NaN-poisoned output, checks it against the reference exactly
 /// and returns into how many pieces it was split.
 fn check_split(gpu: &Gpu, name: &str, spec: Conv2dSpec, input: Shape, seed: u64) -> usize {
-    check_split_with(gpu, name, spec, input, seed, PointwiseKernel::Auto)
+    check_split_with(gpu, name, spec, input, seed, ConvKernel::Auto)
 }
 
 /// [`check_split`] with a pointwise conv's kernel pinned.
@@ -26,13 +26,13 @@ fn check_split_with(
     spec: Conv2dSpec,
     input: Shape,
     seed: u64,
-    kernel: PointwiseKernel,
+    kernel: ConvKernel,
 ) -> usize {
     let data = ConvData::new(&spec, input, seed, true);
     let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();
     let conv = Conv2d::new(gpu, spec, &data.weights, data.bias())
         .unwrap()
-        .with_pointwise_kernel(kernel);
+        .with_kernel(kernel);
     let pieces = conv.split_count(input).unwrap();
     let x = GpuTensor::from_tensor(gpu, &data.input).unwrap();
     let y = GpuTensor::full(gpu, want.shape(), f32::NAN).unwrap();
@@ -69,7 +69,7 @@ fn batch_and_row_splits_match_reference() {
     assert!(n >= 4, "{n} pieces");
     // Rows, because the output is too large: 3 → 40 pointwise, 40·8·9 = 2,880 outputs.
     let spec = Conv2dSpec::pointwise(3, 40);
-    for kernel in [PointwiseKernel::UniformWindows, PointwiseKernel::TiledGemm] {
+    for kernel in [ConvKernel::UniformWindows, ConvKernel::TiledGemm] {
         let n = check_split_with(&gpu, "output rows", spec, Shape::new(1, 3, 8, 9), 3, kernel);
         assert!(n >= 3, "{n} pieces");
     }
@@ -85,18 +85,15 @@ fn batch_and_row_splits_match_reference() {
     let x = GpuTensor::from_tensor(&gpu, &data.input).unwrap();
     conv.run(&x).unwrap();
     assert_eq!(
-        conv.chosen_pointwise_kernel(x.shape()),
-        Some(PointwiseKernel::UniformWindows)
+        conv.chosen_kernel(x.shape()),
+        Some(ConvKernel::UniformWindows)
     );
-    let err = conv
-        .with_pointwise_kernel(PointwiseKernel::TiledGemm)
-        .run(&x)
-        .unwrap_err();
+    let err = conv.with_kernel(ConvKernel::TiledGemm).run(&x).unwrap_err();
     assert!(
         matches!(
             err,
             Error::TooLarge {
-                what: "transposed pointwise weights",
+                what: "transposed weights",
                 ..
             }
         ),

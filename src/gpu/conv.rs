@@ -1,7 +1,7 @@
 //! [`Conv2d`]: a convolution with its weights on the GPU, run by the kernel its spec calls for.
 
 use super::dispatch;
-use super::gemm::PointwiseGemm;
+use super::gemm::GemmConv;
 use super::measure;
 use super::pack;
 use super::params::{ConvParams, Tiling};
@@ -44,33 +44,37 @@ pub struct Conv2d {
     launches: Mutex<VecDeque<Arc<Launch>>>,
     /// See [`min_workgroups`].
     min_workgroups: usize,
-    /// How a pointwise conv picks its kernel.
-    pointwise_kernel: PointwiseKernel,
-    /// The tiled-product kernel of a pointwise conv, built on the first run that may use it.
-    gemm: Mutex<Option<Arc<PointwiseGemm>>>,
-    /// The kernel measured fastest for each recent run under [`PointwiseKernel::Auto`].
-    chosen: Mutex<VecDeque<(LaunchKey, PointwiseKernel)>>,
+    /// How a pointwise or grouped conv picks its kernel.
+    kernel: ConvKernel,
+    /// The tiled-product kernel, built on the first run that may use it.
+    gemm: Mutex<Option<Arc<GemmConv>>>,
+    /// The kernel measured fastest for each recent run under [`ConvKernel::Auto`].
+    chosen: Mutex<VecDeque<(LaunchKey, ConvKernel)>>,
 }
 
-/// Which kernel a pointwise [`Conv2d`] runs; depthwise and grouped convs have one each.
+/// Which kernel a pointwise or grouped [`Conv2d`] runs; depthwise convs have one.
 ///
 /// Both compute the same product with a register tile of several pixels × output channels
-/// per invocation and differ in where the weights come from: which is faster depends on the
-/// adapter and the layer, so by default a conv measures both on its first run of each shape.
+/// per invocation and differ in where the weights come from and how work is shared: which is
+/// faster depends on the adapter and the layer, so by default a conv measures both on its
+/// first run of each shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PointwiseKernel {
+pub enum ConvKernel {
     /// Time both kernels on the first run of each input shape (into a scratch output) and
     /// keep the faster one for that shape. The first run costs a few runs of each; the two
     /// round differently, so pin one where bit-for-bit repeatability across processes
-    /// matters.
+    /// matters. Grouped convs with fewer than 16 output channels per group skip the
+    /// measurement and take the windows: the tiled product pads each group to 64 channels.
     #[default]
     Auto,
-    /// shaders/pointwise.wgsl: every invocation of a workgroup reads the same weights at the
-    /// same time from a 64 KiB uniform window (a broadcast), one dispatch per window of
-    /// weights. Fast on software adapters; many dispatches for layers with many weights.
+    /// shaders/pointwise.wgsl and grouped.wgsl: every invocation of a workgroup reads the same
+    /// weights at the same time from a 64 KiB uniform window (a broadcast), one dispatch per
+    /// window of weights. Fast on software adapters; many dispatches for layers with many
+    /// weights.
     UniformWindows,
-    /// shaders/pointwise_gemm.wgsl: one tiled matrix product per run, the weights in one
-    /// storage buffer, tiles of weights and inputs staged in workgroup memory.
+    /// shaders/conv_gemm.wgsl: one tiled implicit matrix product per run (per group, all
+    /// groups in one dispatch), the weights in one storage buffer, tiles of weights and
+    /// inputs staged in workgroup memory, 64 output channels of a group per workgroup.
     TiledGemm,
 }
 
@@ -455,7 +459,7 @@ impl Conv2d {
             host_bias,
             launches: Mutex::new(VecDeque::with_capacity(LAUNCH_CACHE)),
             min_workgroups: min_workgroups(gpu),
-            pointwise_kernel: PointwiseKernel::default(),
+            kernel: ConvKernel::default(),
             gemm: Mutex::new(None),
             chosen: Mutex::new(VecDeque::with_capacity(CHOICES)),
         })
@@ -486,10 +490,10 @@ impl Conv2d {
         &self.host_bias
     }
 
-    /// The conv with `kernel` as its choice of pointwise kernel (forgetting any choice
-    /// already measured). Depthwise and grouped convs ignore it.
-    pub fn with_pointwise_kernel(mut self, kernel: PointwiseKernel) -> Self {
-        self.pointwise_kernel = kernel;
+    /// The conv with `kernel` as its choice of kernel (forgetting any choice already
+    /// measured). Depthwise convs ignore it: they have one kernel.
+    pub fn with_kernel(mut self, kernel: ConvKernel) -> Self {
+        self.kernel = kernel;
         self.chosen
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
@@ -497,21 +501,20 @@ impl Conv2d {
         self
     }
 
-    /// How a pointwise conv picks its kernel.
-    pub fn pointwise_kernel(&self) -> PointwiseKernel {
-        self.pointwise_kernel
+    /// How the conv picks its kernel.
+    pub fn kernel(&self) -> ConvKernel {
+        self.kernel
     }
 
-    /// The kernel a pointwise conv's runs on an `input`-shaped tensor take, where known:
-    /// always when pinned, after the first run of the shape under [`PointwiseKernel::Auto`]
-    /// (for a run split past the binding limit, that of its first piece). `None` for
-    /// depthwise and grouped convs.
-    pub fn chosen_pointwise_kernel(&self, input: Shape) -> Option<PointwiseKernel> {
-        if self.plan.shader != Shader::Pointwise {
-            return None;
+    /// The kernel runs on an `input`-shaped tensor take, where known: always when pinned or
+    /// when there is no choice, after the first run of the shape under [`ConvKernel::Auto`]
+    /// (for a run split past the binding limit, that of its first piece).
+    pub fn chosen_kernel(&self, input: Shape) -> Option<ConvKernel> {
+        if !self.has_kernel_choice() {
+            return Some(ConvKernel::UniformWindows);
         }
-        match self.pointwise_kernel {
-            PointwiseKernel::Auto => {
+        match self.kernel {
+            ConvKernel::Auto => {
                 let (output, plan) = self.split_plan(input).ok()?;
                 let key = match plan.pieces().next().filter(|_| !plan.is_whole()) {
                     Some(piece) => LaunchKey {
@@ -528,6 +531,18 @@ impl Conv2d {
                 self.recorded(&key)
             }
             pinned => Some(pinned),
+        }
+    }
+
+    /// Whether [`ConvKernel`] applies: pointwise and grouped convs. A grouped conv with
+    /// fewer than 16 output channels per group is measured only when asked for by name.
+    fn has_kernel_choice(&self) -> bool {
+        match self.plan.shader {
+            Shader::Depthwise => false,
+            Shader::Pointwise => true,
+            Shader::Grouped => {
+                self.kernel == ConvKernel::TiledGemm || self.spec.c_out_per_group() >= 16
+            }
         }
     }
 
@@ -587,8 +602,8 @@ impl Conv2d {
     }
 
     /// Dispatches per run of the uniform-window kernels (depthwise, grouped, and pointwise
-    /// with [`PointwiseKernel::UniformWindows`]): one per slice of the weights, each slice's
-    /// weights fitting one 64 KiB uniform window. [`PointwiseKernel::TiledGemm`] takes one.
+    /// with [`ConvKernel::UniformWindows`]): one per slice of the weights, each slice's
+    /// weights fitting one 64 KiB uniform window. [`ConvKernel::TiledGemm`] takes one.
     pub fn dispatch_count(&self) -> usize {
         self.slices.len()
     }
@@ -686,7 +701,7 @@ impl Conv2d {
             output: out_shape,
         };
         match self.kernel_for(&key, &input_binding)? {
-            PointwiseKernel::TiledGemm => self.gemm()?.encode(
+            ConvKernel::TiledGemm => self.gemm()?.encode(
                 encoder,
                 spec,
                 input,
@@ -699,18 +714,17 @@ impl Conv2d {
     }
 
     /// The kernel for the run (or piece) `key`, measured on its first use under
-    /// [`PointwiseKernel::Auto`]: `UniformWindows` for depthwise and grouped convs, whose
-    /// kernels take their weights from uniform windows too.
+    /// [`ConvKernel::Auto`]; `UniformWindows` where there is no choice.
     fn kernel_for(
         &self,
         key: &LaunchKey,
         input_binding: &wgpu::BufferBinding<'_>,
-    ) -> Result<PointwiseKernel> {
-        if self.plan.shader != Shader::Pointwise {
-            return Ok(PointwiseKernel::UniformWindows);
+    ) -> Result<ConvKernel> {
+        if !self.has_kernel_choice() {
+            return Ok(ConvKernel::UniformWindows);
         }
-        match self.pointwise_kernel {
-            PointwiseKernel::Auto => {}
+        match self.kernel {
+            ConvKernel::Auto => {}
             pinned => return Ok(pinned),
         }
         if let Some(kernel) = self.recorded(key) {
@@ -719,7 +733,7 @@ impl Conv2d {
         let kernel = match self.gemm() {
             Ok(_) => self.measure(key, input_binding)?,
             // Weights past the storage-binding limit: only the windows can take them.
-            Err(Error::TooLarge { .. }) => PointwiseKernel::UniformWindows,
+            Err(Error::TooLarge { .. }) => ConvKernel::UniformWindows,
             Err(e) => return Err(e),
         };
         let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
@@ -729,7 +743,7 @@ impl Conv2d {
     }
 
     /// The kernel measured for `key` earlier, if any.
-    fn recorded(&self, key: &LaunchKey) -> Option<PointwiseKernel> {
+    fn recorded(&self, key: &LaunchKey) -> Option<ConvKernel> {
         let chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
         chosen
             .iter()
@@ -738,12 +752,12 @@ impl Conv2d {
     }
 
     /// The tiled-product kernel, built on first use.
-    fn gemm(&self) -> Result<Arc<PointwiseGemm>> {
+    fn gemm(&self) -> Result<Arc<GemmConv>> {
         let mut gemm = self.gemm.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(g) = gemm.as_ref() {
             return Ok(Arc::clone(g));
         }
-        let g = Arc::new(PointwiseGemm::new(
+        let g = Arc::new(GemmConv::new(
             &self.gpu,
             &self.spec,
             &self.host_weights,
@@ -753,21 +767,21 @@ impl Conv2d {
         Ok(g)
     }
 
-    /// Times both pointwise kernels on the run `key` (reading the caller's input, writing a
+    /// Times both kernels on the run `key` (reading the caller's input, writing a
     /// scratch output, so that nothing the caller has recorded but not yet submitted can
     /// see it) and returns the faster (see [`measure::faster`]).
     fn measure(
         &self,
         key: &LaunchKey,
         input_binding: &wgpu::BufferBinding<'_>,
-    ) -> Result<PointwiseKernel> {
+    ) -> Result<ConvKernel> {
         let scratch = GpuTensor::uninit(&self.gpu, key.output, "conv.measure")?;
-        let kernels = [PointwiseKernel::UniformWindows, PointwiseKernel::TiledGemm];
+        let kernels = [ConvKernel::UniformWindows, ConvKernel::TiledGemm];
         measure::faster(kernels, |kernel| {
             let mut encoder = self.gpu.encoder("conv.measure")?;
             let output_binding = scratch.buffer().as_entire_buffer_binding();
             match kernel {
-                PointwiseKernel::TiledGemm => self.gemm()?.encode(
+                ConvKernel::TiledGemm => self.gemm()?.encode(
                     &mut encoder,
                     &key.spec,
                     key.input,

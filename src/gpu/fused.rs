@@ -3,7 +3,7 @@
 //! is the tiled matrix product of src/gpu/gemm.rs with a B tile computed on the spot.
 
 use super::gemm::{self, entry, Launches, TileParams};
-use super::pipelines::{Constants, TiledShader};
+use super::pipelines::TiledShader;
 use super::{Conv2d, Gpu, GpuTensor};
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Shape};
@@ -33,16 +33,16 @@ impl FusedKernel {
     pub(crate) fn new(depthwise: &Conv2d, pointwise: &Conv2d) -> Result<Self> {
         let gpu = depthwise.gpu();
         let (dw, pw) = (depthwise.spec(), pointwise.spec());
-        let transposed = gemm::transpose_weights(pointwise.weights(), pw.c_in, pw.c_out);
+        let transposed = gemm::transpose_weights(pointwise.weights(), 1, pw.c_in, pw.c_out);
         let bytes = |v: &[f32]| v.len() as u64 * 4;
         gpu.check_binding_size("fused pointwise weights", bytes(&transposed))?;
         gpu.check_binding_size("depthwise weights", bytes(depthwise.weights()))?;
         let storage = wgpu::BufferUsages::STORAGE;
         let upload =
             |label, data: &[f32]| gpu.buffer_init(label, bytemuck::cast_slice(data), storage);
-        let pipeline = gpu
-            .pipelines()
-            .tiled(gpu, TiledShader::FusedSeparable, &constants(dw))?;
+        let pipeline =
+            gpu.pipelines()
+                .tiled(gpu, TiledShader::FusedSeparable, &gemm::geometry(dw))?;
         Ok(Self {
             gpu: gpu.clone(),
             depthwise: *dw,
@@ -51,7 +51,10 @@ impl FusedKernel {
             dw_weights: upload("fused.dw_weights", depthwise.weights())?,
             dw_bias: upload("fused.dw_bias", depthwise.bias_or_zeros())?,
             pw_weights: upload("fused.pw_weights", &transposed)?,
-            pw_bias: upload("fused.pw_bias", &gemm::pad_bias(pointwise.bias_or_zeros()))?,
+            pw_bias: upload(
+                "fused.pw_bias",
+                &gemm::pad_bias(pointwise.bias_or_zeros(), 1),
+            )?,
             launches: Launches::new(),
         })
     }
@@ -92,6 +95,8 @@ impl FusedKernel {
         let mid = dw.output_shape(input)?;
         let output = pw.output_shape(mid)?;
         let pads = dw.pads(input.h, input.w);
+        // The product's fields come from the pointwise half (its stride, activation, one
+        // group), the taps' from the depthwise half.
         Ok(TileParams {
             multiplier: (dw.c_out / dw.c_in) as u32,
             pad_top: pads.top as u32,
@@ -100,16 +105,4 @@ impl FusedKernel {
             ..TileParams::product(pw, mid.c, input, output)
         })
     }
-}
-
-/// The depthwise geometry as override constants, so that the tap loops unroll.
-fn constants(dw: &Conv2dSpec) -> Constants {
-    vec![
-        ("K_H", dw.kernel[0] as u32),
-        ("K_W", dw.kernel[1] as u32),
-        ("STRIDE_H", dw.stride[0] as u32),
-        ("STRIDE_W", dw.stride[1] as u32),
-        ("DILATION_H", dw.dilation[0] as u32),
-        ("DILATION_W", dw.dilation[1] as u32),
-    ]
 }

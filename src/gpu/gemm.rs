@@ -1,6 +1,7 @@
 //! The tiled matrix-product kernels' shared host side (shaders/gemm_tile.wgsl) and the
-//! pointwise kernel built on it (shaders/pointwise_gemm.wgsl): weights in one storage buffer,
-//! tiles of both operands in workgroup memory, one dispatch per run.
+//! convolution kernel built on it (shaders/conv_gemm.wgsl, pointwise and grouped convs as an
+//! implicit matrix product per group): weights in one storage buffer, tiles of both operands
+//! in workgroup memory, one dispatch per run.
 
 use super::dispatch;
 use super::pipelines::{Constants, TiledShader};
@@ -33,7 +34,8 @@ pub(crate) struct TileParams {
     /// Depthwise channel multiplier (fused block).
     pub multiplier: u32,
     pub c_out: u32,
-    /// Row length of the transposed weights, in vec4s ([`padded_c_out`] / 4).
+    /// Row length of the transposed weights, in vec4s ([`padded_c_out`] of a group's
+    /// channels / 4).
     pub oc_vec4: u32,
     pub h_out: u32,
     pub w_out: u32,
@@ -47,12 +49,14 @@ pub(crate) struct TileParams {
     pub dw_activation: u32,
     /// The (pointwise) activation code.
     pub activation: u32,
-    /// Workgroups per pixel tile ([`padded_c_out`] / `TILE_OC`).
+    /// Output-channel tiles per group ([`padded_c_out`] of a group's channels / `TILE_OC`).
     pub oc_tiles: u32,
     /// Flattened output pixels, n · h_out · w_out.
     pub pixels: u32,
+    /// Groups (1 but for a grouped conv).
+    pub groups: u32,
+    /// Uniform blocks are a multiple of 16 bytes.
     pub pad0: u32,
-    pub pad1: u32,
 }
 
 /// Field names in declaration order, for the test that compares them with the WGSL struct.
@@ -76,27 +80,29 @@ pub(crate) const TILE_PARAMS_FIELDS: [&str; 20] = [
     "activation",
     "oc_tiles",
     "pixels",
+    "groups",
     "pad0",
-    "pad1",
 ];
 
-/// Output channels rounded up to whole tiles.
+/// Output channels (of one group) rounded up to whole tiles.
 pub(crate) fn padded_c_out(c_out: usize) -> usize {
     c_out.next_multiple_of(TILE_OC)
 }
 
 impl TileParams {
-    /// The fields every tiled kernel uses, for a pointwise product of `k_channels` channels
-    /// with `pointwise`'s stride and activation from `input` to `output`. Callers have checked
-    /// the shapes against the device's binding limit, so every count fits in `u32`.
+    /// The fields every tiled kernel uses, for a product summing `k_channels` rows per group
+    /// with `spec`'s groups, padding and activation from `input` to `output` (the output
+    /// stride comes from the pipeline's constants or the caller). Callers have checked the
+    /// shapes against the device's binding limit, so every count fits in `u32`.
     pub(crate) fn product(
-        pointwise: &Conv2dSpec,
+        spec: &Conv2dSpec,
         k_channels: usize,
         input: Shape,
         output: Shape,
     ) -> Self {
         let u = |v: usize| v as u32;
-        let oc_padded = padded_c_out(output.c);
+        let oc_padded = padded_c_out(output.c / spec.groups);
+        let pads = spec.pads(input.h, input.w);
         Self {
             n: u(input.n),
             c_in: u(input.c),
@@ -108,39 +114,57 @@ impl TileParams {
             oc_vec4: u(oc_padded / 4),
             h_out: u(output.h),
             w_out: u(output.w),
-            stride_h: u(pointwise.stride[0]),
-            stride_w: u(pointwise.stride[1]),
-            activation: pointwise.activation.code(),
+            pad_top: u(pads.top),
+            pad_left: u(pads.left),
+            stride_h: u(spec.stride[0]),
+            stride_w: u(spec.stride[1]),
+            activation: spec.activation.code(),
             oc_tiles: u(oc_padded / TILE_OC),
             pixels: u(output.n * output.h * output.w),
+            groups: u(spec.groups),
             ..Self::default()
         }
     }
 
-    /// Workgroups of the dispatch: one per output-channel tile and pixel tile.
+    /// Workgroups of the dispatch: one per output-channel tile of each group and pixel tile.
     fn workgroups(&self) -> u64 {
-        u64::from(self.oc_tiles) * u64::from(self.pixels).div_ceil(TILE_P as u64)
+        u64::from(self.oc_tiles)
+            * u64::from(self.groups)
+            * u64::from(self.pixels).div_ceil(TILE_P as u64)
     }
 }
 
-/// `[c_out, k]` weights transposed to `[k][c_out]`, zero-padded to whole tiles
-/// (`k` to `TILE_K`, `c_out` to `TILE_OC`): a workgroup's weight tile for one step is then one
-/// contiguous run per summed channel.
-pub(crate) fn transpose_weights(weights: &[f32], k: usize, c_out: usize) -> Vec<f32> {
-    let oc_padded = padded_c_out(c_out);
-    let mut t = vec![0f32; k.next_multiple_of(TILE_K) * oc_padded];
+/// Weights `[c_out, k]` (`k` = c_in / groups · kh · kw, PyTorch's layout flattened) transposed
+/// per group to `[group][k][c_out / groups]`, zero-padded to whole tiles (`k` to `TILE_K`, a
+/// group's channels to `TILE_OC`): a workgroup's weight tile for one step is then one
+/// contiguous run per row.
+pub(crate) fn transpose_weights(
+    weights: &[f32],
+    groups: usize,
+    k: usize,
+    c_out: usize,
+) -> Vec<f32> {
+    let oc_group = c_out / groups;
+    let oc_padded = padded_c_out(oc_group);
+    let k_rows = k.next_multiple_of(TILE_K);
+    let mut t = vec![0f32; groups * k_rows * oc_padded];
     for (oc, row) in weights.chunks_exact(k).enumerate() {
-        for (c, &w) in row.iter().enumerate() {
-            t[c * oc_padded + oc] = w;
+        let (g, o) = (oc / oc_group, oc % oc_group);
+        for (r, &w) in row.iter().enumerate() {
+            t[(g * k_rows + r) * oc_padded + o] = w;
         }
     }
     t
 }
 
-/// The bias zero-padded to whole tiles.
-pub(crate) fn pad_bias(bias: &[f32]) -> Vec<f32> {
-    let mut b = bias.to_vec();
-    b.resize(padded_c_out(bias.len()), 0.0);
+/// The bias `[c_out]` zero-padded per group to whole tiles.
+pub(crate) fn pad_bias(bias: &[f32], groups: usize) -> Vec<f32> {
+    let oc_group = bias.len() / groups;
+    let oc_padded = padded_c_out(oc_group);
+    let mut b = vec![0f32; groups * oc_padded];
+    for (g, chunk) in bias.chunks_exact(oc_group).enumerate() {
+        b[g * oc_padded..g * oc_padded + oc_group].copy_from_slice(chunk);
+    }
     b
 }
 
@@ -235,7 +259,7 @@ pub(crate) fn encode(
     })
 }
 
-/// What a pointwise [`PointwiseGemm`] launch depends on: the piece's spec (a split piece's
+/// What a [`GemmConv`] launch depends on: the piece's spec (a split piece's
 /// differs) and its shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct GemmKey {
@@ -244,10 +268,10 @@ struct GemmKey {
     output: Shape,
 }
 
-/// A pointwise convolution as one tiled matrix product: its weights transposed into one
-/// storage buffer, its pipeline, and its recent launches.
+/// A pointwise or grouped convolution as one tiled implicit matrix product per group: its
+/// weights transposed into one storage buffer, its pipeline, and its recent launches.
 #[derive(Debug)]
-pub(crate) struct PointwiseGemm {
+pub(crate) struct GemmConv {
     gpu: Gpu,
     pipeline: wgpu::ComputePipeline,
     weights: wgpu::Buffer,
@@ -255,25 +279,29 @@ pub(crate) struct PointwiseGemm {
     launches: Launches<GemmKey>,
 }
 
-impl PointwiseGemm {
-    /// Lays out and uploads `spec`'s weights (`[c_out, c_in]`) and bias (zeros when the spec
-    /// has none), and compiles the pipeline.
+impl GemmConv {
+    /// Lays out and uploads `spec`'s weights (`[c_out, c_in / groups, kh, kw]`) and bias
+    /// (zeros when the spec has none), and compiles the pipeline.
     ///
     /// # Errors
     /// [`crate::Error::TooLarge`] when the transposed weights exceed the storage-binding
     /// limit, [`crate::Error::Gpu`].
     pub(crate) fn new(gpu: &Gpu, spec: &Conv2dSpec, weights: &[f32], bias: &[f32]) -> Result<Self> {
-        let transposed = transpose_weights(weights, spec.c_in, spec.c_out);
-        gpu.check_binding_size("transposed pointwise weights", transposed.len() as u64 * 4)?;
+        let transposed = transpose_weights(weights, spec.groups, k_rows(spec), spec.c_out);
+        gpu.check_binding_size("transposed weights", transposed.len() as u64 * 4)?;
         let storage = wgpu::BufferUsages::STORAGE;
         let pipeline = gpu
             .pipelines()
-            .tiled(gpu, TiledShader::PointwiseGemm, &Constants::new())?;
+            .tiled(gpu, TiledShader::ConvGemm, &geometry(spec))?;
         Ok(Self {
             gpu: gpu.clone(),
             pipeline,
             weights: gpu.buffer_init("gemm.weights", bytemuck::cast_slice(&transposed), storage)?,
-            bias: gpu.buffer_init("gemm.bias", bytemuck::cast_slice(&pad_bias(bias)), storage)?,
+            bias: gpu.buffer_init(
+                "gemm.bias",
+                bytemuck::cast_slice(&pad_bias(bias, spec.groups)),
+                storage,
+            )?,
             launches: Launches::new(),
         })
     }
@@ -296,13 +324,13 @@ impl PointwiseGemm {
             output,
         };
         let launch = self.launches.get(&self.gpu, key, || {
-            Ok(TileParams::product(spec, spec.c_in, input, output))
+            Ok(TileParams::product(spec, k_rows(spec), input, output))
         })?;
         let pipelines = self.gpu.pipelines();
         encode(
             &self.gpu,
             encoder,
-            TiledShader::PointwiseGemm,
+            TiledShader::ConvGemm,
             &self.pipeline,
             &pipelines.gemm_layout,
             &[
@@ -321,4 +349,21 @@ impl PointwiseGemm {
             launch.grid,
         )
     }
+}
+
+/// Rows of a group's product: c_in / groups · kh · kw.
+fn k_rows(spec: &Conv2dSpec) -> usize {
+    spec.c_in_per_group() * spec.kernel[0] * spec.kernel[1]
+}
+
+/// A kernel's geometry as override constants, so that its tap arithmetic folds.
+pub(crate) fn geometry(spec: &Conv2dSpec) -> Constants {
+    vec![
+        ("K_H", spec.kernel[0] as u32),
+        ("K_W", spec.kernel[1] as u32),
+        ("STRIDE_H", spec.stride[0] as u32),
+        ("STRIDE_W", spec.stride[1] as u32),
+        ("DILATION_H", spec.dilation[0] as u32),
+        ("DILATION_W", spec.dilation[1] as u32),
+    ]
 }

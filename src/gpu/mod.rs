@@ -17,7 +17,7 @@ mod split;
 mod tensor;
 
 pub use context::Gpu;
-pub use conv::{Conv2d, PointwiseKernel};
+pub use conv::{Conv2d, ConvKernel};
 pub use network::GpuNetwork;
 pub use separable::{BlockPath, Fusion, SeparableBlock};
 pub use tensor::GpuTensor;

@@ -78,8 +78,8 @@ type PipelineKey = (&'static str, Constants);
 /// `TileParams` instead of the conv kernels' weight window and `ConvParams`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum TiledShader {
-    /// A pointwise convolution with its weights in one storage buffer.
-    PointwiseGemm,
+    /// A pointwise or grouped convolution with its weights in one storage buffer.
+    ConvGemm,
     /// A depthwise + pointwise block in one kernel (src/gpu/fused.rs).
     FusedSeparable,
 }
@@ -87,16 +87,15 @@ pub(crate) enum TiledShader {
 impl TiledShader {
     /// Both, for tests that check each file.
     #[cfg(test)]
-    pub(crate) const ALL: [TiledShader; 2] =
-        [TiledShader::PointwiseGemm, TiledShader::FusedSeparable];
+    pub(crate) const ALL: [TiledShader; 2] = [TiledShader::ConvGemm, TiledShader::FusedSeparable];
 
     /// The WGSL source: `gemm_tile.wgsl` (parameters, tiles, product, epilogue) before the
     /// kernel's own file.
     pub(crate) const fn source(self) -> &'static str {
         match self {
-            TiledShader::PointwiseGemm => concat!(
+            TiledShader::ConvGemm => concat!(
                 include_str!("../../shaders/gemm_tile.wgsl"),
-                include_str!("../../shaders/pointwise_gemm.wgsl")
+                include_str!("../../shaders/conv_gemm.wgsl")
             ),
             TiledShader::FusedSeparable => concat!(
                 include_str!("../../shaders/gemm_tile.wgsl"),
@@ -108,7 +107,7 @@ impl TiledShader {
     /// Label for wgpu objects and error messages.
     pub(crate) const fn label(self) -> &'static str {
         match self {
-            TiledShader::PointwiseGemm => "pointwise_gemm",
+            TiledShader::ConvGemm => "conv_gemm",
             TiledShader::FusedSeparable => "fused_separable",
         }
     }
@@ -119,7 +118,7 @@ pub(crate) struct Pipelines {
     /// Shared by the depthwise, pointwise and grouped kernels.
     pub(crate) conv_layout: wgpu::BindGroupLayout,
     conv_pipeline_layout: wgpu::PipelineLayout,
-    /// The pointwise GEMM's: 0 input, 1 weights, 2 bias (read-only storage), 3 output,
+    /// The tiled conv kernel's: 0 input, 1 weights, 2 bias (read-only storage), 3 output,
     /// 4 params.
     pub(crate) gemm_layout: wgpu::BindGroupLayout,
     gemm_pipeline_layout: wgpu::PipelineLayout,
@@ -233,7 +232,7 @@ impl Pipelines {
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
         let layout = match shader {
-            TiledShader::PointwiseGemm => &self.gemm_pipeline_layout,
+            TiledShader::ConvGemm => &self.gemm_pipeline_layout,
             TiledShader::FusedSeparable => &self.fused_pipeline_layout,
         };
         self.compile(gpu, shader.label(), shader.source(), layout, constants)
