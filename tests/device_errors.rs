@@ -9,7 +9,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::gpu;
-use sepconv::{Conv2d, Conv2dSpec, Error, Gpu, GpuTensor, Padding, Shape};
+use sepconv::{
+    BlockPath, Conv2d, Conv2dSpec, ConvKernel, Error, Fusion, Gpu, GpuTensor, Padding,
+    SeparableBlock, Shape,
+};
 
 /// Runs `f` on another thread and fails the test if it does not finish in time, so that a
 /// hang is a failure rather than a stuck CI run.
@@ -104,4 +107,71 @@ fn wgpu_validation_errors_become_typed_errors() {
     // The device is not lost by it: tensors still work.
     let t = GpuTensor::from_slice(&small, Shape::new(1, 1, 1, 2), &[1.0, 2.0]).unwrap();
     assert_eq!(t.read().unwrap().data(), &[1.0, 2.0]);
+}
+
+#[test]
+fn devices_with_few_storage_buffers_run_without_the_tiled_kernels() {
+    // OpenGL ES 3.1 guarantees 4 storage buffers per stage: the windows kernels (3) run, the
+    // tiled product (4) runs, the fused block (6) is refused when pinned and skipped by
+    // Fusion::Auto. With 3, the tiled product is refused too.
+    let dw = Conv2dSpec::depthwise(16, [3, 3]).padding(Padding::uniform(1));
+    let pw = Conv2dSpec::pointwise(16, 32);
+    let input = Shape::new(1, 16, 6, 5);
+    let x_data: Vec<f32> = (0..input.len().unwrap())
+        .map(|i| (i % 7) as f32 - 3.0)
+        .collect();
+    let dw_w: Vec<f32> = (0..dw.weight_count())
+        .map(|i| (i % 3) as f32 - 1.0)
+        .collect();
+    let pw_w: Vec<f32> = (0..pw.weight_count())
+        .map(|i| (i % 5) as f32 - 2.0)
+        .collect();
+    let want = sepconv::cpu::reference::separable_block(
+        (&dw, &dw_w, Some(&[0.5; 16])),
+        (&pw, &pw_w, Some(&[0.25; 32])),
+        &sepconv::Tensor::new(input, x_data.clone()).unwrap(),
+    )
+    .unwrap();
+    for buffers in [3, 4] {
+        let (device, queue) = limited::device_with_limits(gpu(), |l| {
+            l.max_storage_buffers_per_shader_stage = buffers
+        });
+        let small = Gpu::from_device(device, queue).unwrap();
+        let x = GpuTensor::from_slice(&small, input, &x_data).unwrap();
+        let block = || {
+            SeparableBlock::new(
+                Conv2d::new(&small, dw, &dw_w, Some(&[0.5; 16])).unwrap(),
+                Conv2d::new(&small, pw, &pw_w, Some(&[0.25; 32])).unwrap(),
+            )
+            .unwrap()
+        };
+        let auto = block();
+        assert_eq!(
+            auto.run(&x).unwrap().read().unwrap(),
+            want,
+            "{buffers} buffers"
+        );
+        assert_eq!(auto.chosen_path(input), Some(BlockPath::TwoKernels));
+        let err = block().with_fusion(Fusion::Always).run(&x).unwrap_err();
+        assert!(
+            matches!(&err, Error::Unsupported { reason } if reason.contains("storage buffers")),
+            "{err}"
+        );
+        let (mid, _) = auto.shapes(input).unwrap();
+        let mid_x = auto.depthwise().run(&x).unwrap();
+        let gemm = Conv2d::new(&small, pw, &pw_w, Some(&[0.25; 32]))
+            .unwrap()
+            .with_kernel(ConvKernel::TiledGemm);
+        match buffers {
+            3 => {
+                let err = gemm.run(&mid_x).unwrap_err();
+                assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+                assert_eq!(
+                    auto.pointwise().chosen_kernel(mid),
+                    Some(ConvKernel::UniformWindows)
+                );
+            }
+            _ => assert_eq!(gemm.run(&mid_x).unwrap().read().unwrap(), want),
+        }
+    }
 }

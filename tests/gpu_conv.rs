@@ -392,7 +392,11 @@ fn grids_past_65535_workgroups_spread_and_match_reference() {
             grid[1] > 1 && grid[0] <= limit && grid[1] <= limit,
             "{name}: grid {grid:?} not spread"
         );
-        check(name, spec, x, kind);
+        // The uniform-window kernels only: the tiled product pads these few channels to 64
+        // per group, which takes many seconds on a software adapter (its grid spreading is
+        // tested in tests/limits.rs on a device with a lowered per-dimension limit).
+        assert_eq!(spec.kind(), kind, "{name}: kernel choice");
+        check_with(name, spec, x, ConvKernel::UniformWindows);
     }
 }
 

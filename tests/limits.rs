@@ -267,3 +267,37 @@ fn inputs_above_128_mib_match_reference() {
         assert!(n > 1, "{name}: not split");
     }
 }
+
+#[test]
+fn tiled_kernels_spread_grids_past_the_per_dimension_limit() {
+    // With 64 workgroups per dimension, the tiled product (37 pixel tiles × 3 channel tiles
+    // = 111 workgroups) and the fused block (the same) must spread their grids over y.
+    let (device, queue) = limited::device_with_limits(gpu(), |l| {
+        l.max_compute_workgroups_per_dimension = 64;
+    });
+    let gpu = Gpu::from_device(device, queue).unwrap();
+    let input = Shape::new(1, 24, 33, 35);
+    let pw = Conv2dSpec::pointwise(24, 130).activation(Activation::Relu);
+    for kernel in [ConvKernel::UniformWindows, ConvKernel::TiledGemm] {
+        check_split_with(&gpu, "spread grid", pw, input, 21, kernel);
+    }
+    let dw = Conv2dSpec::depthwise(24, [3, 3]).padding(Padding::uniform(1));
+    let d = ConvData::new(&dw, input, 22, true);
+    let p = ConvData::new(&pw, Shape::new(1, 24, 1, 1), 23, true);
+    let want = reference::separable_block(
+        (&dw, &d.weights, d.bias()),
+        (&pw, &p.weights, p.bias()),
+        &d.input,
+    )
+    .unwrap();
+    let block = SeparableBlock::new(
+        Conv2d::new(&gpu, dw, &d.weights, d.bias()).unwrap(),
+        Conv2d::new(&gpu, pw, &p.weights, p.bias()).unwrap(),
+    )
+    .unwrap()
+    .with_fusion(Fusion::Always);
+    let x = GpuTensor::from_tensor(&gpu, &d.input).unwrap();
+    let y = GpuTensor::full(&gpu, want.shape(), f32::NAN).unwrap();
+    block.run_into(&x, &y).unwrap();
+    assert_matches("fused, spread grid", 22, &y.read().unwrap(), &want, None);
+}

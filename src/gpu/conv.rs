@@ -63,8 +63,10 @@ pub enum ConvKernel {
     /// Time both kernels on the first run of each input shape (into a scratch output) and
     /// keep the faster one for that shape. The first run costs a few runs of each; the two
     /// round differently, so pin one where bit-for-bit repeatability across processes
-    /// matters. Grouped convs with fewer than 16 output channels per group skip the
-    /// measurement and take the windows: the tiled product pads each group to 64 channels.
+    /// matters. Convs with fewer than 16 output channels per group skip the measurement and
+    /// take the windows: the tiled product pads each group to 64 channels. So do runs the
+    /// tiled product cannot take on the device (its weights past the storage-binding limit,
+    /// or fewer than 4 storage buffers per shader stage).
     #[default]
     Auto,
     /// shaders/pointwise.wgsl and grouped.wgsl: every invocation of a workgroup reads the same
@@ -534,13 +536,13 @@ impl Conv2d {
         }
     }
 
-    /// Whether [`ConvKernel`] applies: pointwise and grouped convs. A grouped conv with
-    /// fewer than 16 output channels per group is measured only when asked for by name.
+    /// Whether [`ConvKernel`] applies: pointwise and grouped convs. One with fewer than 16
+    /// output channels per group takes the tiled product only when asked for by name (it
+    /// pads each group to 64 channels, so measuring it would cost more than it can win).
     fn has_kernel_choice(&self) -> bool {
         match self.plan.shader {
             Shader::Depthwise => false,
-            Shader::Pointwise => true,
-            Shader::Grouped => {
+            Shader::Pointwise | Shader::Grouped => {
                 self.kernel == ConvKernel::TiledGemm || self.spec.c_out_per_group() >= 16
             }
         }
@@ -732,8 +734,9 @@ impl Conv2d {
         }
         let kernel = match self.gemm() {
             Ok(_) => self.measure(key, input_binding)?,
-            // Weights past the storage-binding limit: only the windows can take them.
-            Err(Error::TooLarge { .. }) => ConvKernel::UniformWindows,
+            // Weights past the storage-binding limit, or too few storage buffers per stage
+            // on this device: only the windows can run it.
+            Err(Error::TooLarge { .. } | Error::Unsupported { .. }) => ConvKernel::UniformWindows,
             Err(e) => return Err(e),
         };
         let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());

@@ -70,12 +70,16 @@ impl FusedKernel {
         let launch = self
             .launches
             .get(&self.gpu, input.shape(), || self.params(input.shape()))?;
+        let layout = self
+            .gpu
+            .pipelines()
+            .tiled_layout(&self.gpu, TiledShader::FusedSeparable)?;
         gemm::encode(
             &self.gpu,
             encoder,
             TiledShader::FusedSeparable,
             &self.pipeline,
-            &self.gpu.pipelines().fused_layout,
+            &layout,
             &[
                 entry(0, input.buffer()),
                 entry(1, &self.dw_weights),

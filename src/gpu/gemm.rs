@@ -326,13 +326,16 @@ impl GemmConv {
         let launch = self.launches.get(&self.gpu, key, || {
             Ok(TileParams::product(spec, k_rows(spec), input, output))
         })?;
-        let pipelines = self.gpu.pipelines();
+        let layout = self
+            .gpu
+            .pipelines()
+            .tiled_layout(&self.gpu, TiledShader::ConvGemm)?;
         encode(
             &self.gpu,
             encoder,
             TiledShader::ConvGemm,
             &self.pipeline,
-            &pipelines.gemm_layout,
+            &layout,
             &[
                 wgpu::BindGroupEntry {
                     binding: 0,

@@ -113,18 +113,39 @@ impl TiledShader {
     }
 }
 
+fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
 /// The bind-group layouts and the lazily built pipelines.
 pub(crate) struct Pipelines {
     /// Shared by the depthwise, pointwise and grouped kernels.
     pub(crate) conv_layout: wgpu::BindGroupLayout,
     conv_pipeline_layout: wgpu::PipelineLayout,
-    /// The tiled conv kernel's: 0 input, 1 weights, 2 bias (read-only storage), 3 output,
-    /// 4 params.
-    pub(crate) gemm_layout: wgpu::BindGroupLayout,
-    gemm_pipeline_layout: wgpu::PipelineLayout,
-    /// The fused block's: 0–4 read-only storage, 5 output, 6 params.
-    pub(crate) fused_layout: wgpu::BindGroupLayout,
-    fused_pipeline_layout: wgpu::PipelineLayout,
+    /// The tiled kernels' layouts, made on first use (see [`Pipelines::tiled_layout`]).
+    tiled_layouts: Mutex<HashMap<TiledShader, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
     cache: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// The non-convolution op shaders, with their own layout (src/gpu/ops).
     pub(crate) ops: OpPipelines,
@@ -132,26 +153,6 @@ pub(crate) struct Pipelines {
 
 impl Pipelines {
     pub(crate) fn new(device: &wgpu::Device) -> Self {
-        let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let uniform = |binding: u32| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
         // 0 input, 1 weight window (uniform), 2 bias, 3 output, 4 params.
         let conv_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("conv.bind_group_layout"),
@@ -168,44 +169,10 @@ impl Pipelines {
             bind_group_layouts: &[Some(&conv_layout)],
             immediate_size: 0,
         });
-        let gemm_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("gemm.bind_group_layout"),
-            entries: &[
-                storage(0, true),
-                storage(1, true),
-                storage(2, true),
-                storage(3, false),
-                uniform(4),
-            ],
-        });
-        let fused_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("fused.bind_group_layout"),
-            entries: &[
-                storage(0, true),
-                storage(1, true),
-                storage(2, true),
-                storage(3, true),
-                storage(4, true),
-                storage(5, false),
-                uniform(6),
-            ],
-        });
-        let pipeline_layout = |label, layout| {
-            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(label),
-                bind_group_layouts: &[Some(layout)],
-                immediate_size: 0,
-            })
-        };
-        let gemm_pipeline_layout = pipeline_layout("gemm.pipeline_layout", &gemm_layout);
-        let fused_pipeline_layout = pipeline_layout("fused.pipeline_layout", &fused_layout);
         Self {
             conv_layout,
             conv_pipeline_layout,
-            gemm_layout,
-            gemm_pipeline_layout,
-            fused_layout,
-            fused_pipeline_layout,
+            tiled_layouts: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             ops: OpPipelines::new(device),
         }
@@ -231,11 +198,68 @@ impl Pipelines {
         shader: TiledShader,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
-        let layout = match shader {
-            TiledShader::ConvGemm => &self.gemm_pipeline_layout,
-            TiledShader::FusedSeparable => &self.fused_pipeline_layout,
+        let (_, layout) = self.tiled_layouts(gpu, shader)?;
+        self.compile(gpu, shader.label(), shader.source(), &layout, constants)
+    }
+
+    /// The bind-group layout of the tiled `shader`.
+    pub(crate) fn tiled_layout(
+        &self,
+        gpu: &super::Gpu,
+        shader: TiledShader,
+    ) -> Result<wgpu::BindGroupLayout> {
+        self.tiled_layouts(gpu, shader).map(|(layout, _)| layout)
+    }
+
+    /// The layouts of the tiled `shader`, made on first use: they need more storage buffers
+    /// per stage than the conv kernels (4 and 6 against 3), more than some devices allow
+    /// (OpenGL ES 3.1 guarantees 4), and such a device must still run everything else.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unsupported`] when the device allows too few storage buffers.
+    fn tiled_layouts(
+        &self,
+        gpu: &super::Gpu,
+        shader: TiledShader,
+    ) -> Result<(wgpu::BindGroupLayout, wgpu::PipelineLayout)> {
+        let mut layouts = self.tiled_layouts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(made) = layouts.get(&shader) {
+            return Ok(made.clone());
+        }
+        // Read-only storage bindings, then the output, then the parameters.
+        let inputs = match shader {
+            TiledShader::ConvGemm => 3,       // input, weights, bias
+            TiledShader::FusedSeparable => 5, // input, both halves' weights and biases
         };
-        self.compile(gpu, shader.label(), shader.source(), layout, constants)
+        let allowed = gpu.limits().max_storage_buffers_per_shader_stage;
+        if inputs + 1 > allowed {
+            return Err(crate::Error::Unsupported {
+                reason: format!(
+                    "the {} kernel binds {} storage buffers; this device allows {allowed} \
+                     (max_storage_buffers_per_shader_stage)",
+                    shader.label(),
+                    inputs + 1
+                ),
+            });
+        }
+        let mut entries: Vec<_> = (0..inputs).map(|b| storage(b, true)).collect();
+        entries.push(storage(inputs, false));
+        entries.push(uniform(inputs + 1));
+        let device = gpu.device();
+        let made = gpu.scoped("bind-group layout", || {
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(shader.label()),
+                entries: &entries,
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(shader.label()),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            (layout, pipeline_layout)
+        })?;
+        layouts.insert(shader, made.clone());
+        Ok(made)
     }
 
     fn compile(

@@ -235,8 +235,8 @@ impl SeparableBlock {
     }
 
     /// Why the fused kernel cannot run on an `input`-shaped tensor, if it cannot: it binds
-    /// the input and output whole, so neither half may need a split run, and its weights
-    /// must fit one binding.
+    /// the input and output whole, so neither half may need a split run, its weights must fit
+    /// one binding, and it needs 6 storage buffers per shader stage.
     fn fused_cannot_take(&self, input: Shape) -> Result<Option<String>> {
         let (mid, _) = self.shapes(input)?;
         if self.depthwise.split_count(input)? > 1 || self.pointwise.split_count(mid)? > 1 {
@@ -251,7 +251,9 @@ impl SeparableBlock {
         }
         match self.fused() {
             Ok(_) => Ok(None),
-            Err(e @ Error::TooLarge { .. }) => Ok(Some(format!("{e}; use Fusion::Never"))),
+            Err(e @ (Error::TooLarge { .. } | Error::Unsupported { .. })) => {
+                Ok(Some(format!("{e}; use Fusion::Never")))
+            }
             Err(e) => Err(e),
         }
     }
