@@ -370,3 +370,56 @@ pub(crate) fn geometry(spec: &Conv2dSpec) -> Constants {
         ("DILATION_W", spec.dilation[1] as u32),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_transpose_per_group_into_padded_tiles() {
+        // 2 groups × 2 output channels, k = 3 rows each: w[oc][r] = 10·oc + r.
+        let weights: Vec<f32> = (0..4)
+            .flat_map(|oc| (0..3).map(move |r| (10 * oc + r) as f32))
+            .collect();
+        let t = transpose_weights(&weights, 2, 3, 4);
+        let (k_rows, oc_padded) = (TILE_K, TILE_OC);
+        assert_eq!(t.len(), 2 * k_rows * oc_padded);
+        for oc in 0..4 {
+            let (g, o) = (oc / 2, oc % 2);
+            for r in 0..3 {
+                assert_eq!(t[(g * k_rows + r) * oc_padded + o], (10 * oc + r) as f32);
+            }
+        }
+        // Everything else is padding.
+        assert_eq!(t.iter().filter(|&&w| w != 0.0).count(), 4 * 3 - 1);
+    }
+
+    #[test]
+    fn bias_pads_per_group() {
+        let b = pad_bias(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3);
+        assert_eq!(b.len(), 3 * TILE_OC);
+        for g in 0..3 {
+            assert_eq!(
+                &b[g * TILE_OC..g * TILE_OC + 2],
+                &[1.0 + 2.0 * g as f32, 2.0 + 2.0 * g as f32]
+            );
+            assert!(b[g * TILE_OC + 2..(g + 1) * TILE_OC]
+                .iter()
+                .all(|&x| x == 0.0));
+        }
+    }
+
+    #[test]
+    fn workgroups_cover_every_group_and_pixel_tile() {
+        let spec = Conv2dSpec::new(64, 192, [3, 3]).groups(2);
+        let p = TileParams::product(
+            &spec,
+            32 * 9,
+            Shape::new(2, 64, 9, 9),
+            Shape::new(2, 192, 7, 7),
+        );
+        // 96 channels per group → 2 tiles of 64; 98 pixels → 4 tiles of 32.
+        assert_eq!((p.oc_tiles, p.groups, p.pixels, p.oc_vec4), (2, 2, 98, 32));
+        assert_eq!(p.workgroups(), 2 * 2 * 4);
+    }
+}

@@ -151,7 +151,8 @@ impl SeparableBlock {
     ///
     /// # Errors
     /// Those of [`Conv2d::run_into`]; [`Error::Unsupported`] under [`Fusion::Always`] when
-    /// the fused kernel cannot take the shapes (a tensor past the storage-binding limit).
+    /// the fused kernel cannot take the run on this device (a tensor or its weights past the
+    /// storage-binding limit, or fewer than 6 storage buffers per shader stage).
     pub fn run_into(&self, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
         let gpu = self.depthwise.gpu();
         if !gpu.same_device(input.gpu()) || !gpu.same_device(output.gpu()) {
@@ -251,9 +252,10 @@ impl SeparableBlock {
         }
         match self.fused() {
             Ok(_) => Ok(None),
-            Err(e @ (Error::TooLarge { .. } | Error::Unsupported { .. })) => {
-                Ok(Some(format!("{e}; use Fusion::Never")))
-            }
+            Err(Error::Unsupported { reason }) => Ok(Some(format!("{reason}; use Fusion::Never"))),
+            Err(e @ Error::TooLarge { .. }) => Ok(Some(format!(
+                "the fused kernel's weights do not fit: {e}; use Fusion::Never"
+            ))),
             Err(e) => Err(e),
         }
     }
