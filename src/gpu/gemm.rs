@@ -42,7 +42,8 @@ pub(crate) struct TileParams {
     /// Depthwise padding (fused block).
     pub pad_top: u32,
     pub pad_left: u32,
-    /// The pointwise stride.
+    /// The pointwise stride, which the fused block reads here (`conv_gemm.wgsl` takes its
+    /// stride from the pipeline's constants instead).
     pub stride_h: u32,
     pub stride_w: u32,
     /// Depthwise activation code (fused block).
