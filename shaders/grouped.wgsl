@@ -27,10 +27,10 @@
 // src/gpu/dispatch.rs); workgroup t covers global block slice_first + t / tiles_x
 // (group = block / oc_blocks_per_group; PyTorch's rule, oc / c_out_per_group) and pixels
 // (t % tiles_x)·WORKGROUP_SIZE·PIXELS onwards of the flattened (n, oh, ow) range. Each
-// invocation computes PIXELS pixels, local + i·32 for i < PIXELS, for OC_TILE = 4·OC_VEC4
-// output channels (a PIXELS × OC_TILE register tile): every input tap is loaded once per
-// pixel and used for OC_TILE multiply-adds, and every weight vec4 read from the window
-// serves each pixel. Padded taps read a clamped address and are zeroed by a select.
+// invocation computes PIXELS pixels, local + i·WORKGROUP_SIZE for i < PIXELS, for
+// OC_TILE = 4·OC_VEC4 output channels (a PIXELS × OC_TILE register tile): every input tap is
+// loaded once per pixel and used for OC_TILE multiply-adds, and every weight vec4 read from
+// the window serves each pixel. Padded taps read a clamped address and are zeroed by a select.
 
 @group(0) @binding(0) var<storage, read> input_data: array<f32>;
 @group(0) @binding(1) var<uniform> weights: array<vec4<f32>, 4096>;
@@ -38,7 +38,9 @@
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
-const WORKGROUP_SIZE: u32 = 32u;
+// Invocations per workgroup (chosen by the host per adapter: 32, one GPU SIMD group; 16 on CPU
+// adapters, where twice the workgroups balance better over the threads).
+override WORKGROUP_SIZE: u32 = 32u;
 // Output channels per invocation, in vec4s: 1, 2, 4 or 8 (chosen by the host per layer).
 override OC_VEC4: u32 = 4u;
 // Pixels per invocation: 1, 2 or 4 (chosen by the host per layer).

@@ -22,10 +22,11 @@
 // Thread → output: workgroups are numbered linearly (the grid may be spread over x and y,
 // src/gpu/dispatch.rs); workgroup t covers block slice_first + t / tiles_x and pixels
 // (t % tiles_x)·WORKGROUP_SIZE·PIXELS onwards of the flattened (n, oh, ow) range. Each
-// invocation computes PIXELS pixels, local + i·32 for i < PIXELS, for OC_TILE = 4·OC_VEC4
-// output channels: per input channel it loads one input value per pixel (consecutive pixels
-// across the workgroup: coalesced) and OC_VEC4 weight vec4s, each used for every pixel, then
-// does PIXELS · OC_TILE multiply-adds from registers (a PIXELS × OC_TILE register tile).
+// invocation computes PIXELS pixels, local + i·WORKGROUP_SIZE for i < PIXELS, for
+// OC_TILE = 4·OC_VEC4 output channels: per input channel it loads one input value per pixel
+// (consecutive pixels across the workgroup: coalesced) and OC_VEC4 weight vec4s, each used for
+// every pixel, then does PIXELS · OC_TILE multiply-adds from registers (a PIXELS × OC_TILE
+// register tile).
 // Slices that split the input channels add their partial sums (slice_flags, see `finish`).
 
 @group(0) @binding(0) var<storage, read> input_data: array<f32>;
@@ -34,7 +35,9 @@
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
-const WORKGROUP_SIZE: u32 = 32u;
+// Invocations per workgroup (chosen by the host per adapter: 32, one GPU SIMD group; 16 on CPU
+// adapters, where twice the workgroups balance better over the threads).
+override WORKGROUP_SIZE: u32 = 32u;
 // Output channels per invocation, in vec4s: 1, 2, 4 or 8 (chosen by the host per layer).
 override OC_VEC4: u32 = 4u;
 // Pixels per invocation: 1, 2 or 4 (chosen by the host per layer).

@@ -92,8 +92,8 @@ fn wgpu_validation_errors_become_typed_errors() {
         l.max_compute_workgroup_size_z = 1;
     });
     let small = Gpu::from_device(device, queue).unwrap();
-    let spec = Conv2dSpec::pointwise(3, 2).bias(false);
-    let err = Conv2d::new(&small, spec, &[1.0; 6], None).unwrap_err();
+    let spec = Conv2dSpec::depthwise(2, [3, 3]).bias(false);
+    let err = Conv2d::new(&small, spec, &[1.0; 18], None).unwrap_err();
     assert!(
         matches!(
             err,
@@ -104,9 +104,37 @@ fn wgpu_validation_errors_become_typed_errors() {
         ),
         "{err:?}"
     );
-    // The device is not lost by it: tensors still work.
+    // The device is not lost by it: tensors still work, and so do the pointwise and grouped
+    // kernels, whose workgroup size (an override, which wgpu does not check against the
+    // limits) the host fits to the device: one invocation here.
     let t = GpuTensor::from_slice(&small, Shape::new(1, 1, 1, 2), &[1.0, 2.0]).unwrap();
     assert_eq!(t.read().unwrap().data(), &[1.0, 2.0]);
+    let pw = Conv2dSpec::pointwise(3, 2).bias(false);
+    let w = [1.0, 2.0, 3.0, -1.0, 0.5, 0.25];
+    // By default (ConvKernel::Auto): the tiled product (64 invocations) cannot run here, so
+    // the windows run without a measurement.
+    let conv = Conv2d::new(&small, pw, &w, None).unwrap();
+    let x = GpuTensor::from_slice(
+        &small,
+        Shape::new(1, 3, 1, 2),
+        &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+    )
+    .unwrap();
+    // y[oc][p] = Σ_ic w[oc][ic] · x[ic][p]: oc 0 = (1·1 + 2·3 + 3·5, 1·2 + 2·4 + 3·6),
+    // oc 1 = (−1·1 + 0.5·3 + 0.25·5, −1·2 + 0.5·4 + 0.25·6).
+    assert_eq!(
+        conv.run(&x).unwrap().read().unwrap().data(),
+        &[22.0, 28.0, 1.75, 1.5]
+    );
+    assert_eq!(
+        conv.chosen_kernel(Shape::new(1, 3, 1, 2)),
+        Some(ConvKernel::UniformWindows)
+    );
+    let err = conv.with_kernel(ConvKernel::TiledGemm).run(&x).unwrap_err();
+    assert!(
+        matches!(&err, Error::Unsupported { reason } if reason.contains("invocations")),
+        "{err}"
+    );
 }
 
 #[test]

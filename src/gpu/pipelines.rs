@@ -52,10 +52,9 @@ impl Shader {
         }
     }
 
-    /// Invocations per workgroup; equals `WORKGROUP_SIZE` in the WGSL file (tested).
-    /// Pointwise workgroups are one 32-wide SIMD group: with two pixels per invocation a
-    /// 7×7 output still spreads over two workgroups, so over two CPU threads on a software
-    /// adapter.
+    /// Invocations per workgroup, `WORKGROUP_SIZE` in the WGSL file (tested): a constant of
+    /// the depthwise kernel, the default of an override in the pointwise and grouped ones,
+    /// whose host picks it per adapter (`window_workgroup_size` in src/gpu/conv.rs).
     pub(crate) const fn workgroup_size(self) -> u32 {
         match self {
             Shader::Pointwise | Shader::Grouped => 32,
@@ -216,7 +215,8 @@ impl Pipelines {
     /// (OpenGL ES 3.1 guarantees 4), and such a device must still run everything else.
     ///
     /// # Errors
-    /// [`crate::Error::Unsupported`] when the device allows too few storage buffers.
+    /// [`crate::Error::Unsupported`] when the device allows too few storage buffers or
+    /// invocations per workgroup.
     fn tiled_layouts(
         &self,
         gpu: &super::Gpu,
@@ -231,7 +231,23 @@ impl Pipelines {
             TiledShader::ConvGemm => 3,       // input, weights, bias
             TiledShader::FusedSeparable => 5, // input, both halves' weights and biases
         };
-        let allowed = gpu.limits().max_storage_buffers_per_shader_stage;
+        let limits = gpu.limits();
+        let invocations = super::gemm::WORKGROUP_SIZE as u32;
+        if limits.max_compute_invocations_per_workgroup < invocations
+            || limits.max_compute_workgroup_size_x < invocations
+        {
+            return Err(crate::Error::Unsupported {
+                reason: format!(
+                    "the {} kernel runs {invocations} invocations per workgroup; this device \
+                     allows {} (max_compute_invocations_per_workgroup, \
+                     max_compute_workgroup_size_x = {})",
+                    shader.label(),
+                    limits.max_compute_invocations_per_workgroup,
+                    limits.max_compute_workgroup_size_x
+                ),
+            });
+        }
+        let allowed = limits.max_storage_buffers_per_shader_stage;
         if inputs + 1 > allowed {
             return Err(crate::Error::Unsupported {
                 reason: format!(
@@ -391,8 +407,23 @@ mod tests {
                 .iter()
                 .find(|e| e.name == "main")
                 .unwrap_or_else(|| panic!("{}: no main", shader.label()));
-            let [x, y, z] = entry.workgroup_size;
-            assert_eq!(x * y * z, shader.workgroup_size(), "{}", shader.label());
+            let size = match entry.workgroup_size_overrides {
+                // @workgroup_size(WORKGROUP_SIZE) with an override: its default.
+                Some([Some(x), None, None]) => {
+                    let naga::Expression::Override(o) = module.global_expressions[x] else {
+                        panic!("{}: workgroup size is not an override", shader.label());
+                    };
+                    let o = &module.overrides[o];
+                    assert_eq!(o.name.as_deref(), Some("WORKGROUP_SIZE"));
+                    match o.init.map(|i| &module.global_expressions[i]) {
+                        Some(naga::Expression::Literal(naga::Literal::U32(v))) => *v,
+                        other => panic!("{}: default {other:?}", shader.label()),
+                    }
+                }
+                None => entry.workgroup_size.iter().product(),
+                other => panic!("{}: workgroup size {other:?}", shader.label()),
+            };
+            assert_eq!(size, shader.workgroup_size(), "{}", shader.label());
         }
     }
 

@@ -152,7 +152,8 @@ impl SeparableBlock {
     /// # Errors
     /// Those of [`Conv2d::run_into`]; [`Error::Unsupported`] under [`Fusion::Always`] when
     /// the fused kernel cannot take the run on this device (a tensor or its weights past the
-    /// storage-binding limit, or fewer than 6 storage buffers per shader stage).
+    /// storage-binding limit, fewer than 6 storage buffers per shader stage or 64 invocations
+    /// per workgroup).
     pub fn run_into(&self, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
         let gpu = self.depthwise.gpu();
         if !gpu.same_device(input.gpu()) || !gpu.same_device(output.gpu()) {
@@ -237,7 +238,8 @@ impl SeparableBlock {
 
     /// Why the fused kernel cannot run on an `input`-shaped tensor, if it cannot: it binds
     /// the input and output whole, so neither half may need a split run, its weights must fit
-    /// one binding, and it needs 6 storage buffers per shader stage.
+    /// one binding, and it needs 6 storage buffers per shader stage and 64 invocations per
+    /// workgroup.
     fn fused_cannot_take(&self, input: Shape) -> Result<Option<String>> {
         let (mid, _) = self.shapes(input)?;
         if self.depthwise.split_count(input)? > 1 || self.pointwise.split_count(mid)? > 1 {
