@@ -11,12 +11,12 @@
 //
 // The host prepends gemm_tile.wgsl, which holds the tiling (TILE_OC = 64 output channels of one
 // group × TILE_P = 32 pixels per workgroup, TILE_K = 8 rows k per step, a 4-pixel × 8-channel
-// register tile per invocation, tiles of both operands in workgroup memory); this file only
-// loads the B tile: per step each invocation reads row k of it at 4 consecutive pixels (a
-// workgroup reads 8 runs of 32 consecutive pixels of a 1×1 conv: coalesced). Padded taps read
-// a clamped address and are zeroed by a select.
+// register tile per invocation, tiles of both operands in workgroup memory), the geometry
+// overrides and the tap addressing; this file only loads the B tile: per step each invocation
+// reads row k of it at 4 consecutive pixels (a workgroup reads 8 runs of 32 consecutive pixels
+// of a 1×1 conv: coalesced). Padded taps read a clamped address and are zeroed by a select.
 //
-// Bindings (src/gpu/pipelines.rs, `gemm_layout`):
+// Bindings (src/gpu/pipelines.rs, `Pipelines::tiled_layout`):
 //   0  input_data   [n, c_in, h_in, w_in]
 //   1  pw_weights   per group, transposed and zero-padded: [group][k rounded up to TILE_K]
 //                   [oc_vec4] vec4s, oc_vec4 = c_out / groups rounded up to TILE_OC, over 4
@@ -33,47 +33,6 @@
 @group(0) @binding(2) var<storage, read> pw_bias: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: TileParams;
-
-// The kernel's geometry, specialised per pipeline (1 × 1 for a pointwise conv).
-override K_H: u32 = 1u;
-override K_W: u32 = 1u;
-override STRIDE_H: u32 = 1u;
-override STRIDE_W: u32 = 1u;
-override DILATION_H: u32 = 1u;
-override DILATION_W: u32 = 1u;
-
-// Where the taps of one output pixel start: its top-left input row and column (before
-// dilation) and the offset of its group's first input plane.
-struct Origin {
-    row: i32,
-    col: i32,
-    plane: u32,
-}
-
-// The origin of flattened output pixel q in `group`; pixels past the end take the last pixel's
-// (their values are computed but never stored).
-fn origin(q: u32, group: u32) -> Origin {
-    let plane = params.h_out * params.w_out;
-    let qc = min(q, params.pixels - 1u);
-    let n = qc / plane;
-    let p = qc % plane;
-    return Origin(
-        i32((p / params.w_out) * STRIDE_H) - i32(params.pad_top),
-        i32((p % params.w_out) * STRIDE_W) - i32(params.pad_left),
-        (n * params.c_in + group * (params.c_in / params.groups)) * params.h_in * params.w_in,
-    );
-}
-
-// The input under tap (i, j) of input channel plane offset `channel` for origin o; 0 in the
-// padding.
-fn tap(o: Origin, channel: u32, i: u32, j: u32) -> f32 {
-    let row = o.row + i32(i * DILATION_H);
-    let col = o.col + i32(j * DILATION_W);
-    let inside = row >= 0 && row < i32(params.h_in) && col >= 0 && col < i32(params.w_in);
-    let r = u32(clamp(row, 0, i32(params.h_in) - 1));
-    let c = u32(clamp(col, 0, i32(params.w_in) - 1));
-    return select(0.0, input_data[o.plane + channel + r * params.w_in + c], inside);
-}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
@@ -92,10 +51,11 @@ fn main(
     let row = local / 8u;
     let col = local % 8u;
     let q = q_first + col * 4u;
-    let o0 = origin(q, group);
-    let o1 = origin(q + 1u, group);
-    let o2 = origin(q + 2u, group);
-    let o3 = origin(q + 3u, group);
+    let first = group * (params.c_in / params.groups);
+    let o0 = origin(q, 1u, 1u, first);
+    let o1 = origin(q + 1u, 1u, 1u, first);
+    let o2 = origin(q + 2u, 1u, 1u, first);
+    let o3 = origin(q + 3u, 1u, 1u, first);
     let plane_in = params.h_in * params.w_in;
     // Rows of one group's weights: k_channels rounded up to whole steps.
     let k_rows = (params.k_channels + TILE_K - 1u) / TILE_K * TILE_K;

@@ -12,7 +12,7 @@
 // computed once per 64 output channels (c_out / 64 times in all): K_H·K_W multiply-adds per
 // value against 64 pointwise ones, in exchange for the intermediate tensor's write and reads.
 //
-// Bindings (src/gpu/pipelines.rs, `fused_layout`):
+// Bindings (src/gpu/pipelines.rs, `Pipelines::tiled_layout`):
 //   0  input_data   [n, c_in, h_in, w_in]
 //   1  dw_weights   [c_mid, K_H, K_W] (PyTorch's layout for a depthwise conv)
 //   2  dw_bias      [c_mid] (zeros when the spec has none)
@@ -30,66 +30,30 @@
 @group(0) @binding(5) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(6) var<uniform> params: TileParams;
 
-// The depthwise kernel's geometry, specialised per pipeline so that the tap loops unroll.
-override K_H: u32 = 3u;
-override K_W: u32 = 3u;
-override STRIDE_H: u32 = 1u;
-override STRIDE_W: u32 = 1u;
-override DILATION_H: u32 = 1u;
-override DILATION_W: u32 = 1u;
-
-// Where the depthwise taps of one block-output pixel start: its top-left input row and column
-// (before dilation) and the offset of its input plane.
-struct Origin {
-    row: i32,
-    col: i32,
-    plane: u32,
-}
-
-// The origin of flattened block-output pixel q in depthwise channel c; pixels past the end
-// take the last pixel's (their values are computed but never stored).
-fn origin(c: u32, q: u32) -> Origin {
-    let plane = params.h_out * params.w_out;
-    let qc = min(q, params.pixels - 1u);
-    let n = qc / plane;
-    let p = qc % plane;
-    // The pointwise stride (params.stride_*) picks every stride-th depthwise output.
-    let oh = (p / params.w_out) * params.stride_h;
-    let ow = (p % params.w_out) * params.stride_w;
-    return Origin(
-        i32(oh * STRIDE_H) - i32(params.pad_top),
-        i32(ow * STRIDE_W) - i32(params.pad_left),
-        (n * params.c_in + c / params.multiplier) * params.h_in * params.w_in,
-    );
-}
-
-// The input under tap (i, j) of a pixel with origin o, 0 in the padding: the load index is
-// clamped into the plane and the value selected, without a branch.
-fn tap(o: Origin, i: u32, j: u32) -> f32 {
-    let row = o.row + i32(i * DILATION_H);
-    let col = o.col + i32(j * DILATION_W);
-    let inside = row >= 0 && row < i32(params.h_in) && col >= 0 && col < i32(params.w_in);
-    let r = u32(clamp(row, 0, i32(params.h_in) - 1));
-    let k = u32(clamp(col, 0, i32(params.w_in) - 1));
-    return select(0.0, input_data[o.plane + r * params.w_in + k], inside);
-}
-
 // The depthwise outputs of channel c at flattened block-output pixels q .. q+3: each weight is
 // loaded once for the four (0 past the channels, which the zero-padded weights make harmless).
 fn depthwise_quad(c: u32, q: u32) -> vec4<f32> {
     if c >= params.k_channels {
         return vec4<f32>(0.0);
     }
-    let o0 = origin(c, q);
-    let o1 = origin(c, q + 1u);
-    let o2 = origin(c, q + 2u);
-    let o3 = origin(c, q + 3u);
+    // The pointwise stride (params.stride_*) picks every stride-th depthwise output.
+    let first = c / params.multiplier;
+    let o0 = origin(q, params.stride_h, params.stride_w, first);
+    let o1 = origin(q + 1u, params.stride_h, params.stride_w, first);
+    let o2 = origin(q + 2u, params.stride_h, params.stride_w, first);
+    let o3 = origin(q + 3u, params.stride_h, params.stride_w, first);
     let taps = c * K_H * K_W;
     var sum = vec4<f32>(dw_bias[c]);
     for (var i = 0u; i < K_H; i++) {
         for (var j = 0u; j < K_W; j++) {
             let w = dw_weights[taps + i * K_W + j];
-            sum += w * vec4<f32>(tap(o0, i, j), tap(o1, i, j), tap(o2, i, j), tap(o3, i, j));
+            let x = vec4<f32>(
+                tap(o0, 0u, i, j),
+                tap(o1, 0u, i, j),
+                tap(o2, 0u, i, j),
+                tap(o3, 0u, i, j),
+            );
+            sum += w * x;
         }
     }
     switch params.dw_activation {

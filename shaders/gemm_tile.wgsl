@@ -1,6 +1,6 @@
 // Shared by the tiled matrix-product kernels, conv_gemm.wgsl and fused_separable.wgsl:
 // the host prepends this file to each (src/gpu/pipelines.rs). It uses the kernel's
-// `pw_weights`, `pw_bias`, `output_data` and `params` bindings.
+// `input_data`, `pw_weights`, `pw_bias`, `output_data` and `params` bindings.
 //
 // A workgroup computes Y[TILE_OC × TILE_P] = act(b + W · B) for one tile of output channels
 // and of flattened (n, oh, ow) output pixels, summing over K = k_channels channels TILE_K at a
@@ -43,6 +43,51 @@ var<private> hi0: vec4<f32>;
 var<private> hi1: vec4<f32>;
 var<private> hi2: vec4<f32>;
 var<private> hi3: vec4<f32>;
+
+// The convolution's geometry (the depthwise half's in the fused block), specialised per
+// pipeline so that the tap arithmetic folds and the tap loops unroll (1 × 1 for pointwise).
+override K_H: u32 = 1u;
+override K_W: u32 = 1u;
+override STRIDE_H: u32 = 1u;
+override STRIDE_W: u32 = 1u;
+override DILATION_H: u32 = 1u;
+override DILATION_W: u32 = 1u;
+
+// Where the taps of one output pixel start: its top-left input row and column (before
+// dilation) and the offset of its first input plane.
+struct Origin {
+    row: i32,
+    col: i32,
+    plane: u32,
+}
+
+// The origin of flattened output pixel q, whose taps read input channels from `channel_first`
+// on; (sample_h, sample_w) picks every sample-th output of the convolution (the fused block's
+// pointwise stride; 1 otherwise). Pixels past the end take the last pixel's (their values are
+// computed but never stored).
+fn origin(q: u32, sample_h: u32, sample_w: u32, channel_first: u32) -> Origin {
+    let plane = params.h_out * params.w_out;
+    let qc = min(q, params.pixels - 1u);
+    let n = qc / plane;
+    let p = qc % plane;
+    return Origin(
+        i32((p / params.w_out) * sample_h * STRIDE_H) - i32(params.pad_top),
+        i32((p % params.w_out) * sample_w * STRIDE_W) - i32(params.pad_left),
+        (n * params.c_in + channel_first) * params.h_in * params.w_in,
+    );
+}
+
+// The input under tap (i, j) of origin o, `channel` elements (whole planes) past its first
+// plane; 0 in the padding: the load index is clamped into the plane and the value selected,
+// without a branch.
+fn tap(o: Origin, channel: u32, i: u32, j: u32) -> f32 {
+    let row = o.row + i32(i * DILATION_H);
+    let col = o.col + i32(j * DILATION_W);
+    let inside = row >= 0 && row < i32(params.h_in) && col >= 0 && col < i32(params.w_in);
+    let r = u32(clamp(row, 0, i32(params.h_in) - 1));
+    let c = u32(clamp(col, 0, i32(params.w_in) - 1));
+    return select(0.0, input_data[o.plane + channel + r * params.w_in + c], inside);
+}
 
 fn activate(y: f32, activation: u32) -> f32 {
     switch activation {

@@ -3,14 +3,16 @@
 use super::dispatch;
 use super::gemm::GemmConv;
 use super::measure;
+use super::ops::check_output;
 use super::pack;
 use super::params::{ConvParams, Tiling};
 use super::pipelines::{Constants, Shader, WEIGHT_WINDOW_FLOATS};
+use super::recent::Recent;
 use super::split;
+use super::{binding, entry};
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 /// A convolution ready to run on a [`Gpu`]: the spec, the kernel it picked, and its weights
@@ -41,7 +43,7 @@ pub struct Conv2d {
     host_weights: Arc<[f32]>,
     host_bias: Arc<[f32]>,
     /// The launches of the last few distinct runs (see [`Launch`]).
-    launches: Mutex<VecDeque<Arc<Launch>>>,
+    launches: Recent<LaunchKey, Arc<Launch>>,
     /// See [`min_workgroups`].
     min_workgroups: usize,
     /// How a pointwise or grouped conv picks its kernel.
@@ -49,7 +51,7 @@ pub struct Conv2d {
     /// The tiled-product kernel, built on the first run that may use it.
     gemm: Mutex<Option<Arc<GemmConv>>>,
     /// The kernel measured fastest for each recent run under [`ConvKernel::Auto`].
-    chosen: Mutex<VecDeque<(LaunchKey, ConvKernel)>>,
+    chosen: Recent<LaunchKey, ConvKernel>,
 }
 
 /// Which kernel a pointwise or grouped [`Conv2d`] runs; depthwise convs have one.
@@ -95,20 +97,20 @@ const LAUNCH_CACHE: usize = 4;
 /// conv never keeps a dropped tensor's memory alive.
 #[derive(Debug)]
 struct Launch {
-    key: LaunchKey,
     pipeline: wgpu::ComputePipeline,
     params: wgpu::Buffer,
     params_stride: u64,
     grids: Vec<[u32; 3]>,
 }
 
-/// What a [`Launch`] depends on: the piece's spec (a split piece differs in its padding) and
-/// its shapes.
+/// What a run (or one piece of a split run) is: the piece's spec (a split piece differs in its
+/// padding) and its shapes. Its [`Launch`], its tiled kernel's launch and its measured kernel
+/// choice are kept per key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct LaunchKey {
-    spec: Conv2dSpec,
-    input: Shape,
-    output: Shape,
+pub(crate) struct LaunchKey {
+    pub(crate) spec: Conv2dSpec,
+    pub(crate) input: Shape,
+    pub(crate) output: Shape,
 }
 
 /// Which kernel runs a spec and how it is specialised and tiled.
@@ -485,11 +487,11 @@ impl Conv2d {
             bias,
             host_weights: weights.into(),
             host_bias,
-            launches: Mutex::new(VecDeque::with_capacity(LAUNCH_CACHE)),
+            launches: Recent::new(LAUNCH_CACHE),
             min_workgroups: min_workgroups(gpu),
             kernel: ConvKernel::default(),
             gemm: Mutex::new(None),
-            chosen: Mutex::new(VecDeque::with_capacity(CHOICES)),
+            chosen: Recent::new(CHOICES),
         })
     }
 
@@ -522,10 +524,7 @@ impl Conv2d {
     /// measured). Depthwise convs ignore it: they have one kernel.
     pub fn with_kernel(mut self, kernel: ConvKernel) -> Self {
         self.kernel = kernel;
-        self.chosen
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.chosen.clear();
         self
     }
 
@@ -556,7 +555,7 @@ impl Conv2d {
                         output,
                     },
                 };
-                self.recorded(&key)
+                self.chosen.get(&key)
             }
             pinned => Some(pinned),
         }
@@ -669,17 +668,7 @@ impl Conv2d {
             return Err(Error::DeviceMismatch);
         }
         let (out_shape, split_plan) = self.split_plan(input.shape())?;
-        if output.shape() != out_shape {
-            return Err(Error::LengthMismatch {
-                what: "output tensor",
-                expected: out_shape.len()?,
-                got: output.shape().len()?,
-                hint: Some(format!(
-                    "expected shape {out_shape}, got {}",
-                    output.shape()
-                )),
-            });
-        }
+        check_output(output, out_shape)?;
         if split_plan.is_whole() {
             return self.encode_dispatches(
                 encoder,
@@ -709,11 +698,11 @@ impl Conv2d {
         )
     }
 
-    /// Records one dispatch per weight slice of `spec` on an `input`-shaped tensor bound at
-    /// `input_binding`, writing an `output`-shaped one at `output_binding`. A run past the
-    /// binding limit calls this once per piece (src/gpu/split.rs), with a sub-spec that
-    /// differs from the conv's own only in its padding, and sub-shapes with fewer items or
-    /// rows.
+    /// Records the dispatches of `spec` on an `input`-shaped tensor bound at `input_binding`,
+    /// writing an `output`-shaped one at `output_binding`, with the kernel [`Self::kernel_for`]
+    /// picks. A run past the binding limit calls this once per piece (src/gpu/split.rs), with
+    /// a sub-spec that differs from the conv's own only in its padding, and sub-shapes with
+    /// fewer items or rows.
     fn encode_dispatches(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -728,15 +717,25 @@ impl Conv2d {
             input,
             output: out_shape,
         };
-        match self.kernel_for(&key, &input_binding)? {
-            ConvKernel::TiledGemm => self.gemm()?.encode(
-                encoder,
-                spec,
-                input,
-                out_shape,
-                input_binding,
-                output_binding,
-            ),
+        let kernel = self.kernel_for(&key, &input_binding)?;
+        self.encode_kernel(encoder, kernel, key, input_binding, output_binding)
+    }
+
+    /// Records the run (or piece) `key` with `kernel`: one dispatch of the tiled product, or
+    /// one per weight slice of the window kernels.
+    fn encode_kernel(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        kernel: ConvKernel,
+        key: LaunchKey,
+        input_binding: wgpu::BufferBinding<'_>,
+        output_binding: wgpu::BufferBinding<'_>,
+    ) -> Result<()> {
+        match kernel {
+            ConvKernel::TiledGemm => {
+                self.gemm()?
+                    .encode(encoder, key, input_binding, output_binding)
+            }
             _ => self.encode_windows(encoder, key, input_binding, output_binding),
         }
     }
@@ -755,7 +754,7 @@ impl Conv2d {
             ConvKernel::Auto => {}
             pinned => return Ok(pinned),
         }
-        if let Some(kernel) = self.recorded(key) {
+        if let Some(kernel) = self.chosen.get(key) {
             return Ok(kernel);
         }
         let kernel = match self.gemm() {
@@ -765,19 +764,8 @@ impl Conv2d {
             Err(Error::TooLarge { .. } | Error::Unsupported { .. }) => ConvKernel::UniformWindows,
             Err(e) => return Err(e),
         };
-        let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
-        chosen.truncate(CHOICES - 1);
-        chosen.push_front((*key, kernel));
+        self.chosen.insert(*key, kernel);
         Ok(kernel)
-    }
-
-    /// The kernel measured for `key` earlier, if any.
-    fn recorded(&self, key: &LaunchKey) -> Option<ConvKernel> {
-        let chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
-        chosen
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|&(_, kernel)| kernel)
     }
 
     /// The tiled-product kernel, built on first use.
@@ -809,19 +797,13 @@ impl Conv2d {
         measure::faster(kernels, |kernel| {
             let mut encoder = self.gpu.encoder("conv.measure")?;
             let output_binding = scratch.buffer().as_entire_buffer_binding();
-            match kernel {
-                ConvKernel::TiledGemm => self.gemm()?.encode(
-                    &mut encoder,
-                    &key.spec,
-                    key.input,
-                    key.output,
-                    input_binding.clone(),
-                    output_binding,
-                )?,
-                _ => {
-                    self.encode_windows(&mut encoder, *key, input_binding.clone(), output_binding)?
-                }
-            }
+            self.encode_kernel(
+                &mut encoder,
+                kernel,
+                *key,
+                input_binding.clone(),
+                output_binding,
+            )?;
             self.gpu.scoped("conv dispatch", || {
                 self.gpu.queue().submit([encoder.finish()]);
             })?;
@@ -838,15 +820,11 @@ impl Conv2d {
         input_binding: wgpu::BufferBinding<'_>,
         output_binding: wgpu::BufferBinding<'_>,
     ) -> Result<()> {
-        let launch = match self.cached_launch(&key) {
+        let launch = match self.launches.get(&key) {
             Some(launch) => launch,
             None => {
                 let launch = Arc::new(self.launch(key)?);
-                let mut cache = self.launches.lock().unwrap_or_else(|e| e.into_inner());
-                if cache.len() == LAUNCH_CACHE {
-                    cache.pop_back();
-                }
-                cache.push_front(Arc::clone(&launch));
+                self.launches.insert(key, Arc::clone(&launch));
                 launch
             }
         };
@@ -898,15 +876,6 @@ impl Conv2d {
         self.slices.iter().map(|s| s.count).max().unwrap_or(1)
     }
 
-    /// The launch for `key` if a recent run built it (moved to the front of the cache).
-    fn cached_launch(&self, key: &LaunchKey) -> Option<Arc<Launch>> {
-        let mut cache = self.launches.lock().unwrap_or_else(|e| e.into_inner());
-        let at = cache.iter().position(|launch| launch.key == *key)?;
-        let launch = cache.remove(at)?;
-        cache.push_front(Arc::clone(&launch));
-        Some(launch)
-    }
-
     /// Builds the launch of one run: its pipeline, every slice's parameters in one uniform
     /// buffer, each at an offset aligned for binding, and every slice's grid.
     fn launch(&self, key: LaunchKey) -> Result<Launch> {
@@ -937,26 +906,11 @@ impl Conv2d {
             .gpu
             .buffer_init("conv.params", &bytes, wgpu::BufferUsages::UNIFORM)?;
         Ok(Launch {
-            key,
             pipeline,
             params,
             params_stride,
             grids,
         })
-    }
-}
-
-fn binding(binding: u32, buffer: wgpu::BufferBinding<'_>) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: wgpu::BindingResource::Buffer(buffer),
-    }
-}
-
-fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: buffer.as_entire_binding(),
     }
 }
 

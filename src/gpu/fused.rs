@@ -2,7 +2,8 @@
 //! whole [`super::SeparableBlock`], whose depthwise result lives only in workgroup memory. It
 //! is the tiled matrix product of src/gpu/gemm.rs with a B tile computed on the spot.
 
-use super::gemm::{self, entry, Launches, TileParams};
+use super::entry;
+use super::gemm::{self, Launches, TileParams};
 use super::pipelines::TiledShader;
 use super::{Conv2d, Gpu, GpuTensor};
 use crate::error::Result;

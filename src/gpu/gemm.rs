@@ -3,12 +3,14 @@
 //! implicit matrix product per group): weights in one storage buffer, tiles of both operands
 //! in workgroup memory, one dispatch per run.
 
+use super::conv::LaunchKey;
 use super::dispatch;
 use super::pipelines::{Constants, TiledShader};
-use super::Gpu;
+use super::recent::Recent;
+use super::{binding, entry, Gpu};
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Shape};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Invocations per workgroup, output channels, pixels and summed channels per workgroup
 /// step: `WORKGROUP_SIZE`, `TILE_OC`, `TILE_P` and `TILE_K` in gemm_tile.wgsl (tested).
@@ -173,7 +175,7 @@ pub(crate) fn pad_bias(bias: &[f32], groups: usize) -> Vec<f32> {
 /// kept for the last few keys (shapes, or a split piece's spec and shapes).
 #[derive(Debug)]
 pub(crate) struct Launches<K> {
-    recent: Mutex<Vec<(K, Arc<Launch>)>>,
+    recent: Recent<K, Arc<Launch>>,
 }
 
 /// See [`Launches`].
@@ -189,7 +191,7 @@ const LAUNCH_CACHE: usize = 4;
 impl<K: PartialEq> Launches<K> {
     pub(crate) fn new() -> Self {
         Self {
-            recent: Mutex::new(Vec::with_capacity(LAUNCH_CACHE)),
+            recent: Recent::new(LAUNCH_CACHE),
         }
     }
 
@@ -200,11 +202,7 @@ impl<K: PartialEq> Launches<K> {
         key: K,
         params: impl FnOnce() -> Result<TileParams>,
     ) -> Result<Arc<Launch>> {
-        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(at) = recent.iter().position(|(k, _)| *k == key) {
-            let entry = recent.remove(at);
-            let launch = Arc::clone(&entry.1);
-            recent.insert(0, entry);
+        if let Some(launch) = self.recent.get(&key) {
             return Ok(launch);
         }
         let params = params()?;
@@ -220,17 +218,8 @@ impl<K: PartialEq> Launches<K> {
             )?,
             grid,
         });
-        recent.truncate(LAUNCH_CACHE - 1);
-        recent.insert(0, (key, Arc::clone(&launch)));
+        self.recent.insert(key, Arc::clone(&launch));
         Ok(launch)
-    }
-}
-
-/// Binds the whole of `buffer` at `binding`.
-pub(crate) fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: buffer.as_entire_binding(),
     }
 }
 
@@ -260,15 +249,6 @@ pub(crate) fn encode(
     })
 }
 
-/// What a [`GemmConv`] launch depends on: the piece's spec (a split piece's
-/// differs) and its shapes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct GemmKey {
-    spec: Conv2dSpec,
-    input: Shape,
-    output: Shape,
-}
-
 /// A pointwise or grouped convolution as one tiled implicit matrix product per group: its
 /// weights transposed into one storage buffer, its pipeline, and its recent launches.
 #[derive(Debug)]
@@ -277,7 +257,7 @@ pub(crate) struct GemmConv {
     pipeline: wgpu::ComputePipeline,
     weights: wgpu::Buffer,
     bias: wgpu::Buffer,
-    launches: Launches<GemmKey>,
+    launches: Launches<LaunchKey>,
 }
 
 impl GemmConv {
@@ -307,25 +287,22 @@ impl GemmConv {
         })
     }
 
-    /// Records the one dispatch of `spec` (the conv's own, or a split piece's) on an
-    /// `input`-shaped tensor bound at `input_binding`, writing an `output`-shaped one at
-    /// `output_binding`.
+    /// Records the one dispatch of the run (or split piece) `key` on its input bound at
+    /// `input_binding`, writing its output at `output_binding`.
     pub(crate) fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        spec: &Conv2dSpec,
-        input: Shape,
-        output: Shape,
+        key: LaunchKey,
         input_binding: wgpu::BufferBinding<'_>,
         output_binding: wgpu::BufferBinding<'_>,
     ) -> Result<()> {
-        let key = GemmKey {
-            spec: *spec,
-            input,
-            output,
-        };
         let launch = self.launches.get(&self.gpu, key, || {
-            Ok(TileParams::product(spec, k_rows(spec), input, output))
+            Ok(TileParams::product(
+                &key.spec,
+                k_rows(&key.spec),
+                key.input,
+                key.output,
+            ))
         })?;
         let layout = self
             .gpu
@@ -338,16 +315,10 @@ impl GemmConv {
             &self.pipeline,
             &layout,
             &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(input_binding),
-                },
+                binding(0, input_binding),
                 entry(1, &self.weights),
                 entry(2, &self.bias),
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: wgpu::BindingResource::Buffer(output_binding),
-                },
+                binding(3, output_binding),
                 entry(4, &launch.params),
             ],
             launch.grid,

@@ -12,6 +12,7 @@ mod pack;
 mod params;
 pub(crate) mod pipelines;
 mod readback;
+mod recent;
 mod separable;
 mod split;
 mod tensor;
@@ -21,6 +22,22 @@ pub use conv::{Conv2d, ConvKernel};
 pub use network::GpuNetwork;
 pub use separable::{BlockPath, Fusion, SeparableBlock};
 pub use tensor::GpuTensor;
+
+/// Binds the whole of `buffer` at `binding`.
+fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+/// Binds `buffer` (a range of a buffer) at `binding`.
+fn binding(binding: u32, buffer: wgpu::BufferBinding<'_>) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: wgpu::BindingResource::Buffer(buffer),
+    }
+}
 
 // The handles are shared between threads (`tests/concurrency.rs` runs them from 8 at once);
 // this fails to compile if a field ever makes one of them `!Send` or `!Sync`.

@@ -2,6 +2,8 @@
 
 use super::fused::FusedKernel;
 use super::measure;
+use super::ops::check_output;
+use super::recent::Recent;
 use super::{Conv2d, GpuTensor};
 use crate::cpu::reference::check_separable;
 use crate::error::{Error, Result};
@@ -68,7 +70,7 @@ pub struct SeparableBlock {
     /// Built on the first run that may use it.
     fused: Mutex<Option<Arc<FusedKernel>>>,
     /// The path chosen for each recent input shape under [`Fusion::Auto`].
-    chosen: Mutex<Vec<(Shape, BlockPath)>>,
+    chosen: Recent<Shape, BlockPath>,
 }
 
 /// Input shapes whose measured choice a block keeps.
@@ -91,7 +93,7 @@ impl SeparableBlock {
             fusion: Fusion::default(),
             intermediate: Mutex::new(None),
             fused: Mutex::new(None),
-            chosen: Mutex::new(Vec::new()),
+            chosen: Recent::new(CHOICES),
         })
     }
 
@@ -99,10 +101,7 @@ impl SeparableBlock {
     /// already measured).
     pub fn with_fusion(mut self, fusion: Fusion) -> Self {
         self.fusion = fusion;
-        self.chosen
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.chosen.clear();
         self
     }
 
@@ -118,7 +117,7 @@ impl SeparableBlock {
         match self.fusion {
             Fusion::Never => Some(BlockPath::TwoKernels),
             Fusion::Always => Some(BlockPath::Fused),
-            Fusion::Auto => self.recorded(input),
+            Fusion::Auto => self.chosen.get(&input),
         }
     }
 
@@ -160,17 +159,7 @@ impl SeparableBlock {
             return Err(Error::DeviceMismatch);
         }
         let (_, out_shape) = self.shapes(input.shape())?;
-        if output.shape() != out_shape {
-            return Err(Error::LengthMismatch {
-                what: "output tensor",
-                expected: out_shape.len()?,
-                got: output.shape().len()?,
-                hint: Some(format!(
-                    "expected shape {out_shape}, got {}",
-                    output.shape()
-                )),
-            });
-        }
+        check_output(output, out_shape)?;
         let path = match self.fusion {
             Fusion::Never => BlockPath::TwoKernels,
             Fusion::Always => {
@@ -179,13 +168,11 @@ impl SeparableBlock {
                 }
                 BlockPath::Fused
             }
-            Fusion::Auto => match self.recorded(input.shape()) {
+            Fusion::Auto => match self.chosen.get(&input.shape()) {
                 Some(path) => path,
                 None => {
                     let path = self.measure(input, output)?;
-                    let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
-                    chosen.truncate(CHOICES - 1);
-                    chosen.insert(0, (input.shape(), path));
+                    self.chosen.insert(input.shape(), path);
                     path
                 }
             },
@@ -260,12 +247,6 @@ impl SeparableBlock {
             ))),
             Err(e) => Err(e),
         }
-    }
-
-    /// The path measured for `input` earlier, if any.
-    fn recorded(&self, input: Shape) -> Option<BlockPath> {
-        let chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
-        chosen.iter().find(|(s, _)| *s == input).map(|&(_, p)| p)
     }
 
     /// Times both paths on these tensors (see [`measure::faster`]); the two-kernel path when

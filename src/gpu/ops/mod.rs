@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::dispatch;
-use super::{Gpu, GpuTensor};
+use super::{entry, Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::Shape;
 
@@ -216,13 +216,6 @@ pub(crate) fn u32_of(what: &'static str, v: usize) -> Result<u32> {
         what,
         detail: format!("{v} does not fit the shaders' 32-bit indices"),
     })
-}
-
-fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: buffer.as_entire_binding(),
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,69 @@
+//! [`Recent`]: the few most recently used values per key, for what the GPU types keep between
+//! runs (launch parameters per shape, measured kernel choices).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+/// At most `capacity` key–value pairs, most recently used first; inserting past the capacity
+/// drops the least recently used. Keys are compared one by one: there are only a few.
+#[derive(Debug)]
+pub(crate) struct Recent<K, V> {
+    capacity: usize,
+    entries: Mutex<VecDeque<(K, V)>>,
+}
+
+impl<K: PartialEq, V: Clone> Recent<K, V> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: Mutex::new(VecDeque::with_capacity(capacity)),
+        }
+    }
+
+    /// The value for `key`, if kept (it becomes the most recently used).
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let at = entries.iter().position(|(k, _)| k == key)?;
+        let entry = entries.remove(at)?;
+        let value = entry.1.clone();
+        entries.push_front(entry);
+        Some(value)
+    }
+
+    /// Keeps `value` for `key` as the most recently used.
+    pub(crate) fn insert(&self, key: K, value: V) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|(k, _)| *k != key);
+        entries.truncate(self.capacity.saturating_sub(1));
+        entries.push_front((key, value));
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&mut self) {
+        self.entries
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Recent;
+
+    #[test]
+    fn keeps_the_most_recently_used() {
+        let mut r = Recent::new(2);
+        r.insert(1, "a");
+        r.insert(2, "b");
+        assert_eq!(r.get(&1), Some("a")); // 1 is now the most recent
+        r.insert(3, "c"); // drops 2
+        assert_eq!(r.get(&2), None);
+        assert_eq!((r.get(&1), r.get(&3)), (Some("a"), Some("c")));
+        r.insert(3, "d"); // replaces, no duplicate
+        assert_eq!(r.get(&3), Some("d"));
+        assert_eq!(r.get(&1), Some("a"));
+        r.clear();
+        assert_eq!(r.get(&1), None);
+    }
+}
