@@ -22,11 +22,22 @@
 //                   [oc_vec4] vec4s, oc_vec4 = c_out / groups rounded up to TILE_OC, over 4
 //                   (src/gpu/gemm.rs)
 //   2  pw_bias      [group][oc_vec4] vec4s, zero-padded
-//   3  output_data  [n, c_out, h_out, w_out]
-//   4  params       TileParams, k_channels = (c_in / groups)·K_H·K_W, oc_tiles per group
+//   3  output_data  [n, c_out, h_out, w_out]; a split product's first pass binds the scratch
+//                   buffer [split][n, c_out, h_out, w_out] here, and `reduce_splits` binds it
+//                   at 0 and the output here
+//   4  params       TileParams, k_channels = (c_in / groups)·K_H·K_W, oc_tiles per group,
+//                   k_split rows per split (k_channels rounded up to TILE_K: not split)
 //
-// Workgroup t covers output-channel tile t % oc_tiles of group (t / oc_tiles) % groups and
-// pixel tile t / (oc_tiles · groups).
+// Workgroup t covers output-channel tile t % oc_tiles of group (t / oc_tiles) % groups,
+// pixel tile (t / (oc_tiles · groups)) % pixel_tiles and split t / (oc_tiles · groups ·
+// pixel_tiles) of the rows k.
+//
+// Split products (split-K): an output too small to fill the device with its tiles (7×7 or
+// 14×14 planes against hundreds of channels) has its k rows split into k_split-row pieces
+// whose workgroups run side by side. Each split then writes its partial sums (split 0's with
+// the bias) to its own slot of a scratch buffer bound as output_data, and a second dispatch,
+// `reduce_splits`, sums the slots in order and applies the activation into the output. The
+// host picks the splits (src/gpu/gemm.rs, `k_splits`).
 
 @group(0) @binding(0) var<storage, read> input_data: array<f32>;
 @group(0) @binding(1) var<storage, read> pw_weights: array<vec4<f32>>;
@@ -41,13 +52,21 @@ fn main(
     @builtin(local_invocation_index) local: u32,
 ) {
     let t = wg.y * num_wg.x + wg.x;
-    let oc_tile = t % params.oc_tiles;
-    let group = (t / params.oc_tiles) % params.groups;
-    let q_first = (t / (params.oc_tiles * params.groups)) * TILE_P;
+    let pixel_tiles = (params.pixels + TILE_P - 1u) / TILE_P;
+    let per_split = params.oc_tiles * params.groups * pixel_tiles;
+    let split = t / per_split;
+    let tile = t % per_split;
+    let oc_tile = tile % params.oc_tiles;
+    let group = (tile / params.oc_tiles) % params.groups;
+    let q_first = (tile / (params.oc_tiles * params.groups)) * TILE_P;
+    // This workgroup's rows of the product: split `split` of k_split rows (a whole number of
+    // steps; all of them when the product is not split).
+    let k_first = split * params.k_split;
     // Uniform across the workgroup, so the barriers below stay in uniform control flow.
-    if q_first >= params.pixels {
+    if k_first >= params.k_channels {
         return;
     }
+    let k_end = min(k_first + params.k_split, params.k_channels);
     let row = local / 8u;
     let col = local % 8u;
     let q = q_first + col * 4u;
@@ -59,7 +78,7 @@ fn main(
     let plane_in = params.h_in * params.w_in;
     // Rows of one group's weights: k_channels rounded up to whole steps.
     let k_rows = (params.k_channels + TILE_K - 1u) / TILE_K * TILE_K;
-    for (var k0 = 0u; k0 < params.k_channels; k0 += TILE_K) {
+    for (var k0 = k_first; k0 < k_end; k0 += TILE_K) {
         // Rows past k_channels (the last step's padding, whose weights are zero) read row
         // k_channels - 1 in bounds and use 0 instead, so that an infinite input there cannot
         // turn into 0 · ∞ = NaN.
@@ -79,6 +98,13 @@ fn main(
         multiply_tiles(col, row);
         workgroupBarrier();
     }
+    // Unsplit: the output, finished. Split: the partial sums, into slot `split` of the scratch
+    // buffer bound as output_data, the bias with split 0's and the activation left to
+    // reduce_splits.
+    var epilogue = Epilogue(0u, true, params.activation);
+    if params.k_split < params.k_channels {
+        epilogue = Epilogue(split * params.pixels * params.c_out, split == 0u, 0u);
+    }
     let oc_per_group = params.c_out / params.groups;
     store_tile(
         q_first,
@@ -87,5 +113,28 @@ fn main(
         (group * params.oc_tiles + oc_tile) * (TILE_OC / 4u),
         col,
         row,
+        epilogue,
     );
+}
+
+// The second pass of a split product (a second pipeline of this file): each output element is
+// the activation of the sum of its partial sums, slot by slot in split order, read from the
+// scratch buffer bound as input_data. One element per invocation, workgroups numbered linearly.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn reduce_splits(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) num_wg: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    let len = params.pixels * params.c_out;
+    let i = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
+    if i >= len {
+        return;
+    }
+    let splits = (params.k_channels + params.k_split - 1u) / params.k_split;
+    var sum = input_data[i];
+    for (var s = 1u; s < splits; s++) {
+        sum += input_data[s * len + i];
+    }
+    output_data[i] = activate(sum, params.activation);
 }

@@ -86,5 +86,13 @@ fn main(
         multiply_tiles(col, row);
         workgroupBarrier();
     }
-    store_tile(q_first, oc_tile * TILE_OC, params.c_out, oc_tile * (TILE_OC / 4u), col, row);
+    store_tile(
+        q_first,
+        oc_tile * TILE_OC,
+        params.c_out,
+        oc_tile * (TILE_OC / 4u),
+        col,
+        row,
+        Epilogue(0u, true, params.activation),
+    );
 }

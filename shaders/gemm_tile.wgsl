@@ -21,7 +21,7 @@ struct TileParams {
     k_channels: u32, multiplier: u32, c_out: u32, oc_vec4: u32,
     h_out: u32, w_out: u32, pad_top: u32, pad_left: u32,
     stride_h: u32, stride_w: u32, dw_activation: u32, activation: u32,
-    oc_tiles: u32, pixels: u32, groups: u32, pad0: u32,
+    oc_tiles: u32, pixels: u32, groups: u32, k_split: u32,
 }
 
 const WORKGROUP_SIZE: u32 = 64u;
@@ -123,36 +123,52 @@ fn multiply_tiles(px: u32, oc8: u32) {
     }
 }
 
+// How a tile's sums are finished and where they go: `offset` elements past the output index
+// (a split product's partial sums go to slot `split` of a scratch buffer), with or without the
+// bias, then `activation` (0: none).
+struct Epilogue {
+    offset: u32,
+    with_bias: bool,
+    activation: u32,
+}
+
 // Stores one pixel's 8 output channels from oc on (global indices; those from oc_end on are
-// padding and skipped) past the bias, vec4s b and b + 1 of pw_bias, and the activation.
-fn store_pixel(q: u32, oc: u32, oc_end: u32, b: u32, lo: vec4<f32>, hi: vec4<f32>) {
+// padding and skipped), finished by `e` with the bias of vec4s b and b + 1 of pw_bias.
+fn store_pixel(q: u32, oc: u32, oc_end: u32, b: u32, lo: vec4<f32>, hi: vec4<f32>, e: Epilogue) {
     if q >= params.pixels {
         return;
     }
     let plane = params.h_out * params.w_out;
-    let base = (q / plane) * params.c_out * plane + q % plane;
-    let bias_lo = pw_bias[b];
-    let bias_hi = pw_bias[b + 1u];
+    let base = e.offset + (q / plane) * params.c_out * plane + q % plane;
+    let bias_lo = select(vec4<f32>(0.0), pw_bias[b], e.with_bias);
+    let bias_hi = select(vec4<f32>(0.0), pw_bias[b + 1u], e.with_bias);
     for (var j = 0u; j < 4u; j++) {
         if oc + j < oc_end {
-            output_data[base + (oc + j) * plane] = activate(lo[j] + bias_lo[j], params.activation);
+            output_data[base + (oc + j) * plane] = activate(lo[j] + bias_lo[j], e.activation);
         }
         if oc + 4u + j < oc_end {
-            output_data[base + (oc + 4u + j) * plane] =
-                activate(hi[j] + bias_hi[j], params.activation);
+            output_data[base + (oc + 4u + j) * plane] = activate(hi[j] + bias_hi[j], e.activation);
         }
     }
 }
 
 // Stores the register tile of pixel quad px and channel octet oc8 of a workgroup tile whose
 // output channels start at oc_first and end before oc_end (c_out, or the group's end), with
-// their bias from vec4 bias_first of pw_bias on.
-fn store_tile(q_first: u32, oc_first: u32, oc_end: u32, bias_first: u32, px: u32, oc8: u32) {
+// their bias from vec4 bias_first of pw_bias on, finished by `e`.
+fn store_tile(
+    q_first: u32,
+    oc_first: u32,
+    oc_end: u32,
+    bias_first: u32,
+    px: u32,
+    oc8: u32,
+    e: Epilogue,
+) {
     let oc = oc_first + oc8 * 8u;
     let b = bias_first + oc8 * 2u;
     let q = q_first + px * 4u;
-    store_pixel(q, oc, oc_end, b, lo0, hi0);
-    store_pixel(q + 1u, oc, oc_end, b, lo1, hi1);
-    store_pixel(q + 2u, oc, oc_end, b, lo2, hi2);
-    store_pixel(q + 3u, oc, oc_end, b, lo3, hi3);
+    store_pixel(q, oc, oc_end, b, lo0, hi0, e);
+    store_pixel(q + 1u, oc, oc_end, b, lo1, hi1, e);
+    store_pixel(q + 2u, oc, oc_end, b, lo2, hi2, e);
+    store_pixel(q + 3u, oc, oc_end, b, lo3, hi3, e);
 }

@@ -37,7 +37,9 @@ mod tensor;
 
 pub use error::{Error, Result};
 pub use gpu::ops as gpu_ops;
-pub use gpu::{BlockPath, Conv2d, ConvKernel, Fusion, Gpu, GpuNetwork, GpuTensor, SeparableBlock};
+pub use gpu::{
+    BlockPath, Conv2d, ConvKernel, Fusion, Gpu, GpuNetwork, GpuTensor, SeparableBlock, SplitK,
+};
 pub use spec::{Activation, Conv2dSpec, ConvKind, Padding, Pads, Shape};
 pub use tensor::Tensor;
 

@@ -8,8 +8,9 @@ mod common;
 use common::{assert_matches, gpu, tolerances, ConvData};
 use sepconv::{
     cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, ConvKernel, ConvKind, Fusion,
-    GpuTensor, Padding, SeparableBlock, Shape, Tensor,
+    GpuTensor, Padding, SeparableBlock, Shape, SplitK, Tensor,
 };
+use std::num::NonZeroUsize;
 
 /// Stable seed from the case name, so a failure message's seed replays the same data.
 fn seed_of(name: &str) -> u64 {
@@ -21,10 +22,15 @@ fn seed_of(name: &str) -> u64 {
 /// Runs `spec` on the GPU (a pointwise or grouped one with `kernel`) into a NaN-filled output and reads
 /// it back.
 fn run_gpu(spec: Conv2dSpec, data: &ConvData, kernel: ConvKernel) -> Tensor {
-    let gpu = gpu();
-    let conv = Conv2d::new(gpu, spec, &data.weights, data.bias())
+    let conv = Conv2d::new(gpu(), spec, &data.weights, data.bias())
         .expect("conv")
         .with_kernel(kernel);
+    run_conv(&conv, data)
+}
+
+/// Runs `conv` on `data`'s input into a NaN-filled output and reads it back.
+fn run_conv(conv: &Conv2d, data: &ConvData) -> Tensor {
+    let gpu = gpu();
     let x = GpuTensor::from_tensor(gpu, &data.input).expect("upload");
     let out_shape = conv.output_shape(x.shape()).expect("output shape");
     let y = GpuTensor::full(gpu, out_shape, f32::NAN).expect("poisoned output");
@@ -661,6 +667,117 @@ fn weights_beyond_one_uniform_window_are_sliced_and_match_reference() {
         assert!(conv.dispatch_count() > 1, "{name}: expected several slices");
         check(name, spec, x, kind);
     }
+}
+
+/// The tiled product with its sums split `slices` ways (a request; `expect` is how many it
+/// must make), on random data within tolerance and on integers bit for bit.
+fn check_split_k(name: &str, spec: Conv2dSpec, input: Shape, split_k: SplitK, expect: usize) {
+    let seed = seed_of(name);
+    for exact in [false, true] {
+        let data = ConvData::new(&spec, input, seed, exact);
+        let want =
+            reference::conv2d(&spec, &data.input, &data.weights, data.bias()).expect("reference");
+        let conv = Conv2d::new(gpu(), spec, &data.weights, data.bias())
+            .expect("conv")
+            .with_kernel(ConvKernel::TiledGemm)
+            .with_split_k(split_k);
+        assert_eq!(
+            conv.split_k_slices(input).unwrap(),
+            expect,
+            "{name}: slices"
+        );
+        let got = run_conv(&conv, &data);
+        let case = format!("{name} [{spec:?} on {input}, {split_k:?}, exact {exact}]");
+        let tol = (!exact).then(|| tolerances(&spec, &data, &want));
+        assert_matches(&case, seed, &got, &want, tol.as_deref());
+    }
+}
+
+fn slices(n: usize) -> SplitK {
+    SplitK::Slices(NonZeroUsize::new(n).unwrap())
+}
+
+#[test]
+fn split_k_products_match_reference() {
+    // The rows k (input channels × taps of a group) are shared out in whole steps of 8: the
+    // splits each write partial sums (the first with the bias) to a scratch slot, and a
+    // second dispatch sums the slots and applies the activation.
+    // MobileNet v1's last pointwise layer: 128 steps, 16 slices of 8 steps.
+    check_split_k(
+        "split_pw13",
+        Conv2dSpec::pointwise(1024, 1024).activation(Activation::Relu6),
+        Shape::new(1, 1024, 7, 7),
+        slices(16),
+        16,
+    );
+    // Ragged rows: 70 channels are 9 steps; 4 slices of 3 steps make 3 (24 + 24 + 22 rows,
+    // the last with a padded step), and a ReLU that must wait for the whole sum.
+    check_split_k(
+        "split_ragged_k",
+        Conv2dSpec::pointwise(70, 72).activation(Activation::Relu),
+        Shape::new(2, 70, 5, 3),
+        slices(4),
+        3,
+    );
+    // Grouped 3×3 with padding: 32 · 9 = 288 rows per group = 36 steps, 3 slices of 12; two
+    // groups of 64 channels, every group in every slice.
+    check_split_k(
+        "split_grouped",
+        Conv2dSpec::new(64, 128, [3, 3])
+            .groups(2)
+            .padding(Padding::uniform(1))
+            .activation(Activation::Relu),
+        Shape::new(1, 64, 5, 6),
+        slices(3),
+        3,
+    );
+    // Batch 3, stride 2, dilation 2, asymmetric padding, no bias: slices of a standard conv.
+    check_split_k(
+        "split_strided_dilated",
+        Conv2dSpec::new(24, 40, [3, 3])
+            .stride([2, 2])
+            .dilation([2, 2])
+            .padding(Padding::explicit(2, 1, 1, 2))
+            .bias(false),
+        Shape::new(3, 24, 9, 8),
+        slices(2),
+        2,
+    );
+    // More slices asked for than there are steps: 16 channels are 2 steps, so 2 slices;
+    // and 1 slice never splits.
+    let pw16 = Conv2dSpec::pointwise(16, 20);
+    check_split_k("split_capped", pw16, Shape::new(1, 16, 4, 4), slices(10), 2);
+    check_split_k("split_one", pw16, Shape::new(1, 16, 4, 4), slices(1), 1);
+}
+
+#[test]
+fn split_k_auto_splits_small_outputs_only() {
+    // Auto splits while the tiles alone would leave the device idle: a 3×3 output of 32
+    // channels is one tile, which on a CPU adapter with several threads (one workgroup each)
+    // gets a slice per thread, up to one per 8 steps (256 rows: 4); a 56×56 output has 98
+    // tiles and is not split. A GPU asks for 512 workgroups: 4 slices as well.
+    let spec = Conv2dSpec::pointwise(256, 32).activation(Activation::Relu);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let expect = match gpu().adapter_info().device_type {
+        wgpu::DeviceType::Cpu => threads.min(4),
+        _ => 4,
+    };
+    check_split_k(
+        "auto_small",
+        spec,
+        Shape::new(1, 256, 3, 3),
+        SplitK::Auto,
+        expect,
+    );
+    let (weights, bias) = (vec![0.5; spec.weight_count()], vec![0.0; spec.c_out]);
+    let conv = Conv2d::new(gpu(), spec, &weights, Some(&bias)).unwrap();
+    assert_eq!(conv.split_k(), SplitK::Auto);
+    assert_eq!(conv.split_k_slices(Shape::new(1, 256, 56, 56)).unwrap(), 1);
+    // Under ConvKernel::Auto the measured choice may take either kernel; both are right.
+    let data = ConvData::new(&spec, Shape::new(1, 256, 3, 3), 9, true);
+    let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();
+    let conv = Conv2d::new(gpu(), spec, &data.weights, data.bias()).unwrap();
+    assert_matches("auto kernel", 9, &run_conv(&conv, &data), &want, None);
 }
 
 #[test]

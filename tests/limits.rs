@@ -10,8 +10,9 @@ mod limited;
 use common::{assert_matches, gpu, ConvData};
 use sepconv::{
     cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, ConvKernel, Error, Fusion, Gpu,
-    GpuTensor, Padding, SeparableBlock, Shape, Tensor,
+    GpuTensor, Padding, SeparableBlock, Shape, SplitK, Tensor,
 };
+use std::num::NonZeroUsize;
 
 /// Runs `spec` on `gpu` into a NaN-poisoned output, checks it against the reference exactly
 /// and returns into how many pieces it was split.
@@ -269,6 +270,42 @@ fn inputs_above_128_mib_match_reference() {
 }
 
 #[test]
+fn split_k_scratch_stays_within_the_binding_limit() {
+    // 64 KiB per binding: a 10×10 output of 16 channels is 6,400 bytes per slot of partial
+    // sums, so 10 slots fit. 16 slices asked for over 16 steps become 10, i.e. 2 steps per
+    // slice, i.e. 8 slices.
+    let gpu = limited::gpu_with_binding_limit(gpu(), 65_536);
+    let spec = Conv2dSpec::pointwise(128, 16).activation(Activation::Relu);
+    let input = Shape::new(1, 128, 10, 10);
+    let data = ConvData::new(&spec, input, 25, true);
+    let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();
+    let conv = Conv2d::new(&gpu, spec, &data.weights, data.bias())
+        .unwrap()
+        .with_kernel(ConvKernel::TiledGemm)
+        .with_split_k(SplitK::Slices(NonZeroUsize::new(16).unwrap()));
+    assert_eq!(conv.split_k_slices(input).unwrap(), 8);
+    let x = GpuTensor::from_tensor(&gpu, &data.input).unwrap();
+    let y = GpuTensor::full(&gpu, want.shape(), f32::NAN).unwrap();
+    conv.run_into(&x, &y).unwrap();
+    assert_matches("split-K, capped slots", 25, &y.read().unwrap(), &want, None);
+    // A run split past the binding limit (rows of a 40×40 input) splits each piece's sums.
+    let input = Shape::new(1, 128, 40, 40);
+    let data = ConvData::new(&spec, input, 26, true);
+    let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();
+    let conv = Conv2d::new(&gpu, spec, &data.weights, data.bias())
+        .unwrap()
+        .with_kernel(ConvKernel::TiledGemm)
+        .with_split_k(SplitK::Slices(NonZeroUsize::new(4).unwrap()));
+    let pieces = conv.split_count(input).unwrap();
+    assert!(pieces > 1, "{pieces} pieces");
+    assert_eq!(conv.split_k_slices(input).unwrap(), 4);
+    let x = GpuTensor::from_tensor(&gpu, &data.input).unwrap();
+    let y = GpuTensor::full(&gpu, want.shape(), f32::NAN).unwrap();
+    conv.run_into(&x, &y).unwrap();
+    assert_matches("split-K pieces", 26, &y.read().unwrap(), &want, None);
+}
+
+#[test]
 fn tiled_kernels_spread_grids_past_the_per_dimension_limit() {
     // With 64 workgroups per dimension, the tiled product (37 pixel tiles × 3 channel tiles
     // = 111 workgroups) and the fused block (the same) must spread their grids over y.
@@ -281,6 +318,19 @@ fn tiled_kernels_spread_grids_past_the_per_dimension_limit() {
     for kernel in [ConvKernel::UniformWindows, ConvKernel::TiledGemm] {
         check_split_with(&gpu, "spread grid", pw, input, 21, kernel);
     }
+    // Split three ways (24 channels are 3 steps): 333 workgroups for the product, and
+    // 130 · 1,155 outputs / 64 = 2,347 for the pass that sums the slices.
+    let data = ConvData::new(&pw, input, 24, true);
+    let want = reference::conv2d(&pw, &data.input, &data.weights, data.bias()).unwrap();
+    let conv = Conv2d::new(&gpu, pw, &data.weights, data.bias())
+        .unwrap()
+        .with_kernel(ConvKernel::TiledGemm)
+        .with_split_k(SplitK::Slices(NonZeroUsize::new(3).unwrap()));
+    assert_eq!(conv.split_k_slices(input).unwrap(), 3);
+    let x = GpuTensor::from_tensor(&gpu, &data.input).unwrap();
+    let y = GpuTensor::full(&gpu, want.shape(), f32::NAN).unwrap();
+    conv.run_into(&x, &y).unwrap();
+    assert_matches("split-K, spread grid", 24, &y.read().unwrap(), &want, None);
     let dw = Conv2dSpec::depthwise(24, [3, 3]).padding(Padding::uniform(1));
     let d = ConvData::new(&dw, input, 22, true);
     let p = ConvData::new(&pw, Shape::new(1, 24, 1, 1), 23, true);

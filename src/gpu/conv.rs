@@ -1,7 +1,7 @@
 //! [`Conv2d`]: a convolution with its weights on the GPU, run by the kernel its spec calls for.
 
 use super::dispatch;
-use super::gemm::GemmConv;
+use super::gemm::{self, GemmConv};
 use super::measure;
 use super::ops::check_output;
 use super::pack;
@@ -13,6 +13,7 @@ use super::{binding, entry};
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 /// A convolution ready to run on a [`Gpu`]: the spec, the kernel it picked, and its weights
@@ -48,6 +49,8 @@ pub struct Conv2d {
     min_workgroups: usize,
     /// How a pointwise or grouped conv picks its kernel.
     kernel: ConvKernel,
+    /// How the tiled product splits small outputs' sums.
+    split_k: SplitK,
     /// The tiled-product kernel, built on the first run that may use it.
     gemm: Mutex<Option<Arc<GemmConv>>>,
     /// The kernel measured fastest for each recent run under [`ConvKernel::Auto`].
@@ -78,8 +81,35 @@ pub enum ConvKernel {
     UniformWindows,
     /// shaders/conv_gemm.wgsl: one tiled implicit matrix product per run (per group, all
     /// groups in one dispatch), the weights in one storage buffer, tiles of weights and
-    /// inputs staged in workgroup memory, 64 output channels of a group per workgroup.
+    /// inputs staged in workgroup memory, 64 output channels of a group per workgroup. Small
+    /// outputs split the sums over more workgroups and add a second dispatch ([`SplitK`]).
     TiledGemm,
+}
+
+/// How [`ConvKernel::TiledGemm`] shares out the rows it sums (input channels × taps of a
+/// group) when an output is too small for its tiles to fill the device (split-K): each of
+/// several slices of workgroups sums a share of the rows into its own scratch copy of the
+/// output, and a second dispatch adds the copies in a fixed order and applies the activation.
+/// More parallel work for 7×7 and 14×14 layers with many channels, at the cost of writing and
+/// reading those copies.
+///
+/// ```
+/// use std::num::NonZeroUsize;
+/// use sepconv::SplitK;
+///
+/// let four = SplitK::Slices(NonZeroUsize::new(4).unwrap());
+/// assert_ne!(four, SplitK::default());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SplitK {
+    /// Split only as far as it takes for the workgroups to fill the device (the thread count
+    /// on a CPU adapter; 512 workgroups on a GPU, a figure not yet checked on one), keeping
+    /// at least 64 rows per slice.
+    #[default]
+    Auto,
+    /// This many slices (fewer when there are fewer steps of 8 rows, or when their scratch
+    /// would not fit one storage binding); 1 never splits.
+    Slices(NonZeroUsize),
 }
 
 /// Distinct runs whose measured kernel choice a [`Conv2d`] keeps.
@@ -490,6 +520,7 @@ impl Conv2d {
             launches: Recent::new(LAUNCH_CACHE),
             min_workgroups: min_workgroups(gpu),
             kernel: ConvKernel::default(),
+            split_k: SplitK::default(),
             gemm: Mutex::new(None),
             chosen: Recent::new(CHOICES),
         })
@@ -541,24 +572,57 @@ impl Conv2d {
             return Some(ConvKernel::UniformWindows);
         }
         match self.kernel {
-            ConvKernel::Auto => {
-                let (output, plan) = self.split_plan(input).ok()?;
-                let key = match plan.pieces().next().filter(|_| !plan.is_whole()) {
-                    Some(piece) => LaunchKey {
-                        spec: piece.spec,
-                        input: piece.input,
-                        output: piece.output,
-                    },
-                    None => LaunchKey {
-                        spec: self.spec,
-                        input,
-                        output,
-                    },
-                };
-                self.chosen.get(&key)
-            }
+            ConvKernel::Auto => self.chosen.get(&self.first_key(input).ok()?),
             pinned => Some(pinned),
         }
+    }
+
+    /// The conv with `split_k` as the tiled product's way of splitting its sums (see
+    /// [`SplitK`]); the window kernels ignore it.
+    pub fn with_split_k(mut self, split_k: SplitK) -> Self {
+        self.split_k = split_k;
+        // The tiled kernel keeps its launches, splits included: build it again.
+        self.gemm = Mutex::new(None);
+        self.chosen.clear();
+        self
+    }
+
+    /// How the tiled product splits small outputs' sums.
+    pub fn split_k(&self) -> SplitK {
+        self.split_k
+    }
+
+    /// Slices the tiled product splits its sums into on an `input`-shaped tensor, whether or
+    /// not that kernel is the one that runs (1: not split; for a run split past the binding
+    /// limit, those of its first piece).
+    ///
+    /// # Errors
+    /// Those of [`Conv2d::output_shape`].
+    pub fn split_k_slices(&self, input: Shape) -> Result<usize> {
+        Ok(gemm::splits_of(
+            &self.gpu,
+            &self.first_key(input)?,
+            self.split_k,
+        ))
+    }
+
+    /// The run of an `input`-shaped tensor, or its first piece when it is split past the
+    /// binding limit.
+    fn first_key(&self, input: Shape) -> Result<LaunchKey> {
+        let (output, plan) = self.split_plan(input)?;
+        let key = match plan.pieces().next().filter(|_| !plan.is_whole()) {
+            Some(piece) => LaunchKey {
+                spec: piece.spec,
+                input: piece.input,
+                output: piece.output,
+            },
+            None => LaunchKey {
+                spec: self.spec,
+                input,
+                output,
+            },
+        };
+        Ok(key)
     }
 
     /// Whether [`ConvKernel`] applies: pointwise and grouped convs. One with fewer than 16
@@ -630,7 +694,8 @@ impl Conv2d {
 
     /// Dispatches per run of the uniform-window kernels (depthwise, grouped, and pointwise
     /// with [`ConvKernel::UniformWindows`]): one per slice of the weights, each slice's
-    /// weights fitting one 64 KiB uniform window. [`ConvKernel::TiledGemm`] takes one.
+    /// weights fitting one 64 KiB uniform window. [`ConvKernel::TiledGemm`] takes one, or two
+    /// when it splits its sums ([`Conv2d::split_k_slices`]).
     pub fn dispatch_count(&self) -> usize {
         self.slices.len()
     }
@@ -779,6 +844,7 @@ impl Conv2d {
             &self.spec,
             &self.host_weights,
             &self.host_bias,
+            self.split_k,
         )?);
         *gemm = Some(Arc::clone(&g));
         Ok(g)

@@ -3,7 +3,7 @@
 //! implicit matrix product per group): weights in one storage buffer, tiles of both operands
 //! in workgroup memory, one dispatch per run.
 
-use super::conv::LaunchKey;
+use super::conv::{LaunchKey, SplitK};
 use super::dispatch;
 use super::pipelines::{Constants, TiledShader};
 use super::recent::Recent;
@@ -58,8 +58,9 @@ pub(crate) struct TileParams {
     pub pixels: u32,
     /// Groups (1 but for a grouped conv).
     pub groups: u32,
-    /// Uniform blocks are a multiple of 16 bytes.
-    pub pad0: u32,
+    /// Rows k per split of a split product, a whole number of steps: `k_channels` rounded up
+    /// to `TILE_K` when the product is not split (the fused kernel never is).
+    pub k_split: u32,
 }
 
 /// Field names in declaration order, for the test that compares them with the WGSL struct.
@@ -84,7 +85,7 @@ pub(crate) const TILE_PARAMS_FIELDS: [&str; 20] = [
     "oc_tiles",
     "pixels",
     "groups",
-    "pad0",
+    "k_split",
 ];
 
 /// Output channels (of one group) rounded up to whole tiles.
@@ -125,16 +126,92 @@ impl TileParams {
             oc_tiles: u(oc_padded / TILE_OC),
             pixels: u(output.n * output.h * output.w),
             groups: u(spec.groups),
+            k_split: u(k_channels.next_multiple_of(TILE_K)),
             ..Self::default()
         }
     }
 
-    /// Workgroups of the dispatch: one per output-channel tile of each group and pixel tile.
-    fn workgroups(&self) -> u64 {
+    /// These parameters with the rows k split into (about) `splits` pieces of whole steps;
+    /// [`Self::splits`] says how many that makes.
+    fn split(self, splits: usize) -> Self {
+        let steps = (self.k_channels as usize).div_ceil(TILE_K);
+        let rows = steps.div_ceil(splits.clamp(1, steps.max(1))) * TILE_K;
+        Self {
+            k_split: rows as u32,
+            ..self
+        }
+    }
+
+    /// Pieces the rows k are split into (1: not split).
+    fn splits(&self) -> u64 {
+        u64::from(self.k_channels).div_ceil(u64::from(self.k_split.max(1)))
+    }
+
+    /// Output elements, n · c_out · h_out · w_out: one slot of a split product's scratch.
+    fn output_len(&self) -> u64 {
+        u64::from(self.pixels) * u64::from(self.c_out)
+    }
+
+    /// Workgroups of one split: one per output-channel tile of each group and pixel tile.
+    fn tiles(&self) -> u64 {
         u64::from(self.oc_tiles)
             * u64::from(self.groups)
             * u64::from(self.pixels).div_ceil(TILE_P as u64)
     }
+
+    /// Workgroups of the product's dispatch: its tiles times its splits.
+    fn workgroups(&self) -> u64 {
+        self.tiles() * self.splits()
+    }
+}
+
+/// Fewest steps of `TILE_K` rows a split keeps: writing and summing one more slot of partial
+/// sums costs about as much as a few steps of the product.
+const MIN_SPLIT_STEPS: usize = 8;
+
+/// Workgroups a tiled product should have for the device to run it at full width. A CPU
+/// adapter runs one workgroup per thread at a time. On a GPU it is a guess that no GPU has
+/// checked yet: several workgroups of 64 invocations for each multiprocessor of a large GPU
+/// (an H100 or H200 has 132), so that they can hide each other's memory latency.
+fn fill_workgroups(gpu: &Gpu) -> u64 {
+    match gpu.adapter_info().device_type {
+        wgpu::DeviceType::Cpu => std::thread::available_parallelism().map_or(2, |n| n.get() as u64),
+        _ => 512,
+    }
+}
+
+/// Into how many pieces the tiled product splits the rows k of `params` on `gpu` (see
+/// [`slices`]).
+fn choose_splits(gpu: &Gpu, params: &TileParams, split_k: SplitK) -> usize {
+    let limits = gpu.limits();
+    let slot_bytes = params.output_len().max(1) * 4;
+    let slots = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size)
+        / slot_bytes;
+    let steps = (params.k_channels as usize).div_ceil(TILE_K);
+    slices(split_k, params.tiles(), steps, fill_workgroups(gpu), slots)
+}
+
+/// Slices for a product of `tiles` workgroups summing `steps` steps: `split_k`'s count, or
+/// under [`SplitK::Auto`] as many as it takes to reach `fill` workgroups, each keeping at
+/// least [`MIN_SPLIT_STEPS`] steps. Never more than the steps, nor than the `slots` of
+/// partial sums one storage binding holds; at least 1.
+fn slices(split_k: SplitK, tiles: u64, steps: usize, fill: u64, slots: u64) -> usize {
+    let wanted = match split_k {
+        SplitK::Slices(n) => n.get() as u64,
+        SplitK::Auto => fill
+            .div_ceil(tiles.max(1))
+            .min((steps / MIN_SPLIT_STEPS) as u64),
+    };
+    wanted.min(steps as u64).min(slots).max(1) as usize
+}
+
+/// The splits of the rows k the tiled product makes for the run `key` (see
+/// [`choose_splits`]).
+pub(crate) fn splits_of(gpu: &Gpu, key: &LaunchKey, split_k: SplitK) -> usize {
+    let params = TileParams::product(&key.spec, k_rows(&key.spec), key.input, key.output);
+    params.split(choose_splits(gpu, &params, split_k)).splits() as usize
 }
 
 /// Weights `[c_out, k]` (`k` = c_in / groups · kh · kw, PyTorch's layout flattened) transposed
@@ -183,6 +260,17 @@ pub(crate) struct Launches<K> {
 pub(crate) struct Launch {
     pub params: wgpu::Buffer,
     pub grid: [u32; 3],
+    /// The second pass of a split product.
+    reduce: Option<Reduce>,
+}
+
+/// What the second pass of a split product needs: the scratch buffer that holds a slot of
+/// partial sums per split (`[split][n, c_out, h_out, w_out]`), and its grid, one invocation
+/// per output element.
+#[derive(Debug)]
+struct Reduce {
+    scratch: wgpu::Buffer,
+    grid: [u32; 3],
 }
 
 /// Keys whose launches a [`Launches`] keeps.
@@ -206,10 +294,28 @@ impl<K: PartialEq> Launches<K> {
             return Ok(launch);
         }
         let params = params()?;
-        let grid = dispatch::grid(
-            params.workgroups(),
-            gpu.limits().max_compute_workgroups_per_dimension,
-        )?;
+        let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
+        let grid = dispatch::grid(params.workgroups(), max_per_dimension)?;
+        let reduce = if params.splits() > 1 {
+            let bytes = params.splits() * params.output_len() * 4;
+            gpu.check_buffer_size("split-product scratch", bytes)?;
+            gpu.check_binding_size("split-product scratch", bytes)?;
+            let scratch = gpu.scoped("allocation", || {
+                gpu.device().create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("tile.scratch"),
+                    size: bytes,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                })
+            })?;
+            let groups = params.output_len().div_ceil(WORKGROUP_SIZE as u64);
+            Some(Reduce {
+                scratch,
+                grid: dispatch::grid(groups, max_per_dimension)?,
+            })
+        } else {
+            None
+        };
         let launch = Arc::new(Launch {
             params: gpu.buffer_init(
                 "tile.params",
@@ -217,6 +323,7 @@ impl<K: PartialEq> Launches<K> {
                 wgpu::BufferUsages::UNIFORM,
             )?,
             grid,
+            reduce,
         });
         self.recent.insert(key, Arc::clone(&launch));
         Ok(launch)
@@ -250,13 +357,15 @@ pub(crate) fn encode(
 }
 
 /// A pointwise or grouped convolution as one tiled implicit matrix product per group: its
-/// weights transposed into one storage buffer, its pipeline, and its recent launches.
+/// weights transposed into one storage buffer, its pipeline, how it splits small outputs'
+/// products, and its recent launches.
 #[derive(Debug)]
 pub(crate) struct GemmConv {
     gpu: Gpu,
     pipeline: wgpu::ComputePipeline,
     weights: wgpu::Buffer,
     bias: wgpu::Buffer,
+    split_k: SplitK,
     launches: Launches<LaunchKey>,
 }
 
@@ -267,7 +376,13 @@ impl GemmConv {
     /// # Errors
     /// [`crate::Error::TooLarge`] when the transposed weights exceed the storage-binding
     /// limit, [`crate::Error::Gpu`].
-    pub(crate) fn new(gpu: &Gpu, spec: &Conv2dSpec, weights: &[f32], bias: &[f32]) -> Result<Self> {
+    pub(crate) fn new(
+        gpu: &Gpu,
+        spec: &Conv2dSpec,
+        weights: &[f32],
+        bias: &[f32],
+        split_k: SplitK,
+    ) -> Result<Self> {
         let transposed = transpose_weights(weights, spec.groups, k_rows(spec), spec.c_out);
         gpu.check_binding_size("transposed weights", transposed.len() as u64 * 4)?;
         let storage = wgpu::BufferUsages::STORAGE;
@@ -283,12 +398,14 @@ impl GemmConv {
                 bytemuck::cast_slice(&pad_bias(bias, spec.groups)),
                 storage,
             )?,
+            split_k,
             launches: Launches::new(),
         })
     }
 
-    /// Records the one dispatch of the run (or split piece) `key` on its input bound at
-    /// `input_binding`, writing its output at `output_binding`.
+    /// Records the run (or piece of a run past the binding limit) `key` on its input bound at
+    /// `input_binding`, writing its output at `output_binding`: one dispatch, or two when the
+    /// product is split (the product into the scratch, then its sum into the output).
     pub(crate) fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -297,17 +414,17 @@ impl GemmConv {
         output_binding: wgpu::BufferBinding<'_>,
     ) -> Result<()> {
         let launch = self.launches.get(&self.gpu, key, || {
-            Ok(TileParams::product(
-                &key.spec,
-                k_rows(&key.spec),
-                key.input,
-                key.output,
-            ))
+            let params = TileParams::product(&key.spec, k_rows(&key.spec), key.input, key.output);
+            Ok(params.split(choose_splits(&self.gpu, &params, self.split_k)))
         })?;
         let layout = self
             .gpu
             .pipelines()
             .tiled_layout(&self.gpu, TiledShader::ConvGemm)?;
+        let product_output = match &launch.reduce {
+            Some(reduce) => reduce.scratch.as_entire_buffer_binding(),
+            None => output_binding.clone(),
+        };
         encode(
             &self.gpu,
             encoder,
@@ -318,10 +435,32 @@ impl GemmConv {
                 binding(0, input_binding),
                 entry(1, &self.weights),
                 entry(2, &self.bias),
-                binding(3, output_binding),
+                binding(3, product_output),
                 entry(4, &launch.params),
             ],
             launch.grid,
+        )?;
+        let Some(reduce) = &launch.reduce else {
+            return Ok(());
+        };
+        let pipeline =
+            self.gpu
+                .pipelines()
+                .tiled(&self.gpu, TiledShader::ReduceSplits, &Vec::new())?;
+        encode(
+            &self.gpu,
+            encoder,
+            TiledShader::ReduceSplits,
+            &pipeline,
+            &layout,
+            &[
+                entry(0, &reduce.scratch),
+                entry(1, &self.weights),
+                entry(2, &self.bias),
+                binding(3, output_binding),
+                entry(4, &launch.params),
+            ],
+            reduce.grid,
         )
     }
 }
@@ -379,6 +518,44 @@ mod tests {
                 .iter()
                 .all(|&x| x == 0.0));
         }
+    }
+
+    #[test]
+    fn auto_slices_fill_the_device_with_enough_steps_each() {
+        let auto = SplitK::Auto;
+        // 32 tiles (MobileNet's 7×7 × 1024 layer), 128 steps: 16 slices reach 512.
+        assert_eq!(slices(auto, 32, 128, 512, 100), 16);
+        // Enough tiles already, or too few steps to keep 8 each: not split.
+        assert_eq!(slices(auto, 600, 128, 512, 100), 1);
+        assert_eq!(slices(auto, 1, 15, 512, 100), 1);
+        // One slice per 8 steps at most, and no more than the slots that fit.
+        assert_eq!(slices(auto, 1, 40, 512, 100), 5);
+        assert_eq!(slices(auto, 1, 40, 512, 3), 3);
+        // On a CPU adapter with 2 threads, a one-tile product gets 2.
+        assert_eq!(slices(auto, 1, 128, 2, 100), 2);
+    }
+
+    #[test]
+    fn pinned_slices_are_capped_by_steps_and_slots() {
+        let four = SplitK::Slices(std::num::NonZeroUsize::new(4).unwrap());
+        assert_eq!(slices(four, 1000, 9, 512, 100), 4);
+        assert_eq!(slices(four, 1, 2, 512, 100), 2);
+        assert_eq!(slices(four, 1, 9, 512, 1), 1);
+        assert_eq!(slices(four, 1, 9, 512, 0), 1);
+    }
+
+    #[test]
+    fn split_rows_are_whole_steps_and_cover_k() {
+        let spec = Conv2dSpec::pointwise(70, 72);
+        let p = TileParams::product(&spec, 70, Shape::new(1, 70, 5, 3), Shape::new(1, 72, 5, 3));
+        // Not split: one piece of 72 rows.
+        assert_eq!((p.k_split, p.splits()), (72, 1));
+        // 9 steps in 4 slices: 3 steps of 8 rows each, so 3 pieces (24 + 24 + 22 rows).
+        let s = p.split(4);
+        assert_eq!((s.k_split, s.splits()), (24, 3));
+        assert_eq!(s.workgroups(), 3 * p.workgroups());
+        // More slices than steps: one step each.
+        assert_eq!(p.split(20).splits(), 9);
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod split;
 mod tensor;
 
 pub use context::Gpu;
-pub use conv::{Conv2d, ConvKernel};
+pub use conv::{Conv2d, ConvKernel, SplitK};
 pub use network::GpuNetwork;
 pub use separable::{BlockPath, Fusion, SeparableBlock};
 pub use tensor::GpuTensor;

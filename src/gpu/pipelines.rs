@@ -81,18 +81,25 @@ pub(crate) enum TiledShader {
     ConvGemm,
     /// A depthwise + pointwise block in one kernel (src/gpu/fused.rs).
     FusedSeparable,
+    /// The second pass of a split `ConvGemm` product (`reduce_splits` in conv_gemm.wgsl),
+    /// which binds what `ConvGemm` binds.
+    ReduceSplits,
 }
 
 impl TiledShader {
     /// Both, for tests that check each file.
     #[cfg(test)]
-    pub(crate) const ALL: [TiledShader; 2] = [TiledShader::ConvGemm, TiledShader::FusedSeparable];
+    pub(crate) const ALL: [TiledShader; 3] = [
+        TiledShader::ConvGemm,
+        TiledShader::FusedSeparable,
+        TiledShader::ReduceSplits,
+    ];
 
     /// The WGSL source: `gemm_tile.wgsl` (parameters, tiles, product, epilogue) before the
     /// kernel's own file.
     pub(crate) const fn source(self) -> &'static str {
         match self {
-            TiledShader::ConvGemm => concat!(
+            TiledShader::ConvGemm | TiledShader::ReduceSplits => concat!(
                 include_str!("../../shaders/gemm_tile.wgsl"),
                 include_str!("../../shaders/conv_gemm.wgsl")
             ),
@@ -108,6 +115,23 @@ impl TiledShader {
         match self {
             TiledShader::ConvGemm => "conv_gemm",
             TiledShader::FusedSeparable => "fused_separable",
+            TiledShader::ReduceSplits => "reduce_splits",
+        }
+    }
+
+    /// The entry point in [`Self::source`].
+    pub(crate) const fn entry_point(self) -> &'static str {
+        match self {
+            TiledShader::ConvGemm | TiledShader::FusedSeparable => "main",
+            TiledShader::ReduceSplits => "reduce_splits",
+        }
+    }
+
+    /// The shader whose bind-group layout this one uses.
+    const fn layout_of(self) -> TiledShader {
+        match self {
+            TiledShader::ReduceSplits => TiledShader::ConvGemm,
+            shader => shader,
         }
     }
 }
@@ -186,7 +210,14 @@ impl Pipelines {
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
         let layout = &self.conv_pipeline_layout;
-        self.compile(gpu, shader.label(), shader.source(), layout, constants)
+        self.compile(
+            gpu,
+            shader.label(),
+            shader.source(),
+            "main",
+            layout,
+            constants,
+        )
     }
 
     /// The pipeline for the tiled `shader` specialised with `constants`, compiled on first
@@ -198,7 +229,8 @@ impl Pipelines {
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
         let (_, layout) = self.tiled_layouts(gpu, shader)?;
-        self.compile(gpu, shader.label(), shader.source(), &layout, constants)
+        let (label, source, entry) = (shader.label(), shader.source(), shader.entry_point());
+        self.compile(gpu, label, source, entry, &layout, constants)
     }
 
     /// The bind-group layout of the tiled `shader`.
@@ -222,14 +254,17 @@ impl Pipelines {
         gpu: &super::Gpu,
         shader: TiledShader,
     ) -> Result<(wgpu::BindGroupLayout, wgpu::PipelineLayout)> {
+        let shader = shader.layout_of();
         let mut layouts = self.tiled_layouts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(made) = layouts.get(&shader) {
             return Ok(made.clone());
         }
         // Read-only storage bindings, then the output, then the parameters.
         let inputs = match shader {
-            TiledShader::ConvGemm => 3,       // input, weights, bias
-            TiledShader::FusedSeparable => 5, // input, both halves' weights and biases
+            // input, weights, bias (ReduceSplits has ConvGemm's layout)
+            TiledShader::ConvGemm | TiledShader::ReduceSplits => 3,
+            // input, both halves' weights and biases
+            TiledShader::FusedSeparable => 5,
         };
         let limits = gpu.limits();
         let invocations = super::gemm::WORKGROUP_SIZE as u32;
@@ -283,6 +318,7 @@ impl Pipelines {
         gpu: &super::Gpu,
         label: &'static str,
         source: &'static str,
+        entry_point: &'static str,
         layout: &wgpu::PipelineLayout,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
@@ -305,7 +341,7 @@ impl Pipelines {
                 label: Some(label),
                 layout: Some(layout),
                 module: &module,
-                entry_point: Some("main"),
+                entry_point: Some(entry_point),
                 compilation_options: wgpu::PipelineCompilationOptions {
                     constants: &overrides,
                     ..Default::default()
@@ -469,7 +505,7 @@ mod tests {
             let main = module
                 .entry_points
                 .iter()
-                .find(|e| e.name == "main")
+                .find(|e| e.name == shader.entry_point())
                 .unwrap();
             let [x, y, z] = main.workgroup_size;
             assert_eq!((x * y * z) as usize, gemm::WORKGROUP_SIZE);
