@@ -23,7 +23,8 @@
 //! - Pointwise and grouped layers (with a GPU): `gpu ms` runs the kernel `ConvKernel::Auto`
 //!   measured fastest on the first call (`kernel`; the first call's time includes that
 //!   measurement); `windows ms` and `gemm ms` time each of the two kernels pinned, with the
-//!   same protocol.
+//!   same protocol; `gemm slices` is how many ways the tiled product splits the layer's sums
+//!   (`SplitK::Auto`: more than 1 only where its tiles alone would not fill the device).
 //! - Separable blocks (with a GPU): MobileNet v1's 13 depthwise + pointwise pairs
 //!   (`mbv1_dw{i}` then `mbv1_pw{i}`, named `mbv1_block{i}`) run as a `SeparableBlock` on
 //!   resident tensors both ways, two kernels and fused, with the same protocol; the table
@@ -293,6 +294,8 @@ struct Row {
     gpu_kernel: Option<ConvKernel>,
     windows_ms: Option<f64>,
     gemm_ms: Option<f64>,
+    /// Slices the tiled product splits its sums into on this layer (`SplitK::Auto`).
+    gemm_slices: Option<usize>,
     peers: BTreeMap<String, f64>,
 }
 
@@ -319,7 +322,7 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
     let cpu_timing = time_calls(|| Ok(cpu.run_into(&x, &mut out)?))?;
 
     let (mut gpu_first_ms, mut gpu_ms, mut gpu_cpu_ms, mut gpu_e2e_ms) = (None, None, None, None);
-    let (mut gpu_kernel, mut windows_ms, mut gemm_ms) = (None, None, None);
+    let (mut gpu_kernel, mut windows_ms, mut gemm_ms, mut gemm_slices) = (None, None, None, None);
     if let Some(gpu) = gpu {
         let conv = Conv2d::new(gpu, spec, &w, Some(&b))?;
         let gx = GpuTensor::from_tensor(gpu, &x)?;
@@ -348,6 +351,7 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
         })?;
         if !matches!(spec.kind(), ConvKind::Depthwise { .. }) {
             gpu_kernel = conv.chosen_kernel(shape);
+            gemm_slices = Some(conv.split_k_slices(shape)?);
             for (kernel, ms) in [
                 (ConvKernel::UniformWindows, &mut windows_ms),
                 (ConvKernel::TiledGemm, &mut gemm_ms),
@@ -378,6 +382,7 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
         gpu_kernel,
         windows_ms,
         gemm_ms,
+        gemm_slices,
         peers: BTreeMap::new(),
     })
 }
@@ -573,6 +578,7 @@ fn main() -> Result<(), BoxError> {
         "kernel",
         "windows_ms",
         "gemm_ms",
+        "gemm_slices",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -616,6 +622,7 @@ fn main() -> Result<(), BoxError> {
             },
             opt(r.windows_ms, 4),
             opt(r.gemm_ms, 4),
+            r.gemm_slices.map_or("-".to_owned(), |n| n.to_string()),
         ];
         for e in &engines {
             let p = r.peers.get(e).copied();

@@ -5,8 +5,8 @@
 // c_in / groups input channels and the taps, B_g[k][p] the input under tap k of output pixel p.
 //
 // Run by `Conv2d` (src/gpu/conv.rs, host code in src/gpu/gemm.rs) when its kernel choice is
-// the tiled product (`ConvKernel::TiledGemm`): one dispatch, whatever the weights' size, with
-// the weights in one storage buffer. (The other kernels, pointwise.wgsl and grouped.wgsl, read
+// the tiled product (`ConvKernel::TiledGemm`): one dispatch whatever the weights' size (two
+// when split, below), with the weights in one storage buffer. (The other kernels, pointwise.wgsl and grouped.wgsl, read
 // their weights as a broadcast from 64 KiB uniform windows, one dispatch per window.)
 //
 // The host prepends gemm_tile.wgsl, which holds the tiling (TILE_OC = 64 output channels of one

@@ -786,8 +786,8 @@ impl Conv2d {
         self.encode_kernel(encoder, kernel, key, input_binding, output_binding)
     }
 
-    /// Records the run (or piece) `key` with `kernel`: one dispatch of the tiled product, or
-    /// one per weight slice of the window kernels.
+    /// Records the run (or piece) `key` with `kernel`: one dispatch of the tiled product (two
+    /// when it splits its sums), or one per weight slice of the window kernels.
     fn encode_kernel(
         &self,
         encoder: &mut wgpu::CommandEncoder,

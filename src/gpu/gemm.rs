@@ -1,7 +1,8 @@
 //! The tiled matrix-product kernels' shared host side (shaders/gemm_tile.wgsl) and the
 //! convolution kernel built on it (shaders/conv_gemm.wgsl, pointwise and grouped convs as an
 //! implicit matrix product per group): weights in one storage buffer, tiles of both operands
-//! in workgroup memory, one dispatch per run.
+//! in workgroup memory, one dispatch per run (two when a small output's sums are split,
+//! [`SplitK`]).
 
 use super::conv::{LaunchKey, SplitK};
 use super::dispatch;
