@@ -6,8 +6,9 @@
 //
 // Run by `Conv2d` (src/gpu/conv.rs, host code in src/gpu/gemm.rs) when its kernel choice is
 // the tiled product (`ConvKernel::TiledGemm`): one dispatch whatever the weights' size (two
-// when split, below), with the weights in one storage buffer. (The other kernels, pointwise.wgsl and grouped.wgsl, read
-// their weights as a broadcast from 64 KiB uniform windows, one dispatch per window.)
+// when split, below), with the weights in one storage buffer. (The other kernels,
+// pointwise.wgsl and grouped.wgsl, read their weights as a broadcast from 64 KiB uniform
+// windows, one dispatch per window.)
 //
 // The host prepends gemm_tile.wgsl, which holds the tiling (TILE_OC = 64 output channels of one
 // group × TILE_P = 32 pixels per workgroup, TILE_K = 8 rows k per step, a 4-pixel × 8-channel
@@ -23,21 +24,21 @@
 //                   (src/gpu/gemm.rs)
 //   2  pw_bias      [group][oc_vec4] vec4s, zero-padded
 //   3  output_data  [n, c_out, h_out, w_out]; a split product's first pass binds the scratch
-//                   buffer [split][n, c_out, h_out, w_out] here, and `reduce_splits` binds it
+//                   buffer [slice][n, c_out, h_out, w_out] here, and `reduce_splits` binds it
 //                   at 0 and the output here
 //   4  params       TileParams, k_channels = (c_in / groups)·K_H·K_W, oc_tiles per group,
-//                   k_split rows per split (k_channels rounded up to TILE_K: not split)
+//                   k_slices (1: not split)
 //
 // Workgroup t covers output-channel tile t % oc_tiles of group (t / oc_tiles) % groups,
-// pixel tile (t / (oc_tiles · groups)) % pixel_tiles and split t / (oc_tiles · groups ·
+// pixel tile (t / (oc_tiles · groups)) % pixel_tiles and slice t / (oc_tiles · groups ·
 // pixel_tiles) of the rows k.
 //
 // Split products (split-K): an output too small to fill the device with its tiles (7×7 or
-// 14×14 planes against hundreds of channels) has its k rows split into k_split-row pieces
-// whose workgroups run side by side. Each split then writes its partial sums (split 0's with
-// the bias) to its own slot of a scratch buffer bound as output_data, and a second dispatch,
-// `reduce_splits`, sums the slots in order and applies the activation into the output. The
-// host picks the splits (src/gpu/gemm.rs, `k_splits`).
+// 14×14 planes against hundreds of channels) has its rows k split into k_slices slices of
+// whole steps whose workgroups run side by side. Each slice then writes its partial sums
+// (slice 0's with the bias) to its own slot of a scratch buffer bound as output_data, and a
+// second dispatch, `reduce_splits`, sums the slots in order and applies the activation into
+// the output. The host picks the slices (src/gpu/gemm.rs, `choose_slices`).
 
 @group(0) @binding(0) var<storage, read> input_data: array<f32>;
 @group(0) @binding(1) var<storage, read> pw_weights: array<vec4<f32>>;
@@ -53,20 +54,24 @@ fn main(
 ) {
     let t = wg.y * num_wg.x + wg.x;
     let pixel_tiles = (params.pixels + TILE_P - 1u) / TILE_P;
-    let per_split = params.oc_tiles * params.groups * pixel_tiles;
-    let split = t / per_split;
-    let tile = t % per_split;
+    let per_slice = params.oc_tiles * params.groups * pixel_tiles;
+    let slice = t / per_slice;
+    let tile = t % per_slice;
     let oc_tile = tile % params.oc_tiles;
     let group = (tile / params.oc_tiles) % params.groups;
     let q_first = (tile / (params.oc_tiles * params.groups)) * TILE_P;
-    // This workgroup's rows of the product: split `split` of k_split rows (a whole number of
-    // steps; all of them when the product is not split).
-    let k_first = split * params.k_split;
     // Uniform across the workgroup, so the barriers below stay in uniform control flow.
-    if k_first >= params.k_channels {
+    if slice >= params.k_slices {
         return;
     }
-    let k_end = min(k_first + params.k_split, params.k_channels);
+    // This workgroup's rows of the product: slice `slice` of k_slices (all of them when the
+    // product is not split), whole steps spread evenly: the first steps % k_slices slices
+    // take one step more.
+    let steps = (params.k_channels + TILE_K - 1u) / TILE_K;
+    let base = steps / params.k_slices;
+    let extra = steps % params.k_slices;
+    let k_first = (slice * base + min(slice, extra)) * TILE_K;
+    let k_end = min(k_first + (base + select(0u, 1u, slice < extra)) * TILE_K, params.k_channels);
     let row = local / 8u;
     let col = local % 8u;
     let q = q_first + col * 4u;
@@ -98,12 +103,12 @@ fn main(
         multiply_tiles(col, row);
         workgroupBarrier();
     }
-    // Unsplit: the output, finished. Split: the partial sums, into slot `split` of the scratch
-    // buffer bound as output_data, the bias with split 0's and the activation left to
+    // Unsplit: the output, finished. Split: the partial sums, into slot `slice` of the scratch
+    // buffer bound as output_data, the bias with slice 0's and the activation left to
     // reduce_splits.
     var epilogue = Epilogue(0u, true, params.activation);
-    if params.k_split < params.k_channels {
-        epilogue = Epilogue(split * params.pixels * params.c_out, split == 0u, 0u);
+    if params.k_slices > 1u {
+        epilogue = Epilogue(slice * params.pixels * params.c_out, slice == 0u, 0u);
     }
     let oc_per_group = params.c_out / params.groups;
     store_tile(
@@ -118,7 +123,7 @@ fn main(
 }
 
 // The second pass of a split product (a second pipeline of this file): each output element is
-// the activation of the sum of its partial sums, slot by slot in split order, read from the
+// the activation of the sum of its partial sums, slot by slot in slice order, read from the
 // scratch buffer bound as input_data. One element per invocation, workgroups numbered linearly.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn reduce_splits(
@@ -131,9 +136,8 @@ fn reduce_splits(
     if i >= len {
         return;
     }
-    let splits = (params.k_channels + params.k_split - 1u) / params.k_split;
     var sum = input_data[i];
-    for (var s = 1u; s < splits; s++) {
+    for (var s = 1u; s < params.k_slices; s++) {
         sum += input_data[s * len + i];
     }
     output_data[i] = activate(sum, params.activation);

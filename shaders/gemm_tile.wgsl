@@ -4,7 +4,8 @@
 //
 // A workgroup computes Y[TILE_OC × TILE_P] = act(b + W · B) for one tile of output channels
 // and of flattened (n, oh, ow) output pixels, summing over K = k_channels channels TILE_K at a
-// time. Per step the kernel fills `b_tile` with the step's B values in its own way (input
+// time (conv_gemm.wgsl may split K over several workgroups: each then stores a partial sum,
+// see `Epilogue`). Per step the kernel fills `b_tile` with the step's B values in its own way (input
 // values, or depthwise outputs computed on the spot), `load_weights` fills `weight_tile`,
 // and after a barrier `multiply_tiles` adds the step into each invocation's 4-pixel ×
 // 8-channel register tile. Invocation `local` loads row local / 8 of both tiles (pixel quad
@@ -21,7 +22,7 @@ struct TileParams {
     k_channels: u32, multiplier: u32, c_out: u32, oc_vec4: u32,
     h_out: u32, w_out: u32, pad_top: u32, pad_left: u32,
     stride_h: u32, stride_w: u32, dw_activation: u32, activation: u32,
-    oc_tiles: u32, pixels: u32, groups: u32, k_split: u32,
+    oc_tiles: u32, pixels: u32, groups: u32, k_slices: u32,
 }
 
 const WORKGROUP_SIZE: u32 = 64u;

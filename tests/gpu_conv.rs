@@ -669,8 +669,8 @@ fn weights_beyond_one_uniform_window_are_sliced_and_match_reference() {
     }
 }
 
-/// The tiled product with its sums split `slices` ways (a request; `expect` is how many it
-/// must make), on random data within tolerance and on integers bit for bit.
+/// The tiled product with its sums split as `split_k` asks (`expect`: the slices its run
+/// must have made), on random data within tolerance and on integers bit for bit.
 fn check_split_k(name: &str, spec: Conv2dSpec, input: Shape, split_k: SplitK, expect: usize) {
     let seed = seed_of(name);
     for exact in [false, true] {
@@ -681,12 +681,12 @@ fn check_split_k(name: &str, spec: Conv2dSpec, input: Shape, split_k: SplitK, ex
             .expect("conv")
             .with_kernel(ConvKernel::TiledGemm)
             .with_split_k(split_k);
+        let got = run_conv(&conv, &data);
         assert_eq!(
             conv.split_k_slices(input).unwrap(),
             expect,
             "{name}: slices"
         );
-        let got = run_conv(&conv, &data);
         let case = format!("{name} [{spec:?} on {input}, {split_k:?}, exact {exact}]");
         let tol = (!exact).then(|| tolerances(&spec, &data, &want));
         assert_matches(&case, seed, &got, &want, tol.as_deref());
@@ -700,7 +700,7 @@ fn slices(n: usize) -> SplitK {
 #[test]
 fn split_k_products_match_reference() {
     // The rows k (input channels × taps of a group) are shared out in whole steps of 8: the
-    // splits each write partial sums (the first with the bias) to a scratch slot, and a
+    // slices each write partial sums (the first with the bias) to a scratch slot, and a
     // second dispatch sums the slots and applies the activation.
     // MobileNet v1's last pointwise layer: 128 steps, 16 slices of 8 steps.
     check_split_k(
@@ -710,14 +710,14 @@ fn split_k_products_match_reference() {
         slices(16),
         16,
     );
-    // Ragged rows: 70 channels are 9 steps; 4 slices of 3 steps make 3 (24 + 24 + 22 rows,
-    // the last with a padded step), and a ReLU that must wait for the whole sum.
+    // Ragged rows: 70 channels are 9 steps, in 4 slices of 2, 2, 2 and 3 steps (the last
+    // step padded), and a ReLU that must wait for the whole sum.
     check_split_k(
         "split_ragged_k",
         Conv2dSpec::pointwise(70, 72).activation(Activation::Relu),
         Shape::new(2, 70, 5, 3),
         slices(4),
-        3,
+        4,
     );
     // Grouped 3×3 with padding: 32 · 9 = 288 rows per group = 36 steps, 3 slices of 12; two
     // groups of 64 channels, every group in every slice.

@@ -272,37 +272,34 @@ fn inputs_above_128_mib_match_reference() {
 #[test]
 fn split_k_scratch_stays_within_the_binding_limit() {
     // 64 KiB per binding: a 10×10 output of 16 channels is 6,400 bytes per slot of partial
-    // sums, so 10 slots fit. 16 slices asked for over 16 steps become 10, i.e. 2 steps per
-    // slice, i.e. 8 slices.
+    // sums, so 10 slots fit, and 16 slices asked for over 16 steps become 10.
     let gpu = limited::gpu_with_binding_limit(gpu(), 65_536);
     let spec = Conv2dSpec::pointwise(128, 16).activation(Activation::Relu);
-    let input = Shape::new(1, 128, 10, 10);
-    let data = ConvData::new(&spec, input, 25, true);
-    let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();
-    let conv = Conv2d::new(&gpu, spec, &data.weights, data.bias())
-        .unwrap()
-        .with_kernel(ConvKernel::TiledGemm)
-        .with_split_k(SplitK::Slices(NonZeroUsize::new(16).unwrap()));
-    assert_eq!(conv.split_k_slices(input).unwrap(), 8);
-    let x = GpuTensor::from_tensor(&gpu, &data.input).unwrap();
-    let y = GpuTensor::full(&gpu, want.shape(), f32::NAN).unwrap();
-    conv.run_into(&x, &y).unwrap();
-    assert_matches("split-K, capped slots", 25, &y.read().unwrap(), &want, None);
-    // A run split past the binding limit (rows of a 40×40 input) splits each piece's sums.
-    let input = Shape::new(1, 128, 40, 40);
-    let data = ConvData::new(&spec, input, 26, true);
-    let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();
-    let conv = Conv2d::new(&gpu, spec, &data.weights, data.bias())
-        .unwrap()
-        .with_kernel(ConvKernel::TiledGemm)
-        .with_split_k(SplitK::Slices(NonZeroUsize::new(4).unwrap()));
-    let pieces = conv.split_count(input).unwrap();
-    assert!(pieces > 1, "{pieces} pieces");
-    assert_eq!(conv.split_k_slices(input).unwrap(), 4);
-    let x = GpuTensor::from_tensor(&gpu, &data.input).unwrap();
-    let y = GpuTensor::full(&gpu, want.shape(), f32::NAN).unwrap();
-    conv.run_into(&x, &y).unwrap();
-    assert_matches("split-K pieces", 26, &y.read().unwrap(), &want, None);
+    let sixteen = SplitK::Slices(NonZeroUsize::new(16).unwrap());
+    let run = |name: &str, input: Shape, seed: u64| {
+        let data = ConvData::new(&spec, input, seed, true);
+        let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();
+        let conv = Conv2d::new(&gpu, spec, &data.weights, data.bias())
+            .unwrap()
+            .with_kernel(ConvKernel::TiledGemm)
+            .with_split_k(sixteen);
+        let x = GpuTensor::from_tensor(&gpu, &data.input).unwrap();
+        let y = GpuTensor::full(&gpu, want.shape(), f32::NAN).unwrap();
+        conv.run_into(&x, &y).unwrap();
+        assert_matches(name, seed, &y.read().unwrap(), &want, None);
+        (
+            conv.split_count(input).unwrap(),
+            conv.split_k_slices(input).unwrap(),
+        )
+    };
+    assert_eq!(run("capped slots", Shape::new(1, 128, 10, 10), 25), (1, 10));
+    // A batch of 4 past the binding limit: a piece per item, each bound in place at its
+    // offset (51,200 and 6,400 bytes per item, both aligned), each piece split 10 ways.
+    assert_eq!(run("batch pieces", Shape::new(4, 128, 10, 10), 26), (4, 10));
+    // Rows of a 40×40 input past the binding limit: each piece's output goes through a
+    // scratch copy, and its sums are split as far as its slots allow.
+    let (pieces, slices) = run("row pieces", Shape::new(1, 128, 40, 40), 27);
+    assert!(pieces > 1 && slices > 1, "{pieces} pieces, {slices} slices");
 }
 
 #[test]

@@ -68,8 +68,10 @@ pub enum ConvKernel {
     /// Time both kernels on the first run of each input shape (into a scratch output) and
     /// keep the faster one for that shape. The first run costs a few runs of each; the two
     /// round differently, so pin one where bit-for-bit repeatability across processes
-    /// matters. Convs with fewer than 16 output channels per group skip the measurement and
-    /// take the windows: the tiled product pads each group to 64 channels. So do runs the
+    /// matters (and, with `TiledGemm`, a [`SplitK::Slices`] count: `SplitK::Auto` depends on
+    /// the device, and on a CPU adapter on the thread count). Convs with fewer than 16 output
+    /// channels per group skip the measurement and take the windows: the tiled product pads
+    /// each group to 64 channels. So do runs the
     /// tiled product cannot take on the device (its weights past the storage-binding limit,
     /// fewer than 4 storage buffers per shader stage or 64 invocations per workgroup).
     #[default]
@@ -104,11 +106,14 @@ pub enum ConvKernel {
 pub enum SplitK {
     /// Split only as far as it takes for the workgroups to fill the device (the thread count
     /// on a CPU adapter; 512 workgroups on a GPU, a figure not yet checked on one), keeping
-    /// at least 64 rows per slice.
+    /// at least 8 steps of 8 rows per slice. The count depends on the device, so results may
+    /// differ in their last bits between devices (and thread counts).
     #[default]
     Auto,
-    /// This many slices (fewer when there are fewer steps of 8 rows, or when their scratch
-    /// would not fit one storage binding); 1 never splits.
+    /// This many slices of whole steps of 8 rows, spread evenly (fewer when there are fewer
+    /// steps, or when their scratch, one copy of the output per slice, would not fit one
+    /// storage binding); 1 never splits. The scratch is kept with the conv for its last few
+    /// input shapes.
     Slices(NonZeroUsize),
 }
 
@@ -593,17 +598,22 @@ impl Conv2d {
     }
 
     /// Slices the tiled product splits its sums into on an `input`-shaped tensor, whether or
-    /// not that kernel is the one that runs (1: not split; for a run split past the binding
-    /// limit, those of its first piece).
+    /// not that kernel is the one that runs: those of its last run of that shape, or those it
+    /// would make (1: not split, and always for depthwise convs, which have no tiled
+    /// product; for a run split past the binding limit, those of its first piece).
     ///
     /// # Errors
     /// Those of [`Conv2d::output_shape`].
     pub fn split_k_slices(&self, input: Shape) -> Result<usize> {
-        Ok(gemm::splits_of(
-            &self.gpu,
-            &self.first_key(input)?,
-            self.split_k,
-        ))
+        let key = self.first_key(input)?;
+        if self.plan.shader == Shader::Depthwise {
+            return Ok(1);
+        }
+        let gemm = self.gemm.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(match gemm.as_ref() {
+            Some(g) => g.slices(&key),
+            None => gemm::planned_slices(&self.gpu, &key, self.split_k),
+        })
     }
 
     /// The run of an `input`-shaped tensor, or its first piece when it is split past the

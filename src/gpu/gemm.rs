@@ -8,6 +8,7 @@ use super::conv::{LaunchKey, SplitK};
 use super::dispatch;
 use super::pipelines::{Constants, TiledShader};
 use super::recent::Recent;
+use super::split;
 use super::{binding, entry, Gpu};
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Shape};
@@ -59,9 +60,9 @@ pub(crate) struct TileParams {
     pub pixels: u32,
     /// Groups (1 but for a grouped conv).
     pub groups: u32,
-    /// Rows k per split of a split product, a whole number of steps: `k_channels` rounded up
-    /// to `TILE_K` when the product is not split (the fused kernel never is).
-    pub k_split: u32,
+    /// Slices the rows k are split into, each a whole number of steps (1: not split; the
+    /// fused kernel never is).
+    pub k_slices: u32,
 }
 
 /// Field names in declaration order, for the test that compares them with the WGSL struct.
@@ -86,7 +87,7 @@ pub(crate) const TILE_PARAMS_FIELDS: [&str; 20] = [
     "oc_tiles",
     "pixels",
     "groups",
-    "k_split",
+    "k_slices",
 ];
 
 /// Output channels (of one group) rounded up to whole tiles.
@@ -127,25 +128,29 @@ impl TileParams {
             oc_tiles: u(oc_padded / TILE_OC),
             pixels: u(output.n * output.h * output.w),
             groups: u(spec.groups),
-            k_split: u(k_channels.next_multiple_of(TILE_K)),
+            k_slices: 1,
             ..Self::default()
         }
     }
 
-    /// These parameters with the rows k split into (about) `splits` pieces of whole steps;
-    /// [`Self::splits`] says how many that makes.
-    fn split(self, splits: usize) -> Self {
-        let steps = (self.k_channels as usize).div_ceil(TILE_K);
-        let rows = steps.div_ceil(splits.clamp(1, steps.max(1))) * TILE_K;
+    /// Steps of `TILE_K` rows in the product.
+    fn steps(&self) -> u64 {
+        u64::from(self.k_channels).div_ceil(TILE_K as u64)
+    }
+
+    /// These parameters with the rows k split into `slices` slices of whole steps (at most
+    /// one per step), spread evenly: slices differ by at most one step.
+    fn split(self, slices: usize) -> Self {
+        let slices = (slices as u64).clamp(1, self.steps().max(1));
         Self {
-            k_split: rows as u32,
+            k_slices: slices as u32,
             ..self
         }
     }
 
-    /// Pieces the rows k are split into (1: not split).
+    /// Slices the rows k are split into (1: not split).
     fn splits(&self) -> u64 {
-        u64::from(self.k_channels).div_ceil(u64::from(self.k_split.max(1)))
+        u64::from(self.k_slices.max(1))
     }
 
     /// Output elements, n · c_out · h_out · w_out: one slot of a split product's scratch.
@@ -181,16 +186,11 @@ fn fill_workgroups(gpu: &Gpu) -> u64 {
     }
 }
 
-/// Into how many pieces the tiled product splits the rows k of `params` on `gpu` (see
-/// [`slices`]).
-fn choose_splits(gpu: &Gpu, params: &TileParams, split_k: SplitK) -> usize {
-    let limits = gpu.limits();
-    let slot_bytes = params.output_len().max(1) * 4;
-    let slots = limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size)
-        / slot_bytes;
-    let steps = (params.k_channels as usize).div_ceil(TILE_K);
+/// Into how many slices the tiled product splits the rows k of `params` on `gpu` (see
+/// [`slices`]): the scratch of partial sums must fit one storage binding.
+fn choose_slices(gpu: &Gpu, params: &TileParams, split_k: SplitK) -> usize {
+    let slots = split::binding_elements(gpu.limits()) / params.output_len().max(1);
+    let steps = params.steps() as usize;
     slices(split_k, params.tiles(), steps, fill_workgroups(gpu), slots)
 }
 
@@ -208,11 +208,16 @@ fn slices(split_k: SplitK, tiles: u64, steps: usize, fill: u64, slots: u64) -> u
     wanted.min(steps as u64).min(slots).max(1) as usize
 }
 
-/// The splits of the rows k the tiled product makes for the run `key` (see
-/// [`choose_splits`]).
-pub(crate) fn splits_of(gpu: &Gpu, key: &LaunchKey, split_k: SplitK) -> usize {
+/// Slices the tiled product would split the run `key` into (see [`choose_slices`]).
+pub(crate) fn planned_slices(gpu: &Gpu, key: &LaunchKey, split_k: SplitK) -> usize {
+    conv_params(gpu, key, split_k).splits() as usize
+}
+
+/// The parameters of the tiled product for the run `key`, its rows k split as `split_k` and
+/// the device have it (see [`choose_slices`]).
+fn conv_params(gpu: &Gpu, key: &LaunchKey, split_k: SplitK) -> TileParams {
     let params = TileParams::product(&key.spec, k_rows(&key.spec), key.input, key.output);
-    params.split(choose_splits(gpu, &params, split_k)).splits() as usize
+    params.split(choose_slices(gpu, &params, split_k))
 }
 
 /// Weights `[c_out, k]` (`k` = c_in / groups · kh · kw, PyTorch's layout flattened) transposed
@@ -261,6 +266,8 @@ pub(crate) struct Launches<K> {
 pub(crate) struct Launch {
     pub params: wgpu::Buffer,
     pub grid: [u32; 3],
+    /// Slices of the rows k (1: not split).
+    slices: u64,
     /// The second pass of a split product.
     reduce: Option<Reduce>,
 }
@@ -324,6 +331,7 @@ impl<K: PartialEq> Launches<K> {
                 wgpu::BufferUsages::UNIFORM,
             )?,
             grid,
+            slices: params.splits(),
             reduce,
         });
         self.recent.insert(key, Arc::clone(&launch));
@@ -404,6 +412,15 @@ impl GemmConv {
         })
     }
 
+    /// Slices the product splits the run `key` into: those of its launch when it has run,
+    /// otherwise those it would make.
+    pub(crate) fn slices(&self, key: &LaunchKey) -> usize {
+        match self.launches.recent.get(key) {
+            Some(launch) => launch.slices as usize,
+            None => planned_slices(&self.gpu, key, self.split_k),
+        }
+    }
+
     /// Records the run (or piece of a run past the binding limit) `key` on its input bound at
     /// `input_binding`, writing its output at `output_binding`: one dispatch, or two when the
     /// product is split (the product into the scratch, then its sum into the output).
@@ -415,8 +432,7 @@ impl GemmConv {
         output_binding: wgpu::BufferBinding<'_>,
     ) -> Result<()> {
         let launch = self.launches.get(&self.gpu, key, || {
-            let params = TileParams::product(&key.spec, k_rows(&key.spec), key.input, key.output);
-            Ok(params.split(choose_splits(&self.gpu, &params, self.split_k)))
+            Ok(conv_params(&self.gpu, &key, self.split_k))
         })?;
         let layout = self
             .gpu
@@ -546,17 +562,18 @@ mod tests {
     }
 
     #[test]
-    fn split_rows_are_whole_steps_and_cover_k() {
+    fn slices_are_at_most_one_per_step() {
         let spec = Conv2dSpec::pointwise(70, 72);
         let p = TileParams::product(&spec, 70, Shape::new(1, 70, 5, 3), Shape::new(1, 72, 5, 3));
-        // Not split: one piece of 72 rows.
-        assert_eq!((p.k_split, p.splits()), (72, 1));
-        // 9 steps in 4 slices: 3 steps of 8 rows each, so 3 pieces (24 + 24 + 22 rows).
+        // Not split; 70 rows are 9 steps.
+        assert_eq!((p.k_slices, p.splits(), p.steps()), (1, 1, 9));
+        // 4 slices (steps 2, 2, 2, 3 in the shader), each a copy of the tiles.
         let s = p.split(4);
-        assert_eq!((s.k_split, s.splits()), (24, 3));
-        assert_eq!(s.workgroups(), 3 * p.workgroups());
-        // More slices than steps: one step each.
+        assert_eq!(s.splits(), 4);
+        assert_eq!(s.workgroups(), 4 * p.workgroups());
+        // More slices than steps: one step each; none is 1.
         assert_eq!(p.split(20).splits(), 9);
+        assert_eq!(p.split(0).splits(), 1);
     }
 
     #[test]
