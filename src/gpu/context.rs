@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use super::conv::{ConvKernel, LaunchKey, SplitK};
 use super::pipelines::Pipelines;
+use super::recent::Recent;
 use crate::error::{Error, Result};
 
 /// A GPU to run convolutions on: a wgpu device and queue, their limits, and a cache of
@@ -25,9 +27,17 @@ struct Inner {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     pipelines: Pipelines,
+    /// The kernels [`crate::ConvKernel::Auto`] measured fastest, per run (spec and shapes)
+    /// and split-K setting, shared by every conv on the device: convs with the same spec
+    /// and shapes (MobileNet's five 14×14 blocks) measure once.
+    conv_choices: Recent<(LaunchKey, SplitK), ConvKernel>,
     /// Set by the device-lost callback; every operation checks it first.
     lost: Arc<Mutex<Option<String>>>,
 }
+
+/// Distinct runs whose measured kernel choice a [`Gpu`] keeps for all its convs: every
+/// pointwise and grouped layer of a large network.
+const CONV_CHOICES: usize = 64;
 
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,6 +120,7 @@ impl Gpu {
                 info,
                 limits,
                 pipelines,
+                conv_choices: Recent::new(CONV_CHOICES),
                 lost,
             }),
         })
@@ -147,6 +158,11 @@ impl Gpu {
 
     pub(crate) fn pipelines(&self) -> &Pipelines {
         &self.inner.pipelines
+    }
+
+    /// Measured kernel choices shared by the device's convs (see `Inner::conv_choices`).
+    pub(crate) fn conv_choices(&self) -> &Recent<(LaunchKey, SplitK), ConvKernel> {
+        &self.inner.conv_choices
     }
 
     /// Whether two handles refer to the same device.

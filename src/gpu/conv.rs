@@ -66,7 +66,9 @@ pub struct Conv2d {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConvKernel {
     /// Time both kernels on the first run of each input shape (into a scratch output) and
-    /// keep the faster one for that shape. The first run costs a few runs of each; the two
+    /// keep the faster one for that shape; other convs on the same [`Gpu`] with the same spec,
+    /// shapes and [`SplitK`] take that choice without measuring (the weights' values do not
+    /// change the kernels' speed). The first run costs a few runs of each; the two
     /// round differently, so pin one where bit-for-bit repeatability across processes
     /// matters (and, with `TiledGemm`, a [`SplitK::Slices`] count: `SplitK::Auto` depends on
     /// the device, and on a CPU adapter on the thread count). Convs with fewer than 16 output
@@ -833,7 +835,16 @@ impl Conv2d {
             return Ok(kernel);
         }
         let kernel = match self.gemm() {
-            Ok(_) => self.measure(key, input_binding)?,
+            // A conv with the same spec and shapes on this device measured already: the
+            // weights' values do not change the kernels' speed.
+            Ok(_) => match self.gpu.conv_choices().get(&(*key, self.split_k)) {
+                Some(kernel) => kernel,
+                None => {
+                    let kernel = self.measure(key, input_binding)?;
+                    self.gpu.conv_choices().insert((*key, self.split_k), kernel);
+                    kernel
+                }
+            },
             // Weights past the storage-binding limit, or too few storage buffers per stage
             // on this device: only the windows can run it.
             Err(Error::TooLarge { .. } | Error::Unsupported { .. }) => ConvKernel::UniformWindows,
@@ -1101,5 +1112,53 @@ mod tests {
         let depthwise = Plan::new(&Conv2dSpec::depthwise(8, [3, 3]), 32).unwrap();
         assert_eq!(depthwise.pixels(Shape::new(1, 8, 56, 56), 1, 2), 1);
         assert!(!depthwise.constants(1).iter().any(|(n, _)| *n == "PIXELS"));
+    }
+}
+
+#[cfg(test)]
+mod shared_choice_tests {
+    //! The device-wide cache of measured kernel choices, which only the crate can see; on the
+    //! adapter the integration tests use (`WGPU_BACKEND`, lavapipe in CI).
+    use super::*;
+    use crate::Tensor;
+
+    #[test]
+    fn convs_with_the_same_spec_and_shapes_share_a_measured_choice() {
+        let gpu = Gpu::new().expect("an adapter (lavapipe in CI)");
+        let spec = Conv2dSpec::pointwise(64, 64).bias(false);
+        let input = Shape::new(1, 64, 6, 6);
+        let x = GpuTensor::from_tensor(&gpu, &Tensor::full(input, 0.5).unwrap()).unwrap();
+        let conv = |w: f32| Conv2d::new(&gpu, spec, &vec![w; spec.weight_count()], None).unwrap();
+        let key = (
+            LaunchKey {
+                spec,
+                input,
+                output: spec.output_shape(input).unwrap(),
+            },
+            SplitK::Auto,
+        );
+        // The first conv measures and shares its choice.
+        let first = conv(0.25);
+        first.run(&x).unwrap();
+        let measured = first.chosen_kernel(input).unwrap();
+        assert_eq!(gpu.conv_choices().get(&key), Some(measured));
+        // A second conv with other weights takes whatever the device has recorded, without
+        // measuring: plant the other kernel and it must run that one.
+        let other = match measured {
+            ConvKernel::TiledGemm => ConvKernel::UniformWindows,
+            _ => ConvKernel::TiledGemm,
+        };
+        gpu.conv_choices().insert(key, other);
+        let second = conv(-1.0);
+        let y = second.run(&x).unwrap().read().unwrap();
+        assert_eq!(second.chosen_kernel(input), Some(other));
+        assert!(y.data().iter().all(|&v| v == -32.0), "{:?}", &y.data()[..4]);
+        // A different split-K setting is a different key: measured again, and shared.
+        let third = conv(1.0).with_split_k(SplitK::Slices(NonZeroUsize::MIN));
+        third.run(&x).unwrap();
+        let third_choice = third.chosen_kernel(input).unwrap();
+        let third_key = (key.0, SplitK::Slices(NonZeroUsize::MIN));
+        assert_eq!(gpu.conv_choices().get(&third_key), Some(third_choice));
+        assert_eq!(gpu.conv_choices().get(&key), Some(other));
     }
 }

@@ -12,8 +12,9 @@ use crate::networks::{Network, NodeId, Op};
 /// connected node (weights uploaded once, batch norm already folded), the op shaders for the
 /// rest. [`GpuNetwork::run`] records every node into one command buffer; nothing is read back
 /// until the caller reads the result. Its convs choose their kernels by measurement
-/// ([`crate::ConvKernel::Auto`]) on the first run of an input shape, which makes that run
-/// slower than the next; time the runs after it.
+/// ([`crate::ConvKernel::Auto`]) on the first run of an input shape, once per distinct spec
+/// and shape on the device, which makes that run slower than the next; time the runs after
+/// it.
 ///
 /// # Example
 /// ```no_run
