@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use super::conv::{ConvKernel, LaunchKey, SplitK};
 use super::pipelines::Pipelines;
 use super::recent::Recent;
+use super::separable::{BlockKey, BlockPath};
 use crate::error::{Error, Result};
 
 /// A GPU to run convolutions on: a wgpu device and queue, their limits, and a cache of
@@ -31,12 +32,14 @@ struct Inner {
     /// and split-K setting, shared by every conv on the device: convs with the same spec
     /// and shapes (MobileNet's five 14×14 blocks) measure once.
     conv_choices: Recent<(LaunchKey, SplitK), ConvKernel>,
+    /// The same for [`crate::Fusion::Auto`]'s paths of separable blocks.
+    block_choices: Recent<BlockKey, BlockPath>,
     /// Set by the device-lost callback; every operation checks it first.
     lost: Arc<Mutex<Option<String>>>,
 }
 
-/// Distinct runs whose measured kernel choice a [`Gpu`] keeps for all its convs: every
-/// pointwise and grouped layer of a large network.
+/// Distinct runs whose measured kernel choice (or block path) a [`Gpu`] keeps for all its
+/// convs (blocks): every pointwise and grouped layer of a large network.
 const CONV_CHOICES: usize = 64;
 
 impl std::fmt::Debug for Gpu {
@@ -121,6 +124,7 @@ impl Gpu {
                 limits,
                 pipelines,
                 conv_choices: Recent::new(CONV_CHOICES),
+                block_choices: Recent::new(CONV_CHOICES),
                 lost,
             }),
         })
@@ -163,6 +167,11 @@ impl Gpu {
     /// Measured kernel choices shared by the device's convs (see `Inner::conv_choices`).
     pub(crate) fn conv_choices(&self) -> &Recent<(LaunchKey, SplitK), ConvKernel> {
         &self.inner.conv_choices
+    }
+
+    /// Measured paths shared by the device's separable blocks.
+    pub(crate) fn block_choices(&self) -> &Recent<BlockKey, BlockPath> {
+        &self.inner.block_choices
     }
 
     /// Whether two handles refer to the same device.

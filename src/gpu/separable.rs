@@ -4,18 +4,20 @@ use super::fused::FusedKernel;
 use super::measure;
 use super::ops::check_output;
 use super::recent::Recent;
-use super::{Conv2d, GpuTensor};
+use super::{Conv2d, ConvKernel, GpuTensor, SplitK};
 use crate::cpu::reference::check_separable;
 use crate::error::{Error, Result};
-use crate::spec::Shape;
+use crate::spec::{Conv2dSpec, Shape};
 use std::sync::{Arc, Mutex};
 
 /// How a [`SeparableBlock`] chooses between its two ways of running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fusion {
     /// Time both paths on the first run of each input shape and keep the faster one for
-    /// that shape (the two-kernel path where the fused kernel cannot take the shape). The
-    /// first run costs a few extra runs of each path; the two paths round differently, so
+    /// that shape (the two-kernel path where the fused kernel cannot take the shape); other
+    /// blocks on the same [`crate::Gpu`] with the same specs, pointwise kernel settings and
+    /// input shape take that choice without measuring. The first run costs a few extra runs
+    /// of each path; the two paths round differently, so
     /// pin one with [`Fusion::Never`] or [`Fusion::Always`] where bit-for-bit repeatability
     /// across processes matters.
     #[default]
@@ -75,6 +77,18 @@ pub struct SeparableBlock {
 
 /// Input shapes whose measured choice a block keeps.
 const CHOICES: usize = 8;
+
+/// A block's run as far as its measured path goes: the halves' specs, the pointwise half's
+/// kernel settings and the input shape. Blocks with the same key on one [`super::Gpu`]
+/// share the path [`Fusion::Auto`] measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockKey {
+    depthwise: Conv2dSpec,
+    pointwise: Conv2dSpec,
+    pointwise_kernel: ConvKernel,
+    split_k: SplitK,
+    input: Shape,
+}
 
 impl SeparableBlock {
     /// Pairs a depthwise and a pointwise convolution made on the same GPU.
@@ -171,13 +185,34 @@ impl SeparableBlock {
             Fusion::Auto => match self.chosen.get(&input.shape()) {
                 Some(path) => path,
                 None => {
-                    let path = self.measure(input, output)?;
+                    // A block of the same specs and kernel settings on this device measured
+                    // already: the weights' values do not change the paths' speed.
+                    let key = self.key(input.shape());
+                    let path = match gpu.block_choices().get(&key) {
+                        Some(path) => path,
+                        None => {
+                            let path = self.measure(input, output)?;
+                            gpu.block_choices().insert(key, path);
+                            path
+                        }
+                    };
                     self.chosen.insert(input.shape(), path);
                     path
                 }
             },
         };
         self.submit(path, input, output)
+    }
+
+    /// What makes the two paths' speeds on an `input`-shaped tensor what they are.
+    fn key(&self, input: Shape) -> BlockKey {
+        BlockKey {
+            depthwise: *self.depthwise.spec(),
+            pointwise: *self.pointwise.spec(),
+            pointwise_kernel: self.pointwise.kernel(),
+            split_k: self.pointwise.split_k(),
+            input,
+        }
     }
 
     /// Records and submits one run along `path`.
@@ -262,5 +297,50 @@ impl SeparableBlock {
             self.submit(path, input, output)?;
             gpu.wait()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The device-wide record of measured paths, which only the crate can see; on the
+    //! adapter the integration tests use (`WGPU_BACKEND`, lavapipe in CI).
+    use super::*;
+    use crate::{Conv2dSpec, Gpu, Padding};
+
+    #[test]
+    fn blocks_with_the_same_specs_share_a_measured_path() {
+        let gpu = Gpu::new().expect("an adapter (lavapipe in CI)");
+        let dw = Conv2dSpec::depthwise(16, [3, 3]).padding(Padding::uniform(1));
+        let pw = Conv2dSpec::pointwise(16, 64);
+        let input = Shape::new(1, 16, 6, 6);
+        // Dyadic values: every sum is exact in f32, whatever the order, so both paths agree
+        // bit for bit.
+        let block = |kernel: ConvKernel| {
+            let dw = Conv2d::new(&gpu, dw, &vec![0.5; dw.weight_count()], Some(&[0.25; 16]));
+            let pw = Conv2d::new(&gpu, pw, &vec![0.125; pw.weight_count()], Some(&[1.0; 64]));
+            SeparableBlock::new(dw.unwrap(), pw.unwrap().with_kernel(kernel)).unwrap()
+        };
+        let x = GpuTensor::from_slice(&gpu, input, &vec![1.0; input.len().unwrap()]).unwrap();
+        // The first block measures and records its path on the device.
+        let first = block(ConvKernel::Auto);
+        let want = first.run(&x).unwrap().read().unwrap();
+        let measured = first.chosen_path(input).unwrap();
+        assert_eq!(gpu.block_choices().get(&first.key(input)), Some(measured));
+        // A second block takes whatever the device has recorded: plant the other path.
+        let other = match measured {
+            BlockPath::Fused => BlockPath::TwoKernels,
+            BlockPath::TwoKernels => BlockPath::Fused,
+        };
+        gpu.block_choices().insert(first.key(input), other);
+        let second = block(ConvKernel::Auto);
+        let got = second.run(&x).unwrap().read().unwrap();
+        assert_eq!(second.chosen_path(input), Some(other));
+        assert_eq!(got.data(), want.data());
+        // Another pointwise kernel setting is another key: measured and recorded apart.
+        let third = block(ConvKernel::UniformWindows);
+        third.run(&x).unwrap();
+        let path = third.chosen_path(input).unwrap();
+        assert_eq!(gpu.block_choices().get(&third.key(input)), Some(path));
+        assert_eq!(gpu.block_choices().get(&first.key(input)), Some(other));
     }
 }
