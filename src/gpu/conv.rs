@@ -6,7 +6,7 @@ use super::measure;
 use super::ops::check_output;
 use super::pack;
 use super::params::{ConvParams, Tiling};
-use super::pipelines::{Constants, Shader, WEIGHT_WINDOW_FLOATS};
+use super::pipelines::{geometry, Constants, Shader, WEIGHT_WINDOW_FLOATS};
 use super::recent::Recent;
 use super::split;
 use super::{binding, entry};
@@ -238,16 +238,6 @@ impl Plan {
     /// workgroup size (see [`window_workgroup_size`]).
     fn new(spec: &Conv2dSpec, window_workgroup_size: u32) -> Result<Self> {
         let taps = spec.kernel[0] * spec.kernel[1];
-        let geometry = |c: &mut Constants| {
-            c.extend([
-                ("K_H", spec.kernel[0] as u32),
-                ("K_W", spec.kernel[1] as u32),
-                ("STRIDE_H", spec.stride[0] as u32),
-                ("STRIDE_W", spec.stride[1] as u32),
-                ("DILATION_H", spec.dilation[0] as u32),
-                ("DILATION_W", spec.dilation[1] as u32),
-            ])
-        };
         // Widest channel tile that a group fills: 32 output channels per invocation, down to
         // 4. A block whose weights overflow one window has its input channels split over
         // several slices instead of a narrower tile: each extra slice costs one more pass
@@ -274,7 +264,7 @@ impl Plan {
         let mut constants = Constants::new();
         Ok(match spec.kind() {
             ConvKind::Depthwise { .. } => {
-                geometry(&mut constants);
+                constants.extend(geometry(spec));
                 Self {
                     shader: Shader::Depthwise,
                     constants,
@@ -295,7 +285,7 @@ impl Plan {
             ConvKind::Grouped => {
                 constants.push(("OC_VEC4", (oc_tile / 4) as u32));
                 constants.push(("WORKGROUP_SIZE", window_workgroup_size));
-                geometry(&mut constants);
+                constants.extend(geometry(spec));
                 Self {
                     shader: Shader::Grouped,
                     constants,
@@ -831,27 +821,23 @@ impl Conv2d {
             ConvKernel::Auto => {}
             pinned => return Ok(pinned),
         }
-        if let Some(kernel) = self.chosen.get(key) {
-            return Ok(kernel);
-        }
-        let kernel = match self.gemm() {
-            // A conv with the same spec and shapes on this device measured already: the
-            // weights' values do not change the kernels' speed.
-            Ok(_) => match self.gpu.conv_choices().get(&(*key, self.split_k)) {
-                Some(kernel) => kernel,
-                None => {
-                    let kernel = self.measure(key, input_binding)?;
-                    self.gpu.conv_choices().insert((*key, self.split_k), kernel);
-                    kernel
+        self.chosen
+            .get_or_try_insert_with(*key, || match self.gemm() {
+                // Measured once per device for all convs with the same spec and shapes: the
+                // weights' values do not change the kernels' speed.
+                Ok(_) => self
+                    .gpu
+                    .conv_choices()
+                    .get_or_try_insert_with((*key, self.split_k), || {
+                        self.measure(key, input_binding)
+                    }),
+                // Weights past the storage-binding limit, or too few storage buffers per stage
+                // on this device: only the windows can run it.
+                Err(Error::TooLarge { .. } | Error::Unsupported { .. }) => {
+                    Ok(ConvKernel::UniformWindows)
                 }
-            },
-            // Weights past the storage-binding limit, or too few storage buffers per stage
-            // on this device: only the windows can run it.
-            Err(Error::TooLarge { .. } | Error::Unsupported { .. }) => ConvKernel::UniformWindows,
-            Err(e) => return Err(e),
-        };
-        self.chosen.insert(*key, kernel);
-        Ok(kernel)
+                Err(e) => Err(e),
+            })
     }
 
     /// The tiled-product kernel, built on first use.
@@ -907,14 +893,9 @@ impl Conv2d {
         input_binding: wgpu::BufferBinding<'_>,
         output_binding: wgpu::BufferBinding<'_>,
     ) -> Result<()> {
-        let launch = match self.launches.get(&key) {
-            Some(launch) => launch,
-            None => {
-                let launch = Arc::new(self.launch(key)?);
-                self.launches.insert(key, Arc::clone(&launch));
-                launch
-            }
-        };
+        let launch = self
+            .launches
+            .get_or_try_insert_with(key, || self.launch(key).map(Arc::new))?;
         let device = self.gpu.device();
         let label = self.plan.shader.label();
         let params_size = wgpu::BufferSize::new(std::mem::size_of::<ConvParams>() as u64);
@@ -1120,26 +1101,48 @@ mod shared_choice_tests {
     //! The device-wide cache of measured kernel choices, which only the crate can see; on the
     //! adapter the integration tests use (`WGPU_BACKEND`, lavapipe in CI).
     use super::*;
+    use crate::cpu::reference;
+    use crate::gpu::small_ints;
     use crate::Tensor;
 
     #[test]
     fn convs_with_the_same_spec_and_shapes_share_a_measured_choice() {
         let gpu = Gpu::new().expect("an adapter (lavapipe in CI)");
-        let spec = Conv2dSpec::pointwise(64, 64).bias(false);
+        let spec = Conv2dSpec::pointwise(64, 64);
         let input = Shape::new(1, 64, 6, 6);
-        let x = GpuTensor::from_tensor(&gpu, &Tensor::full(input, 0.5).unwrap()).unwrap();
-        let conv = |w: f32| Conv2d::new(&gpu, spec, &vec![w; spec.weight_count()], None).unwrap();
+        let output = spec.output_shape(input).unwrap();
+        let x = Tensor::new(input, small_ints(1, input.len().unwrap())).unwrap();
+        let gx = GpuTensor::from_tensor(&gpu, &x).unwrap();
+        // A conv with its own seeded weights, run into a NaN-poisoned output and checked
+        // against the reference bit for bit (small integers).
+        let check = |conv: &Conv2d, seed: u64| {
+            let want = reference::conv2d(&spec, &x, conv.weights(), conv.bias()).unwrap();
+            let y = GpuTensor::full(&gpu, output, f32::NAN).unwrap();
+            conv.run_into(&gx, &y).unwrap();
+            let got = y.read().unwrap();
+            assert!(
+                got.data().iter().zip(want.data()).all(|(g, w)| g == w),
+                "seed {seed}: {:?} against {:?}",
+                &got.data()[..4],
+                &want.data()[..4]
+            );
+        };
+        let conv = |seed: u64| {
+            let w = small_ints(seed, spec.weight_count());
+            let b = small_ints(seed + 1, spec.c_out);
+            Conv2d::new(&gpu, spec, &w, Some(&b)).unwrap()
+        };
         let key = (
             LaunchKey {
                 spec,
                 input,
-                output: spec.output_shape(input).unwrap(),
+                output,
             },
             SplitK::Auto,
         );
         // The first conv measures and shares its choice.
-        let first = conv(0.25);
-        first.run(&x).unwrap();
+        let first = conv(2);
+        check(&first, 2);
         let measured = first.chosen_kernel(input).unwrap();
         assert_eq!(gpu.conv_choices().get(&key), Some(measured));
         // A second conv with other weights takes whatever the device has recorded, without
@@ -1149,13 +1152,12 @@ mod shared_choice_tests {
             _ => ConvKernel::TiledGemm,
         };
         gpu.conv_choices().insert(key, other);
-        let second = conv(-1.0);
-        let y = second.run(&x).unwrap().read().unwrap();
+        let second = conv(4);
+        check(&second, 4);
         assert_eq!(second.chosen_kernel(input), Some(other));
-        assert!(y.data().iter().all(|&v| v == -32.0), "{:?}", &y.data()[..4]);
         // A different split-K setting is a different key: measured again, and shared.
-        let third = conv(1.0).with_split_k(SplitK::Slices(NonZeroUsize::MIN));
-        third.run(&x).unwrap();
+        let third = conv(6).with_split_k(SplitK::Slices(NonZeroUsize::MIN));
+        check(&third, 6);
         let third_choice = third.chosen_kernel(input).unwrap();
         let third_key = (key.0, SplitK::Slices(NonZeroUsize::MIN));
         assert_eq!(gpu.conv_choices().get(&third_key), Some(third_choice));

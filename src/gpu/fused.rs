@@ -4,7 +4,7 @@
 
 use super::entry;
 use super::gemm::{self, Launches, TileParams};
-use super::pipelines::TiledShader;
+use super::pipelines::{geometry, TiledShader};
 use super::{Conv2d, Gpu, GpuTensor};
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Shape};
@@ -41,9 +41,9 @@ impl FusedKernel {
         let storage = wgpu::BufferUsages::STORAGE;
         let upload =
             |label, data: &[f32]| gpu.buffer_init(label, bytemuck::cast_slice(data), storage);
-        let pipeline =
-            gpu.pipelines()
-                .tiled(gpu, TiledShader::FusedSeparable, &gemm::geometry(dw))?;
+        let pipeline = gpu
+            .pipelines()
+            .tiled(gpu, TiledShader::FusedSeparable, &geometry(dw))?;
         Ok(Self {
             gpu: gpu.clone(),
             depthwise: *dw,

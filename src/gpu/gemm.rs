@@ -6,7 +6,7 @@
 
 use super::conv::{LaunchKey, SplitK};
 use super::dispatch;
-use super::pipelines::{Constants, TiledShader};
+use super::pipelines::{geometry, TiledShader};
 use super::recent::Recent;
 use super::split;
 use super::{binding, entry, Gpu};
@@ -298,10 +298,15 @@ impl<K: PartialEq> Launches<K> {
         key: K,
         params: impl FnOnce() -> Result<TileParams>,
     ) -> Result<Arc<Launch>> {
-        if let Some(launch) = self.recent.get(&key) {
-            return Ok(launch);
-        }
-        let params = params()?;
+        self.recent
+            .get_or_try_insert_with(key, || Launch::new(gpu, params()?).map(Arc::new))
+    }
+}
+
+impl Launch {
+    /// Uploads `params` and lays out the grid, and for a split product the scratch and the
+    /// grid of its second pass.
+    fn new(gpu: &Gpu, params: TileParams) -> Result<Self> {
         let max_per_dimension = gpu.limits().max_compute_workgroups_per_dimension;
         let grid = dispatch::grid(params.workgroups(), max_per_dimension)?;
         let reduce = if params.splits() > 1 {
@@ -324,7 +329,7 @@ impl<K: PartialEq> Launches<K> {
         } else {
             None
         };
-        let launch = Arc::new(Launch {
+        Ok(Self {
             params: gpu.buffer_init(
                 "tile.params",
                 bytemuck::bytes_of(&params),
@@ -333,9 +338,7 @@ impl<K: PartialEq> Launches<K> {
             grid,
             slices: params.splits(),
             reduce,
-        });
-        self.recent.insert(key, Arc::clone(&launch));
-        Ok(launch)
+        })
     }
 }
 
@@ -485,18 +488,6 @@ impl GemmConv {
 /// Rows of a group's product: c_in / groups · kh · kw.
 fn k_rows(spec: &Conv2dSpec) -> usize {
     spec.c_in_per_group() * spec.kernel[0] * spec.kernel[1]
-}
-
-/// A kernel's geometry as override constants, so that its tap arithmetic folds.
-pub(crate) fn geometry(spec: &Conv2dSpec) -> Constants {
-    vec![
-        ("K_H", spec.kernel[0] as u32),
-        ("K_W", spec.kernel[1] as u32),
-        ("STRIDE_H", spec.stride[0] as u32),
-        ("STRIDE_W", spec.stride[1] as u32),
-        ("DILATION_H", spec.dilation[0] as u32),
-        ("DILATION_W", spec.dilation[1] as u32),
-    ]
 }
 
 #[cfg(test)]

@@ -48,3 +48,14 @@ const _: () = {
     send_sync::<Conv2d>();
     send_sync::<SeparableBlock>();
 };
+
+/// `len` integers in [-3, 3] from `seed`, for the crate's own GPU tests: any sum of their
+/// products a test makes is exact in `f32`, so GPU and reference agree bit for bit.
+#[cfg(test)]
+fn small_ints(seed: u64, len: usize) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..len)
+        .map(|_| rng.random_range(-3i32..=3) as f32)
+        .collect()
+}

@@ -70,6 +70,20 @@ pub(crate) const WEIGHT_WINDOW_FLOATS: usize = 16_384;
 /// Override constants of one pipeline: `(name, value)` pairs, all small integers.
 pub(crate) type Constants = Vec<(&'static str, u32)>;
 
+/// A convolution's geometry as override constants (`K_H`, `K_W`, `STRIDE_*`, `DILATION_*`,
+/// declared by the depthwise, grouped and tiled kernels), so that their tap arithmetic folds
+/// and their tap loops unroll.
+pub(crate) fn geometry(spec: &crate::spec::Conv2dSpec) -> Constants {
+    vec![
+        ("K_H", spec.kernel[0] as u32),
+        ("K_W", spec.kernel[1] as u32),
+        ("STRIDE_H", spec.stride[0] as u32),
+        ("STRIDE_W", spec.stride[1] as u32),
+        ("DILATION_H", spec.dilation[0] as u32),
+        ("DILATION_W", spec.dilation[1] as u32),
+    ]
+}
+
 /// A pipeline is a shader (named by its label) specialised by its override constants.
 type PipelineKey = (&'static str, Constants);
 

@@ -38,6 +38,22 @@ impl<K: PartialEq, V: Clone> Recent<K, V> {
         entries.push_front((key, value));
     }
 
+    /// The value for `key`, or the one `make` returns, which is then kept. The lock is not
+    /// held while `make` runs (it may take long: a measurement), so two callers may both
+    /// make a value for the same key; the later one is kept.
+    pub(crate) fn get_or_try_insert_with<E>(
+        &self,
+        key: K,
+        make: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        if let Some(value) = self.get(&key) {
+            return Ok(value);
+        }
+        let value = make()?;
+        self.insert(key, value.clone());
+        Ok(value)
+    }
+
     /// Forgets everything.
     pub(crate) fn clear(&mut self) {
         self.entries
@@ -65,5 +81,15 @@ mod tests {
         assert_eq!(r.get(&1), Some("a"));
         r.clear();
         assert_eq!(r.get(&1), None);
+    }
+
+    #[test]
+    fn makes_a_missing_value_once_and_keeps_it() {
+        let r = Recent::new(2);
+        assert_eq!(r.get_or_try_insert_with(1, || Ok::<_, ()>("a")), Ok("a"));
+        assert_eq!(r.get_or_try_insert_with(1, || Err("not called")), Ok("a"));
+        // A failure keeps nothing.
+        assert_eq!(r.get_or_try_insert_with(2, || Err("failed")), Err("failed"));
+        assert_eq!(r.get(&2), None);
     }
 }

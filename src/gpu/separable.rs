@@ -182,24 +182,12 @@ impl SeparableBlock {
                 }
                 BlockPath::Fused
             }
-            Fusion::Auto => match self.chosen.get(&input.shape()) {
-                Some(path) => path,
-                None => {
-                    // A block of the same specs and kernel settings on this device measured
-                    // already: the weights' values do not change the paths' speed.
-                    let key = self.key(input.shape());
-                    let path = match gpu.block_choices().get(&key) {
-                        Some(path) => path,
-                        None => {
-                            let path = self.measure(input, output)?;
-                            gpu.block_choices().insert(key, path);
-                            path
-                        }
-                    };
-                    self.chosen.insert(input.shape(), path);
-                    path
-                }
-            },
+            // Measured once per device for all blocks with the same specs and kernel
+            // settings: the weights' values do not change the paths' speed.
+            Fusion::Auto => self.chosen.get_or_try_insert_with(input.shape(), || {
+                gpu.block_choices()
+                    .get_or_try_insert_with(self.key(input.shape()), || self.measure(input, output))
+            })?,
         };
         self.submit(path, input, output)
     }
@@ -305,7 +293,9 @@ mod tests {
     //! The device-wide record of measured paths, which only the crate can see; on the
     //! adapter the integration tests use (`WGPU_BACKEND`, lavapipe in CI).
     use super::*;
-    use crate::{Conv2dSpec, Gpu, Padding};
+    use crate::cpu::reference;
+    use crate::gpu::small_ints;
+    use crate::{Conv2dSpec, Gpu, Padding, Tensor};
 
     #[test]
     fn blocks_with_the_same_specs_share_a_measured_path() {
@@ -313,17 +303,41 @@ mod tests {
         let dw = Conv2dSpec::depthwise(16, [3, 3]).padding(Padding::uniform(1));
         let pw = Conv2dSpec::pointwise(16, 64);
         let input = Shape::new(1, 16, 6, 6);
-        // Dyadic values: every sum is exact in f32, whatever the order, so both paths agree
-        // bit for bit.
-        let block = |kernel: ConvKernel| {
-            let dw = Conv2d::new(&gpu, dw, &vec![0.5; dw.weight_count()], Some(&[0.25; 16]));
-            let pw = Conv2d::new(&gpu, pw, &vec![0.125; pw.weight_count()], Some(&[1.0; 64]));
-            SeparableBlock::new(dw.unwrap(), pw.unwrap().with_kernel(kernel)).unwrap()
+        let x = Tensor::new(input, small_ints(1, input.len().unwrap())).unwrap();
+        let gx = GpuTensor::from_tensor(&gpu, &x).unwrap();
+        // A block with its own seeded weights (small integers: both paths and the reference
+        // agree bit for bit), its pointwise half's kernel set to `kernel`.
+        let block = |seed: u64, kernel: ConvKernel| {
+            let conv = |spec: Conv2dSpec, seed: u64| {
+                let w = small_ints(seed, spec.weight_count());
+                let b = small_ints(seed + 1, spec.c_out);
+                Conv2d::new(&gpu, spec, &w, Some(&b)).unwrap()
+            };
+            let pointwise = conv(pw, seed + 2).with_kernel(kernel);
+            SeparableBlock::new(conv(dw, seed), pointwise).unwrap()
         };
-        let x = GpuTensor::from_slice(&gpu, input, &vec![1.0; input.len().unwrap()]).unwrap();
+        // Runs `block` into a NaN-poisoned output and checks it against the reference.
+        let check = |block: &SeparableBlock, seed: u64| {
+            let (d, p) = (block.depthwise(), block.pointwise());
+            let want = reference::separable_block(
+                (&dw, d.weights(), d.bias()),
+                (&pw, p.weights(), p.bias()),
+                &x,
+            )
+            .unwrap();
+            let y = GpuTensor::full(&gpu, want.shape(), f32::NAN).unwrap();
+            block.run_into(&gx, &y).unwrap();
+            let got = y.read().unwrap();
+            assert!(
+                got.data().iter().zip(want.data()).all(|(g, w)| g == w),
+                "seed {seed}: {:?} against {:?}",
+                &got.data()[..4],
+                &want.data()[..4]
+            );
+        };
         // The first block measures and records its path on the device.
-        let first = block(ConvKernel::Auto);
-        let want = first.run(&x).unwrap().read().unwrap();
+        let first = block(2, ConvKernel::Auto);
+        check(&first, 2);
         let measured = first.chosen_path(input).unwrap();
         assert_eq!(gpu.block_choices().get(&first.key(input)), Some(measured));
         // A second block takes whatever the device has recorded: plant the other path.
@@ -332,13 +346,12 @@ mod tests {
             BlockPath::TwoKernels => BlockPath::Fused,
         };
         gpu.block_choices().insert(first.key(input), other);
-        let second = block(ConvKernel::Auto);
-        let got = second.run(&x).unwrap().read().unwrap();
+        let second = block(5, ConvKernel::Auto);
+        check(&second, 5);
         assert_eq!(second.chosen_path(input), Some(other));
-        assert_eq!(got.data(), want.data());
         // Another pointwise kernel setting is another key: measured and recorded apart.
-        let third = block(ConvKernel::UniformWindows);
-        third.run(&x).unwrap();
+        let third = block(8, ConvKernel::UniformWindows);
+        check(&third, 8);
         let path = third.chosen_path(input).unwrap();
         assert_eq!(gpu.block_choices().get(&third.key(input)), Some(path));
         assert_eq!(gpu.block_choices().get(&first.key(input)), Some(other));
