@@ -12,7 +12,7 @@
 //! so separable / standard `= 1/N + 1/K²`. (A widely read description writes the depthwise
 //! term as `K²·N` and the ratio as `1/C + 1/K²`; that only holds when `C = N`.)
 
-use crate::cpu::reference::check_separable;
+use crate::spec::check_separable;
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Shape};
 

@@ -148,8 +148,14 @@ pub enum Error {
     },
 
     /// A tensor or conv object was used with a different [`crate::Gpu`] than it was made on.
-    #[error("a tensor or conv object was made on a different Gpu than the one used here")]
-    DeviceMismatch,
+    #[error(
+        "{what} was made on a different wgpu device than the one used here; make it on this \
+         Gpu (upload host data with GpuTensor::from_tensor, read a tensor back with read())"
+    )]
+    DeviceMismatch {
+        /// The object on the other device, e.g. `"the input tensor"`.
+        what: &'static str,
+    },
 
     /// No adapter could be found.
     #[error(

@@ -39,7 +39,11 @@ pub use error::{Error, Result};
 pub use gpu::ops as gpu_ops;
 pub use gpu::{
     BlockPath, Conv2d, ConvKernel, Fusion, Gpu, GpuNetwork, GpuTensor, SeparableBlock, SplitK,
+    Tuner, Tuning,
 };
+/// The wgpu this crate is built on, for callers who bring their own device
+/// ([`Gpu::from_device`]): the same version, so its types match.
+pub use wgpu;
 pub use spec::{Activation, Conv2dSpec, ConvKind, Padding, Pads, Shape};
 pub use tensor::Tensor;
 

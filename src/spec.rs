@@ -686,3 +686,31 @@ mod tests {
         }
     }
 }
+
+/// Checks that two specs form a depthwise separable block.
+pub(crate) fn check_separable(depthwise: &Conv2dSpec, pointwise: &Conv2dSpec) -> Result<()> {
+    depthwise.validate()?;
+    pointwise.validate()?;
+    let incompatible = |reason: String| Err(crate::Error::Incompatible { reason });
+    if !matches!(depthwise.kind(), ConvKind::Depthwise { .. }) {
+        return incompatible(format!(
+            "the first conv of a separable block must be depthwise, got {} (c_in {}, groups {})",
+            depthwise.kind(),
+            depthwise.c_in,
+            depthwise.groups
+        ));
+    }
+    if pointwise.kind() != ConvKind::Pointwise {
+        return incompatible(format!(
+            "the second conv of a separable block must be pointwise (1×1, groups 1, no padding), got {}",
+            pointwise.kind()
+        ));
+    }
+    if depthwise.c_out != pointwise.c_in {
+        return incompatible(format!(
+            "depthwise gives {} channels but pointwise expects c_in = {}",
+            depthwise.c_out, pointwise.c_in
+        ));
+    }
+    Ok(())
+}

@@ -6,7 +6,7 @@
 //! (`tests/reference.rs`).
 
 use crate::error::Result;
-use crate::spec::{Conv2dSpec, ConvKind};
+use crate::spec::Conv2dSpec;
 use crate::tensor::Tensor;
 
 /// Runs `spec` on `input` with `weights` (`[c_out, c_in/groups, kh, kw]`) and `bias` (`[c_out]`),
@@ -96,35 +96,8 @@ pub fn separable_block(
     pointwise: (&Conv2dSpec, &[f32], Option<&[f32]>),
     input: &Tensor,
 ) -> Result<Tensor> {
-    check_separable(depthwise.0, pointwise.0)?;
+    crate::spec::check_separable(depthwise.0, pointwise.0)?;
     let mid = conv2d(depthwise.0, input, depthwise.1, depthwise.2)?;
     conv2d(pointwise.0, &mid, pointwise.1, pointwise.2)
 }
 
-/// Checks that two specs form a depthwise separable block.
-pub(crate) fn check_separable(depthwise: &Conv2dSpec, pointwise: &Conv2dSpec) -> Result<()> {
-    depthwise.validate()?;
-    pointwise.validate()?;
-    let incompatible = |reason: String| Err(crate::Error::Incompatible { reason });
-    if !matches!(depthwise.kind(), ConvKind::Depthwise { .. }) {
-        return incompatible(format!(
-            "the first conv of a separable block must be depthwise, got {} (c_in {}, groups {})",
-            depthwise.kind(),
-            depthwise.c_in,
-            depthwise.groups
-        ));
-    }
-    if pointwise.kind() != ConvKind::Pointwise {
-        return incompatible(format!(
-            "the second conv of a separable block must be pointwise (1×1, groups 1, no padding), got {}",
-            pointwise.kind()
-        ));
-    }
-    if depthwise.c_out != pointwise.c_in {
-        return incompatible(format!(
-            "depthwise gives {} channels but pointwise expects c_in = {}",
-            depthwise.c_out, pointwise.c_in
-        ));
-    }
-    Ok(())
-}

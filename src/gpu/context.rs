@@ -2,10 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::conv::{ConvKernel, LaunchKey, SplitK};
 use super::pipelines::Pipelines;
-use super::recent::Recent;
-use super::separable::{BlockKey, BlockPath};
+use super::tune::Tuner;
 use crate::error::{Error, Result};
 
 /// A GPU to run convolutions on: a wgpu device and queue, their limits, and a cache of
@@ -28,19 +26,11 @@ struct Inner {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     pipelines: Pipelines,
-    /// The kernels [`crate::ConvKernel::Auto`] measured fastest, per run (spec and shapes)
-    /// and split-K setting, shared by every conv on the device: convs with the same spec
-    /// and shapes (MobileNet's five 14×14 blocks) measure once.
-    conv_choices: Recent<(LaunchKey, SplitK), ConvKernel>,
-    /// The same for [`crate::Fusion::Auto`]'s paths of separable blocks.
-    block_choices: Recent<BlockKey, BlockPath>,
+    /// Every measured choice of the device's convs, blocks and networks.
+    tuner: Tuner,
     /// Set by the device-lost callback; every operation checks it first.
     lost: Arc<Mutex<Option<String>>>,
 }
-
-/// Distinct runs whose measured kernel choice (or block path) a [`Gpu`] keeps for all its
-/// convs (blocks): every pointwise and grouped layer of a large network.
-const CONV_CHOICES: usize = 64;
 
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,7 +82,13 @@ impl Gpu {
         Self::build(device, queue, info, limits)
     }
 
-    /// Wraps a device and queue the caller already has. The device's own limits are used.
+    /// Wraps a device and queue the caller already has (made with [`crate::wgpu`], this
+    /// crate's wgpu, so that the versions match). The device's own limits are used; it needs
+    /// no optional features, and its limits decide what runs: at least 4 storage buffers per
+    /// shader stage for any conv (6 for the fused kernel, and 64 invocations per workgroup for
+    /// the tiled kernels, which are skipped otherwise), and `max_storage_buffer_binding_size` /
+    /// `max_buffer_size` bound the tensors. `Limits::downlevel_defaults()` is enough for
+    /// everything but the fused kernel.
     ///
     /// # Errors
     /// [`Error::Gpu`] when the device cannot hold the crate's bind-group layout (its limits
@@ -116,6 +112,7 @@ impl Gpu {
             *slot = Some(format!("{reason:?}: {message}"));
         });
         let pipelines = catch_errors(&device, "bind-group layout", || Pipelines::new(&device))?;
+        let tuner = Tuner::new(&info);
         Ok(Self {
             inner: Arc::new(Inner {
                 device,
@@ -123,8 +120,7 @@ impl Gpu {
                 info,
                 limits,
                 pipelines,
-                conv_choices: Recent::new(CONV_CHOICES),
-                block_choices: Recent::new(CONV_CHOICES),
+                tuner,
                 lost,
             }),
         })
@@ -164,19 +160,26 @@ impl Gpu {
         &self.inner.pipelines
     }
 
-    /// Measured kernel choices shared by the device's convs (see `Inner::conv_choices`).
-    pub(crate) fn conv_choices(&self) -> &Recent<(LaunchKey, SplitK), ConvKernel> {
-        &self.inner.conv_choices
+    /// The device's tuner: the choices made by measurement, their cache file, and the
+    /// [`crate::Tuning`] new convs, blocks and networks take. To pin every kernel choice (the
+    /// same bits in every process): `gpu.tuner().set_tuning(Tuning::pinned())`.
+    pub fn tuner(&self) -> &Tuner {
+        &self.inner.tuner
     }
 
-    /// Measured paths shared by the device's separable blocks.
-    pub(crate) fn block_choices(&self) -> &Recent<BlockKey, BlockPath> {
-        &self.inner.block_choices
-    }
-
-    /// Whether two handles refer to the same device.
+    /// Whether two handles refer to the same wgpu device (two `Gpu`s made with
+    /// [`Gpu::from_device`] from one device are the same device, and share tensors).
     pub fn same_device(&self, other: &Gpu) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner)
+        Arc::ptr_eq(&self.inner, &other.inner) || self.inner.device == other.inner.device
+    }
+
+    /// [`Error::DeviceMismatch`] naming `what` unless `other` is this device.
+    pub(crate) fn check_same(&self, what: &'static str, other: &Gpu) -> Result<()> {
+        if self.same_device(other) {
+            Ok(())
+        } else {
+            Err(Error::DeviceMismatch { what })
+        }
     }
 
     /// Blocks until all submitted work has finished.

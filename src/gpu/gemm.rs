@@ -4,7 +4,7 @@
 //! in workgroup memory, one dispatch per run (two when a small output's sums are split,
 //! [`SplitK`]).
 
-use super::conv::{LaunchKey, SplitK};
+use super::tune::{RunKey, SplitK};
 use super::dispatch;
 use super::pipelines::{geometry, TiledShader};
 use super::recent::Recent;
@@ -200,7 +200,7 @@ fn choose_slices(gpu: &Gpu, params: &TileParams, split_k: SplitK) -> usize {
 /// partial sums one storage binding holds; at least 1.
 fn slices(split_k: SplitK, tiles: u64, steps: usize, fill: u64, slots: u64) -> usize {
     let wanted = match split_k {
-        SplitK::Slices(n) => n.get() as u64,
+        SplitK::Parts(n) => n.get() as u64,
         SplitK::Auto => fill
             .div_ceil(tiles.max(1))
             .min((steps / MIN_SPLIT_STEPS) as u64),
@@ -209,13 +209,13 @@ fn slices(split_k: SplitK, tiles: u64, steps: usize, fill: u64, slots: u64) -> u
 }
 
 /// Slices the tiled product would split the run `key` into (see [`choose_slices`]).
-pub(crate) fn planned_slices(gpu: &Gpu, key: &LaunchKey, split_k: SplitK) -> usize {
+pub(crate) fn planned_slices(gpu: &Gpu, key: &RunKey, split_k: SplitK) -> usize {
     conv_params(gpu, key, split_k).splits() as usize
 }
 
 /// The parameters of the tiled product for the run `key`, its rows k split as `split_k` and
 /// the device have it (see [`choose_slices`]).
-fn conv_params(gpu: &Gpu, key: &LaunchKey, split_k: SplitK) -> TileParams {
+fn conv_params(gpu: &Gpu, key: &RunKey, split_k: SplitK) -> TileParams {
     let params = TileParams::product(&key.spec, k_rows(&key.spec), key.input, key.output);
     params.split(choose_slices(gpu, &params, split_k))
 }
@@ -378,7 +378,7 @@ pub(crate) struct GemmConv {
     weights: wgpu::Buffer,
     bias: wgpu::Buffer,
     split_k: SplitK,
-    launches: Launches<LaunchKey>,
+    launches: Launches<RunKey>,
 }
 
 impl GemmConv {
@@ -417,7 +417,7 @@ impl GemmConv {
 
     /// Slices the product splits the run `key` into: those of its launch when it has run,
     /// otherwise those it would make.
-    pub(crate) fn slices(&self, key: &LaunchKey) -> usize {
+    pub(crate) fn slices(&self, key: &RunKey) -> usize {
         match self.launches.recent.get(key) {
             Some(launch) => launch.slices as usize,
             None => planned_slices(&self.gpu, key, self.split_k),
@@ -430,7 +430,7 @@ impl GemmConv {
     pub(crate) fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        key: LaunchKey,
+        key: RunKey,
         input_binding: wgpu::BufferBinding<'_>,
         output_binding: wgpu::BufferBinding<'_>,
     ) -> Result<()> {
@@ -545,7 +545,7 @@ mod tests {
 
     #[test]
     fn pinned_slices_are_capped_by_steps_and_slots() {
-        let four = SplitK::Slices(std::num::NonZeroUsize::new(4).unwrap());
+        let four = SplitK::Parts(std::num::NonZeroUsize::new(4).unwrap());
         assert_eq!(slices(four, 1000, 9, 512, 100), 4);
         assert_eq!(slices(four, 1, 2, 512, 100), 2);
         assert_eq!(slices(four, 1, 9, 512, 1), 1);

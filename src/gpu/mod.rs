@@ -1,11 +1,11 @@
 //! Everything that talks to wgpu. Kept in this module so that wgpu's API churn touches one place.
 
+mod cache;
 mod context;
 mod conv;
 pub(crate) mod dispatch;
 mod fused;
 mod gemm;
-mod measure;
 mod network;
 pub mod ops;
 mod pack;
@@ -16,12 +16,15 @@ mod recent;
 mod separable;
 mod split;
 mod tensor;
+mod tune;
+mod window;
 
 pub use context::Gpu;
-pub use conv::{Conv2d, ConvKernel, SplitK};
+pub use conv::Conv2d;
 pub use network::GpuNetwork;
-pub use separable::{BlockPath, Fusion, SeparableBlock};
+pub use separable::SeparableBlock;
 pub use tensor::GpuTensor;
+pub use tune::{BlockPath, ConvKernel, Fusion, SplitK, Tuner, Tuning};
 
 /// Binds the whole of `buffer` at `binding`.
 fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {

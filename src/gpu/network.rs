@@ -3,18 +3,23 @@
 use std::time::{Duration, Instant};
 
 use super::ops;
-use super::{Conv2d, Gpu, GpuTensor};
+use super::{Conv2d, Gpu, GpuTensor, SeparableBlock};
 use crate::error::{Error, Result};
 use crate::networks::weights::NetworkWeights;
 use crate::networks::{Network, NodeId, Op};
+use crate::spec::check_separable;
 
 /// A [`Network`] ready to run on a [`Gpu`]: one [`Conv2d`] per convolution and fully
 /// connected node (weights uploaded once, batch norm already folded), the op shaders for the
-/// rest. [`GpuNetwork::run`] records every node into one command buffer; nothing is read back
-/// until the caller reads the result. Its convs choose their kernels by measurement
-/// ([`crate::ConvKernel::Auto`]) on the first run of an input shape, once per distinct spec
-/// and shape on the device, which makes that run slower than the next; time the runs after
-/// it.
+/// rest. A depthwise conv whose only reader is a pointwise conv forms a [`SeparableBlock`]
+/// with it, which [`GpuNetwork::run`] runs fused or as two kernels, as the device's
+/// [`crate::Tuner`] chooses. [`GpuNetwork::run`] records every node into one command buffer;
+/// nothing is read back until the caller reads the result.
+///
+/// Kernel choices are measured ([`crate::Tuning`]) on the first run of an input shape, once
+/// per distinct spec and shape on the device (and kept in the tuner's cache file for the next
+/// process), which makes that first run slower than the next; time the runs after it, or pin
+/// the choices with `gpu.tuner().set_tuning(Tuning::pinned())` before building.
 ///
 /// # Example
 /// ```no_run
@@ -36,7 +41,22 @@ use crate::networks::{Network, NodeId, Op};
 pub struct GpuNetwork {
     gpu: Gpu,
     net: Network,
-    convs: Vec<Option<Conv2d>>,
+    /// What runs each node, indexed by node id.
+    units: Vec<Unit>,
+}
+
+/// What runs one node of a [`GpuNetwork`].
+#[derive(Debug)]
+enum Unit {
+    /// An op shader, a copy, or nothing (the input).
+    Op,
+    /// A convolution or fully connected layer.
+    Conv(Conv2d),
+    /// A depthwise conv and the pointwise conv that is the only reader of its output, at the
+    /// depthwise node; the pointwise node is a [`Unit::SecondHalf`].
+    Block(SeparableBlock),
+    /// The pointwise half of the block at this node id.
+    SecondHalf(NodeId),
 }
 
 impl GpuNetwork {
@@ -46,7 +66,7 @@ impl GpuNetwork {
     /// [`Error::Incompatible`] when a convolution node has no weights, and the errors of
     /// [`Conv2d::new`].
     pub fn new(gpu: &Gpu, net: &Network, weights: &NetworkWeights) -> Result<Self> {
-        let mut convs = Vec::with_capacity(net.nodes().len());
+        let mut convs: Vec<Option<Conv2d>> = Vec::with_capacity(net.nodes().len());
         for (id, node) in net.nodes().iter().enumerate() {
             let conv = match node.op {
                 Op::Conv { .. } | Op::FullyConnected { .. } => {
@@ -79,8 +99,17 @@ impl GpuNetwork {
         Ok(Self {
             gpu: gpu.clone(),
             net: net.clone(),
-            convs,
+            units: pair_blocks(net, convs)?,
         })
+    }
+
+    /// How many separable blocks (a depthwise conv and the pointwise conv that alone reads
+    /// it) the network runs as one unit.
+    pub fn block_count(&self) -> usize {
+        self.units
+            .iter()
+            .filter(|u| matches!(u, Unit::Block(_)))
+            .count()
     }
 
     /// The network.
@@ -100,16 +129,31 @@ impl GpuNetwork {
     /// [`Error::Incompatible`] when `input` does not have the network's input shape,
     /// [`Error::DeviceMismatch`], [`Error::TooLarge`], [`Error::Gpu`], [`Error::DeviceLost`].
     pub fn run(&self, input: &GpuTensor) -> Result<GpuTensor> {
-        let mut outputs = self.run_all(input)?;
+        let mut outputs = self.encode_all(input, true)?;
         outputs.pop().ok_or_else(|| Error::Incompatible {
             reason: "the network has no nodes".into(),
         })
     }
 
+    /// [`GpuNetwork::run`] and [`GpuTensor::read_async`] in one, without blocking.
+    ///
+    /// # Errors
+    /// Those of [`GpuNetwork::run`] and [`GpuTensor::read_async`].
+    pub async fn run_async(&self, input: &GpuTensor) -> Result<crate::Tensor> {
+        self.run(input)?.read_async().await
+    }
+
     /// Runs the network on `input` in one submission and returns every node's output,
     /// indexed by node id (entry 0 is a copy of the input), all on the GPU. For checking a
     /// network layer by layer.
+    /// Separable blocks run as two kernels here, so that every output is written.
     pub fn run_all(&self, input: &GpuTensor) -> Result<Vec<GpuTensor>> {
+        self.encode_all(input, false)
+    }
+
+    /// Records every node in one submission; with `blocks`, each separable block as one unit
+    /// along the tuner's path (which may leave its depthwise node's output unwritten).
+    fn encode_all(&self, input: &GpuTensor, blocks: bool) -> Result<Vec<GpuTensor>> {
         self.check_input(input)?;
         let mut encoder = self.gpu.encoder("network.encoder")?;
         let mut outputs: Vec<GpuTensor> = Vec::with_capacity(self.net.nodes().len());
@@ -123,7 +167,18 @@ impl GpuNetwork {
                     .iter()
                     .map(|&i| &outputs[i])
                     .collect();
-                self.encode_node(&mut encoder, id, &inputs, &output)?;
+                match &self.units[id] {
+                    // The block runs when its second half's turn comes.
+                    Unit::Block(_) if blocks => {}
+                    Unit::SecondHalf(first) if blocks => {
+                        let Unit::Block(block) = &self.units[*first] else {
+                            unreachable!("pair_blocks puts a block at every first half")
+                        };
+                        let block_input = &outputs[self.net.nodes()[*first].inputs[0]];
+                        block.encode(&mut encoder, block_input, &output)?;
+                    }
+                    _ => self.encode_node(&mut encoder, id, &inputs, &output)?,
+                }
             }
             outputs.push(output);
         }
@@ -199,10 +254,23 @@ impl GpuNetwork {
         Ok((outputs, times))
     }
 
-    fn check_input(&self, input: &GpuTensor) -> Result<()> {
-        if !self.gpu.same_device(input.gpu()) {
-            return Err(Error::DeviceMismatch);
+    /// The conv of node `id`, on its own or as a half of a block.
+    fn conv(&self, id: NodeId) -> Result<&Conv2d> {
+        match &self.units[id] {
+            Unit::Conv(conv) => Ok(conv),
+            Unit::Block(block) => Ok(block.depthwise()),
+            Unit::SecondHalf(first) => match &self.units[*first] {
+                Unit::Block(block) => Ok(block.pointwise()),
+                _ => unreachable!("pair_blocks puts a block at every first half"),
+            },
+            Unit::Op => Err(Error::Incompatible {
+                reason: format!("node {} is not a convolution", self.net.nodes()[id].name),
+            }),
         }
+    }
+
+    fn check_input(&self, input: &GpuTensor) -> Result<()> {
+        self.gpu.check_same("the input tensor", input.gpu())?;
         if input.shape() != self.net.input_shape() {
             return Err(Error::Incompatible {
                 reason: format!(
@@ -255,12 +323,7 @@ impl GpuNetwork {
                 what: "node id",
                 reason: "the input node is not computed".into(),
             }),
-            Op::Conv { .. } | Op::FullyConnected { .. } => match &self.convs[id] {
-                Some(conv) => conv.encode(encoder, inputs[0], output),
-                None => Err(Error::Incompatible {
-                    reason: format!("no weights for node {}", node.name),
-                }),
-            },
+            Op::Conv { .. } | Op::FullyConnected { .. } => self.conv(id)?.encode(encoder, inputs[0], output),
             Op::Add { activation } => {
                 ops::encode_add(encoder, inputs[0], inputs[1], output, activation)
             }
@@ -282,6 +345,36 @@ impl GpuNetwork {
             }
         }
     }
+}
+
+/// The units of `net`: each depthwise conv whose only reader is a pointwise conv (that reads
+/// nothing else) paired with it into a [`SeparableBlock`], every other conv on its own.
+fn pair_blocks(net: &Network, mut convs: Vec<Option<Conv2d>>) -> Result<Vec<Unit>> {
+    let mut units: Vec<Unit> = (0..convs.len()).map(|_| Unit::Op).collect();
+    for id in 0..convs.len() {
+        let [next] = *net.consumers(id).as_slice() else {
+            continue;
+        };
+        let pairs = match (&convs[id], &convs[next]) {
+            (Some(dw), Some(pw)) => {
+                net.nodes()[next].inputs == [id] && check_separable(dw.spec(), pw.spec()).is_ok()
+            }
+            _ => false,
+        };
+        if !pairs {
+            continue;
+        }
+        if let (Some(dw), Some(pw)) = (convs[id].take(), convs[next].take()) {
+            units[id] = Unit::Block(SeparableBlock::new(dw, pw)?);
+            units[next] = Unit::SecondHalf(id);
+        }
+    }
+    for (id, conv) in convs.into_iter().enumerate() {
+        if let Some(conv) = conv {
+            units[id] = Unit::Conv(conv);
+        }
+    }
+    Ok(units)
 }
 
 /// Copies `from`'s elements into `to` (same element count; flatten and the input copy).

@@ -1,54 +1,24 @@
-//! [`SeparableBlock`]: depthwise then pointwise, as two kernels or one fused kernel.
+//! [`SeparableBlock`]: depthwise then pointwise, as two kernels or one fused kernel, the
+//! path chosen by the [`super::Tuner`].
 
 use super::fused::FusedKernel;
-use super::measure;
 use super::ops::check_output;
-use super::recent::Recent;
-use super::{Conv2d, ConvKernel, GpuTensor, SplitK};
-use crate::cpu::reference::check_separable;
+use super::tune::{self, BlockPath, Choice, Fusion, TuneKey, Tuning};
+use super::{Conv2d, GpuTensor};
 use crate::error::{Error, Result};
-use crate::spec::{Conv2dSpec, Shape};
+use crate::spec::{check_separable, Shape};
 use std::sync::{Arc, Mutex};
-
-/// How a [`SeparableBlock`] chooses between its two ways of running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Fusion {
-    /// Time both paths on the first run of each input shape and keep the faster one for
-    /// that shape (the two-kernel path where the fused kernel cannot take the shape); other
-    /// blocks on the same [`crate::Gpu`] with the same specs, pointwise kernel settings and
-    /// input shape take that choice without measuring. The first run costs a few extra runs
-    /// of each path; the two paths round differently, so
-    /// pin one with [`Fusion::Never`] or [`Fusion::Always`] where bit-for-bit repeatability
-    /// across processes matters.
-    #[default]
-    Auto,
-    /// Always the depthwise and pointwise kernels, through the intermediate tensor.
-    Never,
-    /// Always the fused kernel; a run it cannot take is an [`Error::Unsupported`].
-    Always,
-}
-
-/// The way one run of a [`SeparableBlock`] goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlockPath {
-    /// Two dispatches: the depthwise kernel writes the intermediate tensor, the pointwise
-    /// kernel reads it.
-    TwoKernels,
-    /// One dispatch of the fused kernel (shaders/fused_separable.wgsl), whose depthwise
-    /// result stays in workgroup memory.
-    Fused,
-}
 
 /// A depthwise separable block: a depthwise [`Conv2d`] (with its bias and activation), then
 /// a pointwise one, run in one submission without reading anything back.
 ///
 /// It runs either as two kernels through an intermediate tensor, which the block keeps for
 /// its last input shape, or as one fused kernel that never writes the intermediate; which
-/// one is the block's [`Fusion`] choice, by default measured per input shape.
+/// one is its [`Fusion`] setting, by default measured per input shape.
 ///
 /// # Example
 /// ```no_run
-/// use sepconv::{Conv2d, Conv2dSpec, Fusion, Gpu, GpuTensor, Padding, SeparableBlock, Shape};
+/// use sepconv::{Conv2d, Conv2dSpec, Fusion, Gpu, GpuTensor, Padding, SeparableBlock, Shape, Tuning};
 ///
 /// let gpu = Gpu::new()?;
 /// let dw = Conv2dSpec::depthwise(64, [3, 3]).padding(Padding::uniform(1));
@@ -57,7 +27,7 @@ pub enum BlockPath {
 ///     Conv2d::new(&gpu, dw, &vec![0.1; dw.weight_count()], Some(&[0.0; 64]))?,
 ///     Conv2d::new(&gpu, pw, &vec![0.01; pw.weight_count()], Some(&[0.0; 128]))?,
 /// )?
-/// .with_fusion(Fusion::Always);
+/// .with_tuning(Tuning::auto().with_fusion(Fusion::Always));
 /// let x = GpuTensor::from_slice(&gpu, Shape::new(1, 64, 14, 14), &vec![1.0; 64 * 14 * 14])?;
 /// let y = block.run(&x)?.read()?;
 /// assert_eq!(y.shape(), Shape::new(1, 128, 14, 14));
@@ -71,67 +41,57 @@ pub struct SeparableBlock {
     intermediate: Mutex<Option<Arc<GpuTensor>>>,
     /// Built on the first run that may use it.
     fused: Mutex<Option<Arc<FusedKernel>>>,
-    /// The path chosen for each recent input shape under [`Fusion::Auto`].
-    chosen: Recent<Shape, BlockPath>,
-}
-
-/// Input shapes whose measured choice a block keeps.
-const CHOICES: usize = 8;
-
-/// A block's run as far as its measured path goes: the halves' specs, the pointwise half's
-/// kernel settings and the input shape. Blocks with the same key on one [`super::Gpu`]
-/// share the path [`Fusion::Auto`] measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BlockKey {
-    depthwise: Conv2dSpec,
-    pointwise: Conv2dSpec,
-    pointwise_kernel: ConvKernel,
-    split_k: SplitK,
-    input: Shape,
 }
 
 impl SeparableBlock {
-    /// Pairs a depthwise and a pointwise convolution made on the same GPU.
+    /// Pairs a depthwise and a pointwise convolution made on the same GPU. The block takes
+    /// the device's [`Fusion`] setting ([`super::Tuner::set_tuning`]); the halves keep theirs.
     ///
     /// # Errors
     /// [`Error::Incompatible`] unless the first is depthwise, the second pointwise and the
     /// channels chain; [`Error::DeviceMismatch`] if they live on different GPUs.
     pub fn new(depthwise: Conv2d, pointwise: Conv2d) -> Result<Self> {
         check_separable(depthwise.spec(), pointwise.spec())?;
-        if !depthwise.gpu().same_device(pointwise.gpu()) {
-            return Err(Error::DeviceMismatch);
-        }
+        depthwise
+            .gpu()
+            .check_same("the pointwise conv", pointwise.gpu())?;
+        let fusion = depthwise.gpu().tuner().tuning().fusion;
         Ok(Self {
             depthwise,
             pointwise,
-            fusion: Fusion::default(),
+            fusion,
             intermediate: Mutex::new(None),
             fused: Mutex::new(None),
-            chosen: Recent::new(CHOICES),
         })
     }
 
-    /// The block with `fusion` as its choice between the two paths (forgetting any choice
-    /// already measured).
-    pub fn with_fusion(mut self, fusion: Fusion) -> Self {
-        self.fusion = fusion;
-        self.chosen.clear();
+    /// The block with `tuning`: its fusion for the block, its kernel and split-K for the
+    /// pointwise half.
+    pub fn with_tuning(mut self, tuning: Tuning) -> Self {
+        self.fusion = tuning.fusion;
+        self.pointwise = self.pointwise.with_tuning(tuning);
+        self.depthwise = self.depthwise.with_tuning(tuning);
+        // The fused kernel is laid out from the halves; build it again on use.
+        self.fused = Mutex::new(None);
         self
     }
 
-    /// How the block chooses its path.
-    pub fn fusion(&self) -> Fusion {
-        self.fusion
+    /// The block's tuning: its fusion, with the pointwise half's kernel and split-K.
+    pub fn tuning(&self) -> Tuning {
+        self.pointwise.tuning().with_fusion(self.fusion)
     }
 
     /// The path runs on an `input`-shaped tensor take, where known: always under
-    /// [`Fusion::Never`] and [`Fusion::Always`], after the first run of the shape under
-    /// [`Fusion::Auto`].
+    /// [`Fusion::Never`] and [`Fusion::Always`], after the first run of the shape in this
+    /// process under [`Fusion::Auto`].
     pub fn chosen_path(&self, input: Shape) -> Option<BlockPath> {
         match self.fusion {
             Fusion::Never => Some(BlockPath::TwoKernels),
             Fusion::Always => Some(BlockPath::Fused),
-            Fusion::Auto => self.chosen.get(&input),
+            Fusion::Auto => match self.depthwise.gpu().tuner().measured(&self.key(input)) {
+                Some(Choice::Path(path)) => Some(path),
+                _ => None,
+            },
         }
     }
 
@@ -151,13 +111,23 @@ impl SeparableBlock {
         Ok((mid, self.pointwise.output_shape(mid)?))
     }
 
-    /// Runs both convolutions in one submission; the result stays on the GPU.
+    /// Runs both convolutions in one submission; the result stays on the GPU. Like
+    /// [`Conv2d::run`], it does not wait for the work, except on the first run of a shape
+    /// under [`Fusion::Auto`], which times both paths first.
     pub fn run(&self, input: &GpuTensor) -> Result<GpuTensor> {
         let gpu = self.depthwise.gpu();
         let (_, out_shape) = self.shapes(input.shape())?;
         let output = GpuTensor::uninit(gpu, out_shape, "separable.output")?;
         self.run_into(input, &output)?;
         Ok(output)
+    }
+
+    /// [`SeparableBlock::run`] and [`GpuTensor::read_async`] in one, without blocking.
+    ///
+    /// # Errors
+    /// Those of [`SeparableBlock::run`] and [`GpuTensor::read_async`].
+    pub async fn run_async(&self, input: &GpuTensor) -> Result<crate::Tensor> {
+        self.run(input)?.read_async().await
     }
 
     /// Runs the block into `output`, whose shape must be the block's output for `input`.
@@ -168,37 +138,57 @@ impl SeparableBlock {
     /// storage-binding limit, fewer than 6 storage buffers per shader stage or 64 invocations
     /// per workgroup).
     pub fn run_into(&self, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
-        let gpu = self.depthwise.gpu();
-        if !gpu.same_device(input.gpu()) || !gpu.same_device(output.gpu()) {
-            return Err(Error::DeviceMismatch);
-        }
-        let (_, out_shape) = self.shapes(input.shape())?;
-        check_output(output, out_shape)?;
-        let path = match self.fusion {
-            Fusion::Never => BlockPath::TwoKernels,
-            Fusion::Always => {
-                if let Some(reason) = self.fused_cannot_take(input.shape())? {
-                    return Err(Error::Unsupported { reason });
-                }
-                BlockPath::Fused
-            }
-            // Measured once per device for all blocks with the same specs and kernel
-            // settings: the weights' values do not change the paths' speed.
-            Fusion::Auto => self.chosen.get_or_try_insert_with(input.shape(), || {
-                gpu.block_choices()
-                    .get_or_try_insert_with(self.key(input.shape()), || self.measure(input, output))
-            })?,
-        };
+        let path = self.path_for(input, output)?;
         self.submit(path, input, output)
     }
 
+    /// Records the block into `encoder` (for a network), along the path the tuner picks.
+    pub(crate) fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &GpuTensor,
+        output: &GpuTensor,
+    ) -> Result<()> {
+        let path = self.path_for(input, output)?;
+        self.encode_path(encoder, path, input, output)
+    }
+
+    /// Checks the tensors and picks the path: pinned, or the tuner's choice (measured on the
+    /// first use of the key on this device; the runs write `output`, which the block's own
+    /// run writes again after them, since they are submitted first).
+    fn path_for(&self, input: &GpuTensor, output: &GpuTensor) -> Result<BlockPath> {
+        let gpu = self.depthwise.gpu();
+        gpu.check_same("the input tensor", input.gpu())?;
+        gpu.check_same("the output tensor", output.gpu())?;
+        let (_, out_shape) = self.shapes(input.shape())?;
+        check_output(output, out_shape)?;
+        match self.fusion {
+            Fusion::Never => Ok(BlockPath::TwoKernels),
+            Fusion::Always => match self.fused_cannot_take(input.shape())? {
+                Some(reason) => Err(Error::Unsupported { reason }),
+                None => Ok(BlockPath::Fused),
+            },
+            Fusion::Auto => {
+                let choice = gpu.tuner().choose(self.key(input.shape()), || {
+                    self.measure(input, output).map(Choice::Path)
+                })?;
+                match choice {
+                    Choice::Path(path) => Ok(path),
+                    // A cache entry of the wrong kind: not trusted.
+                    Choice::Kernel(_) => self.measure(input, output),
+                }
+            }
+        }
+    }
+
     /// What makes the two paths' speeds on an `input`-shaped tensor what they are.
-    fn key(&self, input: Shape) -> BlockKey {
-        BlockKey {
+    fn key(&self, input: Shape) -> TuneKey {
+        let pointwise = self.pointwise.tuning();
+        TuneKey::Path {
             depthwise: *self.depthwise.spec(),
             pointwise: *self.pointwise.spec(),
-            pointwise_kernel: self.pointwise.kernel(),
-            split_k: self.pointwise.split_k(),
+            kernel: pointwise.kernel,
+            split_k: pointwise.split_k,
             input,
         }
     }
@@ -207,19 +197,30 @@ impl SeparableBlock {
     fn submit(&self, path: BlockPath, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
         let gpu = self.depthwise.gpu();
         let mut encoder = gpu.encoder("separable.encoder")?;
-        match path {
-            BlockPath::TwoKernels => {
-                let mid = self.intermediate(input.shape())?;
-                self.depthwise.encode(&mut encoder, input, &mid)?;
-                self.pointwise.encode(&mut encoder, &mid, output)?;
-            }
-            BlockPath::Fused => self.fused()?.encode(&mut encoder, input, output)?,
-        }
+        self.encode_path(&mut encoder, path, input, output)?;
         // Submissions run in order on the queue, so concurrent runs may share the
         // intermediate tensor.
         gpu.scoped("separable dispatch", || {
             gpu.queue().submit([encoder.finish()]);
         })
+    }
+
+    /// Records one run along `path`.
+    fn encode_path(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        path: BlockPath,
+        input: &GpuTensor,
+        output: &GpuTensor,
+    ) -> Result<()> {
+        match path {
+            BlockPath::TwoKernels => {
+                let mid = self.intermediate(input.shape())?;
+                self.depthwise.encode(encoder, input, &mid)?;
+                self.pointwise.encode(encoder, &mid, output)
+            }
+            BlockPath::Fused => self.fused()?.encode(encoder, input, output),
+        }
     }
 
     /// The intermediate tensor for `input`, kept for the last shape.
@@ -272,16 +273,14 @@ impl SeparableBlock {
         }
     }
 
-    /// Times both paths on these tensors (see [`measure::faster`]); the two-kernel path when
-    /// the fused kernel cannot take the shapes. The runs write the caller's output, which the
-    /// block's own run then writes again: the block submits its work itself, so nothing
-    /// recorded but not yet submitted can see the measuring runs.
+    /// Times both paths on these tensors (see [`tune::faster`]); the two-kernel path when
+    /// the fused kernel cannot take the shapes.
     fn measure(&self, input: &GpuTensor, output: &GpuTensor) -> Result<BlockPath> {
         if self.fused_cannot_take(input.shape())?.is_some() {
             return Ok(BlockPath::TwoKernels);
         }
         let gpu = self.depthwise.gpu();
-        measure::faster([BlockPath::TwoKernels, BlockPath::Fused], |path| {
+        tune::faster([BlockPath::TwoKernels, BlockPath::Fused], |path| {
             self.submit(path, input, output)?;
             gpu.wait()
         })
@@ -295,6 +294,7 @@ mod tests {
     use super::*;
     use crate::cpu::reference;
     use crate::gpu::small_ints;
+    use crate::gpu::tune::ConvKernel;
     use crate::{Conv2dSpec, Gpu, Padding, Tensor};
 
     #[test]
@@ -313,7 +313,7 @@ mod tests {
                 let b = small_ints(seed + 1, spec.c_out);
                 Conv2d::new(&gpu, spec, &w, Some(&b)).unwrap()
             };
-            let pointwise = conv(pw, seed + 2).with_kernel(kernel);
+            let pointwise = conv(pw, seed + 2).with_tuning(Tuning::auto().with_kernel(kernel));
             SeparableBlock::new(conv(dw, seed), pointwise).unwrap()
         };
         // Runs `block` into a NaN-poisoned output and checks it against the reference.
@@ -339,13 +339,13 @@ mod tests {
         let first = block(2, ConvKernel::Auto);
         check(&first, 2);
         let measured = first.chosen_path(input).unwrap();
-        assert_eq!(gpu.block_choices().get(&first.key(input)), Some(measured));
+        assert_eq!(gpu.tuner().measured(&first.key(input)), Some(Choice::Path(measured)));
         // A second block takes whatever the device has recorded: plant the other path.
         let other = match measured {
             BlockPath::Fused => BlockPath::TwoKernels,
             BlockPath::TwoKernels => BlockPath::Fused,
         };
-        gpu.block_choices().insert(first.key(input), other);
+        gpu.tuner().plant(first.key(input), Choice::Path(other));
         let second = block(5, ConvKernel::Auto);
         check(&second, 5);
         assert_eq!(second.chosen_path(input), Some(other));
@@ -353,7 +353,7 @@ mod tests {
         let third = block(8, ConvKernel::UniformWindows);
         check(&third, 8);
         let path = third.chosen_path(input).unwrap();
-        assert_eq!(gpu.block_choices().get(&third.key(input)), Some(path));
-        assert_eq!(gpu.block_choices().get(&first.key(input)), Some(other));
+        assert_eq!(gpu.tuner().measured(&third.key(input)), Some(Choice::Path(path)));
+        assert_eq!(gpu.tuner().measured(&first.key(input)), Some(other));
     }
 }

@@ -19,7 +19,7 @@
 //! a scratch buffer with `copy_buffer_to_buffer`, whose offsets only need 4-byte alignment.
 //!
 //! A convolution that cannot be split small enough (one output row would need more than the
-//! limit) is rejected by [`Plan::new`] with [`Error::TooLarge`] before anything is allocated.
+//! limit) is rejected by [`Pieces::new`] with [`Error::TooLarge`] before anything is allocated.
 
 use std::ops::Range;
 
@@ -39,9 +39,9 @@ pub(crate) fn binding_elements(limits: &wgpu::Limits) -> u64 {
 }
 
 /// How one convolution is divided into pieces. Cheap to build; the pieces are made on the
-/// fly by [`Plan::pieces`].
+/// fly by [`Pieces::pieces`].
 #[derive(Debug, Clone)]
-pub(crate) struct Plan {
+pub(crate) struct Pieces {
     spec: Conv2dSpec,
     input: Shape,
     output: Shape,
@@ -77,7 +77,7 @@ struct Footprint {
     output: u64,
 }
 
-impl Plan {
+impl Pieces {
     /// Plans `spec` from `input` to `output` (its checked output shape) for a device with
     /// `limits`.
     ///
@@ -177,7 +177,7 @@ impl Plan {
     }
 
     /// The pieces, in order.
-    pub(crate) fn pieces(&self) -> impl Iterator<Item = Piece> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Piece> + '_ {
         let n = self.input.n;
         (0..n).step_by(self.batch).flat_map(move |n0| {
             let batch = n0..(n0 + self.batch).min(n);
@@ -256,7 +256,7 @@ pub(crate) type DispatchFn<'a> = dyn FnMut(
 pub(crate) fn encode(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
-    plan: &Plan,
+    plan: &Pieces,
     input: &wgpu::Buffer,
     output: &wgpu::Buffer,
     dispatch: &mut DispatchFn<'_>,
@@ -266,7 +266,7 @@ pub(crate) fn encode(
     let sizes = [footprint.input, footprint.output];
     let whole = [input, output];
     let mut scratch: [Option<wgpu::Buffer>; 2] = [None, None];
-    for piece in plan.pieces() {
+    for piece in plan.iter() {
         let all_channels_in = 0..plan.input.c;
         let all_channels_out = 0..plan.output.c;
         let regions: [Vec<(u64, u64)>; 2] = [
@@ -372,14 +372,14 @@ mod tests {
     /// Every output element is written by exactly one piece, every piece binds at most the
     /// limit, and each piece's sub-problem reads exactly the input rows the whole
     /// convolution reads for those outputs.
-    fn check_cover(spec: Conv2dSpec, input: Shape, binding_bytes: u64) -> Plan {
+    fn check_cover(spec: Conv2dSpec, input: Shape, binding_bytes: u64) -> Pieces {
         let output = spec.output_shape(input).unwrap();
-        let plan = Plan::new(&spec, input, output, &limits(binding_bytes)).unwrap();
+        let plan = Pieces::new(&spec, input, output, &limits(binding_bytes)).unwrap();
         let limit = binding_elements(&limits(binding_bytes));
         let mut written = vec![0u8; output.len().unwrap()];
         let pads = spec.pads(input.h, input.w);
         let mut count = 0;
-        for p in plan.pieces() {
+        for p in plan.iter() {
             count += 1;
             assert!(p.input.len().unwrap() as u64 <= limit, "{p:?}");
             assert!(p.output.len().unwrap() as u64 <= limit, "{p:?}");
@@ -469,7 +469,7 @@ mod tests {
         let x = Shape::new(1, 4, 10, 100);
         let out = spec.output_shape(x).unwrap();
         // One output row needs 4 channels × 3 rows × 100 columns = 1200 input elements.
-        let err = Plan::new(&spec, x, out, &limits(1000 * 4)).unwrap_err();
+        let err = Pieces::new(&spec, x, out, &limits(1000 * 4)).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -481,7 +481,7 @@ mod tests {
             ),
             "{err:?}"
         );
-        assert!(Plan::new(&spec, x, out, &limits(1200 * 4)).is_ok());
+        assert!(Pieces::new(&spec, x, out, &limits(1200 * 4)).is_ok());
     }
 
     #[test]

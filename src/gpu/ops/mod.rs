@@ -146,9 +146,8 @@ pub(crate) fn encode_op(
     output: &GpuTensor,
 ) -> Result<()> {
     let gpu = output.gpu();
-    if !gpu.same_device(a.gpu()) || !gpu.same_device(b.gpu()) {
-        return Err(Error::DeviceMismatch);
-    }
+    gpu.check_same("the op's input tensor", a.gpu())?;
+    gpu.check_same("the op's input tensor", b.gpu())?;
     let elements = output.shape().len()? as u64;
     let grid = dispatch::grid(
         elements.div_ceil(u64::from(shader.workgroup_size())),
