@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use sepconv::cpu::fast::Conv2dCpu;
 use sepconv::layers::{Layer, LAYERS};
 use sepconv::{
-    BlockPath, Conv2d, ConvKernel, ConvKind, Fusion, Gpu, GpuTensor, SeparableBlock, Tensor,
+    BlockPath, Conv2d, ConvKernel, ConvKind, Fusion, Gpu, GpuTensor, SeparableBlock, Tensor, Tuning,
 };
 
 type BoxError = Box<dyn std::error::Error>;
@@ -351,12 +351,13 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
         })?;
         if !matches!(spec.kind(), ConvKind::Depthwise { .. }) {
             gpu_kernel = conv.chosen_kernel(shape);
-            gemm_slices = Some(conv.split_k_slices(shape)?);
+            gemm_slices = Some(conv.split_k_parts(shape)?);
             for (kernel, ms) in [
                 (ConvKernel::UniformWindows, &mut windows_ms),
                 (ConvKernel::TiledGemm, &mut gemm_ms),
             ] {
-                let pinned = Conv2d::new(gpu, spec, &w, Some(&b))?.with_kernel(kernel);
+                let pinned = Conv2d::new(gpu, spec, &w, Some(&b))?
+                    .with_tuning(Tuning::auto().with_kernel(kernel));
                 let timing = time_calls(|| {
                     pinned.run_into(&gx, &gy)?;
                     Ok(gpu.wait()?)
@@ -430,7 +431,7 @@ fn measure_blocks(gpu: &Gpu, only: Option<&[String]>) -> Result<Vec<BlockRow>, B
                     Some(&uniform(seed + 4, pw_spec.c_out)),
                 )?,
             )?
-            .with_fusion(fusion))
+            .with_tuning(Tuning::auto().with_fusion(fusion)))
         };
         let (_, out_shape) = block(Fusion::Never)?.shapes(shape)?;
         let mut medians = Vec::new();

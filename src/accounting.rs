@@ -12,8 +12,8 @@
 //! so separable / standard `= 1/N + 1/K²`. (A widely read description writes the depthwise
 //! term as `K²·N` and the ratio as `1/C + 1/K²`; that only holds when `C = N`.)
 
-use crate::spec::check_separable;
 use crate::error::Result;
+use crate::spec::check_separable;
 use crate::spec::{Conv2dSpec, Shape};
 
 /// Weights and multiply-accumulates of a layer (or a sum of layers) for one input.

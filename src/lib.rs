@@ -41,11 +41,11 @@ pub use gpu::{
     BlockPath, Conv2d, ConvKernel, Fusion, Gpu, GpuNetwork, GpuTensor, SeparableBlock, SplitK,
     Tuner, Tuning,
 };
+pub use spec::{Activation, Conv2dSpec, ConvKind, Padding, Pads, Shape};
+pub use tensor::Tensor;
 /// The wgpu this crate is built on, for callers who bring their own device
 /// ([`Gpu::from_device`]): the same version, so its types match.
 pub use wgpu;
-pub use spec::{Activation, Conv2dSpec, ConvKind, Padding, Pads, Shape};
-pub use tensor::Tensor;
 
 /// The README's usage example, compiled and run as a doc test.
 #[cfg(doctest)]

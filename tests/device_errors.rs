@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::gpu;
 use sepconv::{
     BlockPath, Conv2d, Conv2dSpec, ConvKernel, Error, Fusion, Gpu, GpuTensor, Padding,
-    SeparableBlock, Shape,
+    SeparableBlock, Shape, Tuning,
 };
 
 /// Runs `f` on another thread and fails the test if it does not finish in time, so that a
@@ -130,7 +130,10 @@ fn wgpu_validation_errors_become_typed_errors() {
         conv.chosen_kernel(Shape::new(1, 3, 1, 2)),
         Some(ConvKernel::UniformWindows)
     );
-    let err = conv.with_kernel(ConvKernel::TiledGemm).run(&x).unwrap_err();
+    let err = conv
+        .with_tuning(Tuning::auto().with_kernel(ConvKernel::TiledGemm))
+        .run(&x)
+        .unwrap_err();
     assert!(
         matches!(&err, Error::Unsupported { reason } if reason.contains("invocations")),
         "{err}"
@@ -180,7 +183,10 @@ fn devices_with_few_storage_buffers_run_without_the_tiled_kernels() {
             "{buffers} buffers"
         );
         assert_eq!(auto.chosen_path(input), Some(BlockPath::TwoKernels));
-        let err = block().with_fusion(Fusion::Always).run(&x).unwrap_err();
+        let err = block()
+            .with_tuning(Tuning::auto().with_fusion(Fusion::Always))
+            .run(&x)
+            .unwrap_err();
         assert!(
             matches!(&err, Error::Unsupported { reason } if reason.contains("storage buffers")),
             "{err}"
@@ -189,7 +195,7 @@ fn devices_with_few_storage_buffers_run_without_the_tiled_kernels() {
         let mid_x = auto.depthwise().run(&x).unwrap();
         let gemm = Conv2d::new(&small, pw, &pw_w, Some(&[0.25; 32]))
             .unwrap()
-            .with_kernel(ConvKernel::TiledGemm);
+            .with_tuning(Tuning::auto().with_kernel(ConvKernel::TiledGemm));
         match buffers {
             3 => {
                 let err = gemm.run(&mid_x).unwrap_err();

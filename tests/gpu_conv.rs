@@ -8,7 +8,7 @@ mod common;
 use common::{assert_matches, gpu, tolerances, ConvData};
 use sepconv::{
     cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, ConvKernel, ConvKind, Fusion,
-    GpuTensor, Padding, SeparableBlock, Shape, SplitK, Tensor,
+    GpuTensor, Padding, SeparableBlock, Shape, SplitK, Tensor, Tuning,
 };
 use std::num::NonZeroUsize;
 
@@ -24,7 +24,7 @@ fn seed_of(name: &str) -> u64 {
 fn run_gpu(spec: Conv2dSpec, data: &ConvData, kernel: ConvKernel) -> Tensor {
     let conv = Conv2d::new(gpu(), spec, &data.weights, data.bias())
         .expect("conv")
-        .with_kernel(kernel);
+        .with_tuning(Tuning::auto().with_kernel(kernel));
     run_conv(&conv, data)
 }
 
@@ -420,7 +420,7 @@ fn check_block(name: &str, dw: Conv2dSpec, pw: Conv2dSpec, input: Shape, fusion:
             Conv2d::new(gpu, pw, &p.weights, p.bias()).unwrap(),
         )
         .unwrap()
-        .with_fusion(fusion);
+        .with_tuning(Tuning::auto().with_fusion(fusion));
         let x = GpuTensor::from_tensor(gpu, &d.input).unwrap();
         let (_, out_shape) = block.shapes(input).unwrap();
         let y = GpuTensor::full(gpu, out_shape, f32::NAN).unwrap();
@@ -560,7 +560,7 @@ fn auto_fusion_records_a_path_per_shape() {
         Conv2d::new(gpu, pw, &p.weights, p.bias()).unwrap(),
     )
     .unwrap();
-    assert_eq!(block.fusion(), Fusion::Auto);
+    assert_eq!(block.tuning().fusion, Fusion::Auto);
     let small = Shape::new(1, 32, 9, 9);
     let large = Shape::new(2, 32, 16, 12);
     assert_eq!(block.chosen_path(small), None);
@@ -573,7 +573,7 @@ fn auto_fusion_records_a_path_per_shape() {
         assert_matches("auto fusion", 9, &got, &want, None);
         assert!(block.chosen_path(shape).is_some());
     }
-    let pinned = block.with_fusion(Fusion::Never);
+    let pinned = block.with_tuning(Tuning::auto().with_fusion(Fusion::Never));
     assert_eq!(pinned.chosen_path(small), Some(BlockPath::TwoKernels));
     // The pointwise half measured its kernels on each shape it ran.
     for shape in [small, large] {
@@ -679,14 +679,13 @@ fn check_split_k(name: &str, spec: Conv2dSpec, input: Shape, split_k: SplitK, ex
             reference::conv2d(&spec, &data.input, &data.weights, data.bias()).expect("reference");
         let conv = Conv2d::new(gpu(), spec, &data.weights, data.bias())
             .expect("conv")
-            .with_kernel(ConvKernel::TiledGemm)
-            .with_split_k(split_k);
+            .with_tuning(
+                Tuning::auto()
+                    .with_kernel(ConvKernel::TiledGemm)
+                    .with_split_k(split_k),
+            );
         let got = run_conv(&conv, &data);
-        assert_eq!(
-            conv.split_k_slices(input).unwrap(),
-            expect,
-            "{name}: slices"
-        );
+        assert_eq!(conv.split_k_parts(input).unwrap(), expect, "{name}: slices");
         let case = format!("{name} [{spec:?} on {input}, {split_k:?}, exact {exact}]");
         let tol = (!exact).then(|| tolerances(&spec, &data, &want));
         assert_matches(&case, seed, &got, &want, tol.as_deref());
@@ -694,7 +693,7 @@ fn check_split_k(name: &str, spec: Conv2dSpec, input: Shape, split_k: SplitK, ex
 }
 
 fn slices(n: usize) -> SplitK {
-    SplitK::Slices(NonZeroUsize::new(n).unwrap())
+    SplitK::Parts(NonZeroUsize::new(n).unwrap())
 }
 
 #[test]
@@ -771,8 +770,8 @@ fn split_k_auto_splits_small_outputs_only() {
     );
     let (weights, bias) = (vec![0.5; spec.weight_count()], vec![0.0; spec.c_out]);
     let conv = Conv2d::new(gpu(), spec, &weights, Some(&bias)).unwrap();
-    assert_eq!(conv.split_k(), SplitK::Auto);
-    assert_eq!(conv.split_k_slices(Shape::new(1, 256, 56, 56)).unwrap(), 1);
+    assert_eq!(conv.tuning().split_k, SplitK::Auto);
+    assert_eq!(conv.split_k_parts(Shape::new(1, 256, 56, 56)).unwrap(), 1);
     // Under ConvKernel::Auto the measured choice may take either kernel; both are right.
     let data = ConvData::new(&spec, Shape::new(1, 256, 3, 3), 9, true);
     let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();

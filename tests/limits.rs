@@ -10,7 +10,7 @@ mod limited;
 use common::{assert_matches, gpu, ConvData};
 use sepconv::{
     cpu::reference, Activation, BlockPath, Conv2d, Conv2dSpec, ConvKernel, Error, Fusion, Gpu,
-    GpuTensor, Padding, SeparableBlock, Shape, SplitK, Tensor,
+    GpuTensor, Padding, SeparableBlock, Shape, SplitK, Tensor, Tuning,
 };
 use std::num::NonZeroUsize;
 
@@ -33,7 +33,7 @@ fn check_split_with(
     let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();
     let conv = Conv2d::new(gpu, spec, &data.weights, data.bias())
         .unwrap()
-        .with_kernel(kernel);
+        .with_tuning(Tuning::auto().with_kernel(kernel));
     let pieces = conv.split_count(input).unwrap();
     let x = GpuTensor::from_tensor(gpu, &data.input).unwrap();
     let y = GpuTensor::full(gpu, want.shape(), f32::NAN).unwrap();
@@ -89,7 +89,10 @@ fn batch_and_row_splits_match_reference() {
         conv.chosen_kernel(x.shape()),
         Some(ConvKernel::UniformWindows)
     );
-    let err = conv.with_kernel(ConvKernel::TiledGemm).run(&x).unwrap_err();
+    let err = conv
+        .with_tuning(Tuning::auto().with_kernel(ConvKernel::TiledGemm))
+        .run(&x)
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -150,7 +153,7 @@ fn separable_blocks_split_both_halves() {
     // The fused kernel binds its tensors whole: measured choice falls back to two kernels,
     // a pinned one is refused.
     assert_eq!(block.chosen_path(input), Some(BlockPath::TwoKernels));
-    let block = block.with_fusion(Fusion::Always);
+    let block = block.with_tuning(Tuning::auto().with_fusion(Fusion::Always));
     let err = block.run_into(&x, &y).unwrap_err();
     assert!(
         matches!(&err, Error::Unsupported { reason } if reason.contains("max_storage_buffer_binding_size")),
@@ -176,7 +179,10 @@ fn fused_weights_past_the_binding_limit_are_refused() {
         .unwrap()
     };
     let x = GpuTensor::from_tensor(&gpu, &d.input).unwrap();
-    let err = block().with_fusion(Fusion::Always).run(&x).unwrap_err();
+    let err = block()
+        .with_tuning(Tuning::auto().with_fusion(Fusion::Always))
+        .run(&x)
+        .unwrap_err();
     assert!(
         matches!(&err, Error::Unsupported { reason } if reason.contains("fused pointwise weights")),
         "{err}"
@@ -275,21 +281,24 @@ fn split_k_scratch_stays_within_the_binding_limit() {
     // sums, so 10 slots fit, and 16 slices asked for over 16 steps become 10.
     let gpu = limited::gpu_with_binding_limit(gpu(), 65_536);
     let spec = Conv2dSpec::pointwise(128, 16).activation(Activation::Relu);
-    let sixteen = SplitK::Slices(NonZeroUsize::new(16).unwrap());
+    let sixteen = SplitK::Parts(NonZeroUsize::new(16).unwrap());
     let run = |name: &str, input: Shape, seed: u64| {
         let data = ConvData::new(&spec, input, seed, true);
         let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias()).unwrap();
         let conv = Conv2d::new(&gpu, spec, &data.weights, data.bias())
             .unwrap()
-            .with_kernel(ConvKernel::TiledGemm)
-            .with_split_k(sixteen);
+            .with_tuning(
+                Tuning::auto()
+                    .with_kernel(ConvKernel::TiledGemm)
+                    .with_split_k(sixteen),
+            );
         let x = GpuTensor::from_tensor(&gpu, &data.input).unwrap();
         let y = GpuTensor::full(&gpu, want.shape(), f32::NAN).unwrap();
         conv.run_into(&x, &y).unwrap();
         assert_matches(name, seed, &y.read().unwrap(), &want, None);
         (
             conv.split_count(input).unwrap(),
-            conv.split_k_slices(input).unwrap(),
+            conv.split_k_parts(input).unwrap(),
         )
     };
     assert_eq!(run("capped slots", Shape::new(1, 128, 10, 10), 25), (1, 10));
@@ -321,9 +330,12 @@ fn tiled_kernels_spread_grids_past_the_per_dimension_limit() {
     let want = reference::conv2d(&pw, &data.input, &data.weights, data.bias()).unwrap();
     let conv = Conv2d::new(&gpu, pw, &data.weights, data.bias())
         .unwrap()
-        .with_kernel(ConvKernel::TiledGemm)
-        .with_split_k(SplitK::Slices(NonZeroUsize::new(3).unwrap()));
-    assert_eq!(conv.split_k_slices(input).unwrap(), 3);
+        .with_tuning(
+            Tuning::auto()
+                .with_kernel(ConvKernel::TiledGemm)
+                .with_split_k(SplitK::Parts(NonZeroUsize::new(3).unwrap())),
+        );
+    assert_eq!(conv.split_k_parts(input).unwrap(), 3);
     let x = GpuTensor::from_tensor(&gpu, &data.input).unwrap();
     let y = GpuTensor::full(&gpu, want.shape(), f32::NAN).unwrap();
     conv.run_into(&x, &y).unwrap();
@@ -342,7 +354,7 @@ fn tiled_kernels_spread_grids_past_the_per_dimension_limit() {
         Conv2d::new(&gpu, pw, &p.weights, p.bias()).unwrap(),
     )
     .unwrap()
-    .with_fusion(Fusion::Always);
+    .with_tuning(Tuning::auto().with_fusion(Fusion::Always));
     let x = GpuTensor::from_tensor(&gpu, &d.input).unwrap();
     let y = GpuTensor::full(&gpu, want.shape(), f32::NAN).unwrap();
     block.run_into(&x, &y).unwrap();

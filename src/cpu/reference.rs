@@ -100,4 +100,3 @@ pub fn separable_block(
     let mid = conv2d(depthwise.0, input, depthwise.1, depthwise.2)?;
     conv2d(pointwise.0, &mid, pointwise.1, pointwise.2)
 }
-

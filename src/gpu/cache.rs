@@ -139,7 +139,9 @@ impl Store {
             entries.entry(k).or_insert(v);
         }
         let text = render(&self.identity, entries);
-        let tmp = self.path.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
         let written = File::create(&tmp)
             .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
             .and_then(|()| fs::rename(&tmp, &self.path));
@@ -249,19 +251,12 @@ mod tests {
     use crate::gpu::tune::{BlockPath, ConvKernel};
 
     fn identity(name: &str) -> Identity {
-        Identity::of(&wgpu::AdapterInfo {
-            name: name.into(),
-            vendor: 1,
-            device: 2,
-            device_type: wgpu::DeviceType::Cpu,
-            device_pci_bus_id: String::new(),
-            driver: "test driver".into(),
-            driver_info: "1.0".into(),
-            backend: wgpu::Backend::Vulkan,
-            subgroup_min_size: 4,
-            subgroup_max_size: 4,
-            transient_saves_memory: false,
-        })
+        Identity {
+            header: format!(
+                "crate {}\nadapter {name}\ndriver d 1\nbackend Vulkan Cpu 1:2\n",
+                env!("CARGO_PKG_VERSION")
+            ),
+        }
     }
 
     fn two_entries() -> HashMap<String, Choice> {
@@ -290,7 +285,10 @@ mod tests {
         for cut in 0..good.len() - 1 {
             assert!(ignored(&good[..cut]), "prefix of {cut} bytes accepted");
         }
-        assert!(ignored(&render(&identity("another adapter"), &two_entries())));
+        assert!(ignored(&render(
+            &identity("another adapter"),
+            &two_entries()
+        )));
         assert!(ignored(&good.replace("crate ", "crate 9")));
         assert!(ignored(&good.replace("TiledGemm", "Tiled")));
         assert!(ignored(&good.replace("end 2", "end 3")));

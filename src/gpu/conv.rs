@@ -126,7 +126,11 @@ impl Conv2d {
             return Some(ConvKernel::UniformWindows);
         }
         match self.tuning.kernel {
-            ConvKernel::Auto => match self.gpu.tuner().measured(&self.tune_key(self.first_key(input).ok()?)) {
+            ConvKernel::Auto => match self
+                .gpu
+                .tuner()
+                .measured(&self.tune_key(self.first_key(input).ok()?))
+            {
                 Some(Choice::Kernel(kernel)) => Some(kernel),
                 _ => None,
             },
@@ -287,7 +291,11 @@ impl Conv2d {
 
     /// The kernel for the run (or piece) `key`: pinned, or the tuner's choice (measured on
     /// the first use of the key on this device); `UniformWindows` where there is no choice.
-    fn kernel_for(&self, key: &RunKey, input_binding: &wgpu::BufferBinding<'_>) -> Result<ConvKernel> {
+    fn kernel_for(
+        &self,
+        key: &RunKey,
+        input_binding: &wgpu::BufferBinding<'_>,
+    ) -> Result<ConvKernel> {
         if !self.has_kernel_choice() {
             return Ok(ConvKernel::UniformWindows);
         }
@@ -307,7 +315,9 @@ impl Conv2d {
             self.measure(key, input_binding).map(Choice::Kernel)
         })?;
         match choice {
-            Choice::Kernel(kernel @ (ConvKernel::UniformWindows | ConvKernel::TiledGemm)) => Ok(kernel),
+            Choice::Kernel(kernel @ (ConvKernel::UniformWindows | ConvKernel::TiledGemm)) => {
+                Ok(kernel)
+            }
             // A cache entry of the wrong kind: not trusted, measure without it.
             _ => self.measure(key, input_binding),
         }
@@ -324,8 +334,13 @@ impl Conv2d {
         output_binding: wgpu::BufferBinding<'_>,
     ) -> Result<()> {
         match kernel {
-            ConvKernel::TiledGemm => self.gemm()?.encode(encoder, key, input_binding, output_binding),
-            _ => self.windows.encode(encoder, key, input_binding, output_binding),
+            ConvKernel::TiledGemm => {
+                self.gemm()?
+                    .encode(encoder, key, input_binding, output_binding)
+            }
+            _ => self
+                .windows
+                .encode(encoder, key, input_binding, output_binding),
         }
     }
 
@@ -355,7 +370,13 @@ impl Conv2d {
         tune::faster(kernels, |kernel| {
             let mut encoder = self.gpu.encoder("conv.measure")?;
             let output_binding = scratch.buffer().as_entire_buffer_binding();
-            self.encode_kernel(&mut encoder, kernel, *key, input_binding.clone(), output_binding)?;
+            self.encode_kernel(
+                &mut encoder,
+                kernel,
+                *key,
+                input_binding.clone(),
+                output_binding,
+            )?;
             self.gpu.scoped("conv dispatch", || {
                 self.gpu.queue().submit([encoder.finish()]);
             })?;
@@ -402,7 +423,6 @@ impl Conv2d {
         })
     }
 }
-
 
 /// Kernel geometry becomes `u32` override constants; reject values that would not survive it.
 fn check_kernel_range(spec: &Conv2dSpec) -> Result<()> {
@@ -529,7 +549,10 @@ mod shared_choice_tests {
             },
             split_k: one,
         };
-        assert_eq!(gpu.tuner().measured(&third_key), Some(Choice::Kernel(third_choice)));
+        assert_eq!(
+            gpu.tuner().measured(&third_key),
+            Some(Choice::Kernel(third_choice))
+        );
         assert_eq!(gpu.tuner().measured(&key), Some(Choice::Kernel(other)));
     }
 }

@@ -4,11 +4,11 @@
 //! in workgroup memory, one dispatch per run (two when a small output's sums are split,
 //! [`SplitK`]).
 
-use super::tune::{RunKey, SplitK};
 use super::dispatch;
 use super::pipelines::{geometry, TiledShader};
 use super::recent::Recent;
 use super::split;
+use super::tune::{RunKey, SplitK};
 use super::{binding, entry, Gpu};
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Shape};

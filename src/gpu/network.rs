@@ -323,7 +323,9 @@ impl GpuNetwork {
                 what: "node id",
                 reason: "the input node is not computed".into(),
             }),
-            Op::Conv { .. } | Op::FullyConnected { .. } => self.conv(id)?.encode(encoder, inputs[0], output),
+            Op::Conv { .. } | Op::FullyConnected { .. } => {
+                self.conv(id)?.encode(encoder, inputs[0], output)
+            }
             Op::Add { activation } => {
                 ops::encode_add(encoder, inputs[0], inputs[1], output, activation)
             }

@@ -339,7 +339,10 @@ mod tests {
         let first = block(2, ConvKernel::Auto);
         check(&first, 2);
         let measured = first.chosen_path(input).unwrap();
-        assert_eq!(gpu.tuner().measured(&first.key(input)), Some(Choice::Path(measured)));
+        assert_eq!(
+            gpu.tuner().measured(&first.key(input)),
+            Some(Choice::Path(measured))
+        );
         // A second block takes whatever the device has recorded: plant the other path.
         let other = match measured {
             BlockPath::Fused => BlockPath::TwoKernels,
@@ -353,7 +356,13 @@ mod tests {
         let third = block(8, ConvKernel::UniformWindows);
         check(&third, 8);
         let path = third.chosen_path(input).unwrap();
-        assert_eq!(gpu.tuner().measured(&third.key(input)), Some(Choice::Path(path)));
-        assert_eq!(gpu.tuner().measured(&first.key(input)), Some(other));
+        assert_eq!(
+            gpu.tuner().measured(&third.key(input)),
+            Some(Choice::Path(path))
+        );
+        assert_eq!(
+            gpu.tuner().measured(&first.key(input)),
+            Some(Choice::Path(other))
+        );
     }
 }

@@ -31,7 +31,6 @@ struct Launch {
     grids: Vec<[u32; 3]>,
 }
 
-
 /// Which kernel runs a spec and how it is specialised and tiled.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -406,7 +405,9 @@ impl WindowKernel {
         let pixels = self
             .plan
             .pixels(key.output, self.blocks_per_slice(), self.min_workgroups);
-        let tiling = self.plan.tiling(&key.spec, key.output, &self.slices[0], pixels);
+        let tiling = self
+            .plan
+            .tiling(&key.spec, key.output, &self.slices[0], pixels);
         dispatch::grid(
             self.plan.workgroups(&tiling),
             self.gpu.limits().max_compute_workgroups_per_dimension,
