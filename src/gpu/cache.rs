@@ -9,6 +9,7 @@
 //! adapter llvmpipe (LLVM 19.1.7, 256 bits)
 //! driver llvmpipe Mesa 25.0.7 (LLVM 19.1.7)
 //! backend Vulkan Cpu 65541:0
+//! limits 8 256 134217728 65535
 //! Kernel { run: RunKey { … }, split_k: Auto }<TAB>UniformWindows
 //! end 1
 //! ```
@@ -20,7 +21,7 @@
 //! disk, write a temporary file and rename it over the old one, so concurrent processes never
 //! see or leave a torn file.
 
-use super::tune::Choice;
+use super::choice::Choice;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -54,11 +55,13 @@ pub(crate) struct Identity {
 
 impl Identity {
     /// The identity of the adapter `info` describes, with this crate's version.
-    pub(crate) fn of(info: &wgpu::AdapterInfo) -> Self {
+    /// (The limits that decide which kernels can run are part of it: a device made with
+    /// lowered limits must not share choices with the full one.)
+    pub(crate) fn of(info: &wgpu::AdapterInfo, limits: &wgpu::Limits) -> Self {
         // One line each: names are the driver's text, which could hold anything.
         let line = |s: &str| s.replace(['\n', '\r'], " ");
         let header = format!(
-            "crate {}\nadapter {}\ndriver {} {}\nbackend {:?} {:?} {}:{}\n",
+            "crate {}\nadapter {}\ndriver {} {}\nbackend {:?} {:?} {}:{}\nlimits {} {} {} {}\n",
             env!("CARGO_PKG_VERSION"),
             line(&info.name),
             line(&info.driver),
@@ -67,6 +70,10 @@ impl Identity {
             info.device_type,
             info.vendor,
             info.device,
+            limits.max_storage_buffers_per_shader_stage,
+            limits.max_compute_invocations_per_workgroup,
+            limits.max_storage_buffer_binding_size,
+            limits.max_compute_workgroups_per_dimension,
         );
         Self { header }
     }
@@ -248,7 +255,7 @@ fn render(identity: &Identity, entries: &HashMap<String, Choice>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::tune::{BlockPath, ConvKernel};
+    use crate::gpu::choice::{BlockPath, ConvKernel};
 
     fn identity(name: &str) -> Identity {
         Identity {

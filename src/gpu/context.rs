@@ -1,7 +1,8 @@
 //! [`Gpu`]: the adapter, device and queue, the pipelines, and the device's health.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use super::device::{catch_errors, Device};
 use super::pipelines::Pipelines;
 use super::tune::Tuner;
 use crate::error::{Error, Result};
@@ -21,22 +22,17 @@ pub struct Gpu {
 }
 
 struct Inner {
-    device: wgpu::Device,
-    queue: wgpu::Queue,
-    info: wgpu::AdapterInfo,
-    limits: wgpu::Limits,
+    device: Device,
     pipelines: Pipelines,
     /// Every measured choice of the device's convs, blocks and networks.
     tuner: Tuner,
-    /// Set by the device-lost callback; every operation checks it first.
-    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gpu")
-            .field("adapter", &self.inner.info.name)
-            .field("backend", &self.inner.info.backend)
+            .field("adapter", &self.inner.device.info.name)
+            .field("backend", &self.inner.device.info.backend)
             .finish_non_exhaustive()
     }
 }
@@ -105,55 +101,45 @@ impl Gpu {
         info: wgpu::AdapterInfo,
         limits: wgpu::Limits,
     ) -> Result<Self> {
-        let lost = Arc::new(Mutex::new(None));
-        let lost_flag = Arc::clone(&lost);
-        device.set_device_lost_callback(move |reason, message| {
-            let mut slot = lost_flag.lock().unwrap_or_else(|e| e.into_inner());
-            *slot = Some(format!("{reason:?}: {message}"));
-        });
         let pipelines = catch_errors(&device, "bind-group layout", || Pipelines::new(&device))?;
-        let tuner = Tuner::new(&info);
+        let tuner = Tuner::new(&info, &limits);
         Ok(Self {
             inner: Arc::new(Inner {
-                device,
-                queue,
-                info,
-                limits,
+                device: Device::new(device, queue, info, limits),
                 pipelines,
                 tuner,
-                lost,
             }),
         })
     }
 
     /// The adapter's name, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`.
     pub fn adapter_name(&self) -> &str {
-        &self.inner.info.name
+        &self.inner.device.info.name
     }
 
     /// The graphics API in use (Vulkan, Metal, Dx12, Gl).
     pub fn backend(&self) -> wgpu::Backend {
-        self.inner.info.backend
+        self.inner.device.info.backend
     }
 
     /// Everything wgpu knows about the adapter.
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
-        &self.inner.info
+        &self.inner.device.info
     }
 
     /// The limits the device was created with.
     pub fn limits(&self) -> &wgpu::Limits {
-        &self.inner.limits
+        &self.inner.device.limits
     }
 
     /// The wgpu device, for callers who mix their own work with this crate's.
     pub fn device(&self) -> &wgpu::Device {
-        &self.inner.device
+        &self.inner.device.device
     }
 
     /// The wgpu queue.
     pub fn queue(&self) -> &wgpu::Queue {
-        &self.inner.queue
+        &self.inner.device.queue
     }
 
     pub(crate) fn pipelines(&self) -> &Pipelines {
@@ -170,7 +156,7 @@ impl Gpu {
     /// Whether two handles refer to the same wgpu device (two `Gpu`s made with
     /// [`Gpu::from_device`] from one device are the same device, and share tensors).
     pub fn same_device(&self, other: &Gpu) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner) || self.inner.device == other.inner.device
+        Arc::ptr_eq(&self.inner, &other.inner) || self.device() == other.device()
     }
 
     /// [`Error::DeviceMismatch`] naming `what` unless `other` is this device.
@@ -187,153 +173,43 @@ impl Gpu {
     /// # Errors
     /// [`Error::DeviceLost`] when the device is gone.
     pub fn wait(&self) -> Result<()> {
-        self.check_alive()?;
-        self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| self.lost_or(Error::Readback(e.to_string())))
+        self.inner.device.wait()
     }
 
-    /// [`Error::DeviceLost`] if the device-lost callback has fired.
-    pub(crate) fn check_alive(&self) -> Result<()> {
-        let lost = self.inner.lost.lock().unwrap_or_else(|e| e.into_inner());
-        match lost.as_ref() {
-            Some(msg) => Err(Error::DeviceLost(msg.clone())),
-            None => Ok(()),
-        }
+    /// The device with its error scopes, for the layers below (pipelines).
+    pub(crate) fn dev(&self) -> &Device {
+        &self.inner.device
     }
 
-    /// `err`, unless the device was lost meanwhile, which explains it better.
-    ///
-    /// wgpu reports a loss (a destroyed device included) through the device-lost callback,
-    /// which it calls from `poll`; a non-blocking poll first gives it the chance.
+    // The device's checked operations, for the kernels (see `Device`).
+
     pub(crate) fn lost_or(&self, err: Error) -> Error {
-        if self.check_alive().is_ok() {
-            let _ = self.inner.device.poll(wgpu::PollType::Poll);
-        }
-        self.check_alive().err().unwrap_or(err)
+        self.inner.device.lost_or(err)
     }
 
-    /// A command encoder, created inside error scopes (creating one on a lost device is a
-    /// wgpu error, which would otherwise reach the uncaptured-error handler and panic).
-    /// Every operation starts here, so it first gives a pending device-lost callback its
-    /// chance (a non-blocking poll): a run on a device destroyed since the last call reports
-    /// the loss even when it creates nothing else.
     pub(crate) fn encoder(&self, label: &'static str) -> Result<wgpu::CommandEncoder> {
-        if self.check_alive().is_ok() {
-            let _ = self.inner.device.poll(wgpu::PollType::Poll);
-        }
-        self.scoped(label, || {
-            self.inner
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
-        })
+        self.inner.device.encoder(label)
     }
 
-    /// A buffer of `usage` holding `contents`, written through a mapping at creation (as
-    /// wgpu's `create_buffer_init` does, without its panic when the device is gone).
     pub(crate) fn buffer_init(
         &self,
         label: &'static str,
         contents: &[u8],
         usage: wgpu::BufferUsages,
     ) -> Result<wgpu::Buffer> {
-        let align = wgpu::COPY_BUFFER_ALIGNMENT;
-        let size = (contents.len() as u64).div_ceil(align).max(1) * align;
-        let buffer = self.scoped(label, || {
-            let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: true,
-            });
-            let written = buffer
-                .get_mapped_range_mut(..)
-                .map(|mut view| view.slice(..contents.len()).copy_from_slice(contents));
-            buffer.unmap();
-            written.map(|()| buffer)
-        })?;
-        buffer.map_err(|e| {
-            self.lost_or(Error::Gpu {
-                kind: "validation",
-                during: label,
-                message: e.to_string(),
-            })
-        })
+        self.inner.device.buffer_init(label, contents, usage)
     }
 
-    /// Runs `f` inside validation, out-of-memory and internal error scopes and turns whatever
-    /// they caught into [`Error::Gpu`]. Scopes are thread-local in wgpu, so concurrent callers
-    /// on other threads do not see each other's errors.
     pub(crate) fn scoped<T>(&self, during: &'static str, f: impl FnOnce() -> T) -> Result<T> {
-        self.check_alive()?;
-        let value = catch_errors(&self.inner.device, during, f).map_err(|e| self.lost_or(e))?;
-        self.check_alive()?;
-        Ok(value)
+        self.inner.device.scoped(during, f)
     }
 
-    /// Checks that a buffer of `bytes` bytes can be bound whole as storage.
     pub(crate) fn check_binding_size(&self, what: &'static str, bytes: u64) -> Result<()> {
-        let limit = self.inner.limits.max_storage_buffer_binding_size;
-        if bytes > limit {
-            return Err(Error::TooLarge {
-                what,
-                bytes,
-                limit,
-                limit_name: "max_storage_buffer_binding_size",
-            });
-        }
-        Ok(())
+        self.inner.device.check_binding_size(what, bytes)
     }
 
-    /// Checks that a buffer of `bytes` bytes can be created. Binding it is another matter:
-    /// a convolution over tensors larger than `max_storage_buffer_binding_size` is split into
-    /// dispatches that bind less (src/gpu/split.rs).
     pub(crate) fn check_buffer_size(&self, what: &'static str, bytes: u64) -> Result<()> {
-        let limit = self.inner.limits.max_buffer_size;
-        if bytes > limit {
-            return Err(Error::TooLarge {
-                what,
-                bytes,
-                limit,
-                limit_name: "max_buffer_size",
-            });
-        }
-        Ok(())
-    }
-}
-
-/// Runs `f` inside validation, out-of-memory and internal error scopes on `device` and turns
-/// the first error they caught into [`Error::Gpu`].
-fn catch_errors<T>(
-    device: &wgpu::Device,
-    during: &'static str,
-    f: impl FnOnce() -> T,
-) -> Result<T> {
-    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
-    let value = f();
-    let errors = [
-        pollster::block_on(internal.pop()),
-        pollster::block_on(oom.pop()),
-        pollster::block_on(validation.pop()),
-    ];
-    match errors.into_iter().flatten().next() {
-        None => Ok(value),
-        Some(e) => {
-            let (kind, message) = match &e {
-                wgpu::Error::OutOfMemory { .. } => ("out-of-memory", e.to_string()),
-                wgpu::Error::Validation { description, .. } => ("validation", description.clone()),
-                wgpu::Error::Internal { description, .. } => ("internal", description.clone()),
-            };
-            Err(Error::Gpu {
-                kind,
-                during,
-                message,
-            })
-        }
+        self.inner.device.check_buffer_size(what, bytes)
     }
 }
 

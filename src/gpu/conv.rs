@@ -4,10 +4,11 @@
 //! runs each piece ([`Conv2d::kernel_for`]), records its dispatches ([`super::window`] or
 //! [`super::gemm`]) and submits them.
 
+use super::choice::{Choice, ConvKernel, Tuning};
 use super::gemm::GemmConv;
 use super::ops::check_output;
 use super::split;
-use super::tune::{self, Choice, ConvKernel, RunKey, TuneKey, Tuning};
+use super::tune::{self, RunKey, TuneKey};
 use super::window::WindowKernel;
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
@@ -302,18 +303,18 @@ impl Conv2d {
         if self.tuning.kernel != ConvKernel::Auto {
             return Ok(self.tuning.kernel);
         }
-        match self.gemm() {
-            Ok(_) => {}
-            // Weights past the storage-binding limit, or too few storage buffers per stage
-            // on this device: only the windows can run it.
-            Err(Error::TooLarge { .. } | Error::Unsupported { .. }) => {
-                return Ok(ConvKernel::UniformWindows)
-            }
-            Err(e) => return Err(e),
-        }
-        let choice = self.gpu.tuner().choose(self.tune_key(*key), || {
-            self.measure(key, input_binding).map(Choice::Kernel)
-        })?;
+        let choice = self
+            .gpu
+            .tuner()
+            .choose(self.tune_key(*key), || match self.gemm() {
+                Ok(_) => self.measure(key, input_binding).map(Choice::Kernel),
+                // Weights past the storage-binding limit, or too few storage buffers per stage
+                // on this device: only the windows can run it.
+                Err(Error::TooLarge { .. } | Error::Unsupported { .. }) => {
+                    Ok(Choice::Kernel(ConvKernel::UniformWindows))
+                }
+                Err(e) => Err(e),
+            })?;
         match choice {
             Choice::Kernel(kernel @ (ConvKernel::UniformWindows | ConvKernel::TiledGemm)) => {
                 Ok(kernel)
@@ -481,8 +482,8 @@ mod shared_choice_tests {
     //! adapter the integration tests use (`WGPU_BACKEND`, lavapipe in CI).
     use super::*;
     use crate::cpu::reference;
+    use crate::gpu::choice::SplitK;
     use crate::gpu::small_ints;
-    use crate::gpu::tune::SplitK;
     use crate::Tensor;
     use std::num::NonZeroUsize;
 

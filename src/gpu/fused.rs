@@ -41,9 +41,9 @@ impl FusedKernel {
         let storage = wgpu::BufferUsages::STORAGE;
         let upload =
             |label, data: &[f32]| gpu.buffer_init(label, bytemuck::cast_slice(data), storage);
-        let pipeline = gpu
-            .pipelines()
-            .tiled(gpu, TiledShader::FusedSeparable, &geometry(dw))?;
+        let pipeline =
+            gpu.pipelines()
+                .tiled(gpu.dev(), TiledShader::FusedSeparable, &geometry(dw))?;
         Ok(Self {
             gpu: gpu.clone(),
             depthwise: *dw,
@@ -74,7 +74,7 @@ impl FusedKernel {
         let layout = self
             .gpu
             .pipelines()
-            .tiled_layout(&self.gpu, TiledShader::FusedSeparable)?;
+            .tiled_layout(self.gpu.dev(), TiledShader::FusedSeparable)?;
         gemm::encode(
             &self.gpu,
             encoder,

@@ -4,11 +4,12 @@
 //! in workgroup memory, one dispatch per run (two when a small output's sums are split,
 //! [`SplitK`]).
 
+use super::choice::SplitK;
 use super::dispatch;
 use super::pipelines::{geometry, TiledShader};
 use super::recent::Recent;
 use super::split;
-use super::tune::{RunKey, SplitK};
+use super::tune::RunKey;
 use super::{binding, entry, Gpu};
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Shape};
@@ -400,7 +401,7 @@ impl GemmConv {
         let storage = wgpu::BufferUsages::STORAGE;
         let pipeline = gpu
             .pipelines()
-            .tiled(gpu, TiledShader::ConvGemm, &geometry(spec))?;
+            .tiled(gpu.dev(), TiledShader::ConvGemm, &geometry(spec))?;
         Ok(Self {
             gpu: gpu.clone(),
             pipeline,
@@ -440,7 +441,7 @@ impl GemmConv {
         let layout = self
             .gpu
             .pipelines()
-            .tiled_layout(&self.gpu, TiledShader::ConvGemm)?;
+            .tiled_layout(self.gpu.dev(), TiledShader::ConvGemm)?;
         let product_output = match &launch.reduce {
             Some(reduce) => reduce.scratch.as_entire_buffer_binding(),
             None => output_binding.clone(),
@@ -466,7 +467,7 @@ impl GemmConv {
         let pipeline =
             self.gpu
                 .pipelines()
-                .tiled(&self.gpu, TiledShader::ReduceSplits, &Vec::new())?;
+                .tiled(self.gpu.dev(), TiledShader::ReduceSplits, &Vec::new())?;
         encode(
             &self.gpu,
             encoder,

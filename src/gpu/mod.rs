@@ -1,8 +1,10 @@
 //! Everything that talks to wgpu. Kept in this module so that wgpu's API churn touches one place.
 
 mod cache;
+mod choice;
 mod context;
 mod conv;
+mod device;
 pub(crate) mod dispatch;
 mod fused;
 mod gemm;
@@ -19,12 +21,13 @@ mod tensor;
 mod tune;
 mod window;
 
+pub use choice::{BlockPath, ConvKernel, Fusion, SplitK, Tuning};
 pub use context::Gpu;
 pub use conv::Conv2d;
 pub use network::GpuNetwork;
 pub use separable::SeparableBlock;
 pub use tensor::GpuTensor;
-pub use tune::{BlockPath, ConvKernel, Fusion, SplitK, Tuner, Tuning};
+pub use tune::Tuner;
 
 /// Binds the whole of `buffer` at `binding`.
 fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {

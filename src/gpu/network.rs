@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::ops;
+use super::pipelines::OpShader;
 use super::{Conv2d, Gpu, GpuTensor, SeparableBlock};
 use crate::error::{Error, Result};
 use crate::networks::weights::NetworkWeights;
@@ -81,15 +82,15 @@ impl GpuNetwork {
                     )?)
                 }
                 Op::Add { .. } | Op::Concat { .. } | Op::Activation(_) => {
-                    gpu.pipelines().ops.get(gpu, ops::OpShader::Elementwise)?;
+                    gpu.pipelines().ops.get(gpu.dev(), OpShader::Elementwise)?;
                     None
                 }
                 Op::Pool(_) => {
-                    gpu.pipelines().ops.get(gpu, ops::OpShader::Pool)?;
+                    gpu.pipelines().ops.get(gpu.dev(), OpShader::Pool)?;
                     None
                 }
                 Op::ChannelShuffle { .. } => {
-                    gpu.pipelines().ops.get(gpu, ops::OpShader::Shuffle)?;
+                    gpu.pipelines().ops.get(gpu.dev(), OpShader::Shuffle)?;
                     None
                 }
                 Op::Input | Op::Flatten => None,

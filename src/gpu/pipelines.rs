@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::ops::OpPipelines;
+use super::device::Device;
 use crate::error::Result;
 
 /// One WGSL file per kernel family, embedded at compile time after the parts it shares with
@@ -176,6 +176,116 @@ fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
+/// One WGSL file per op family, embedded at compile time, all with the bind-group layout of
+/// [`OpPipelines`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum OpShader {
+    Elementwise,
+    Pool,
+    Shuffle,
+}
+
+impl OpShader {
+    /// All op shaders, for the tests that validate each file.
+    #[cfg(test)]
+    pub(crate) const ALL: [OpShader; 3] =
+        [OpShader::Elementwise, OpShader::Pool, OpShader::Shuffle];
+
+    /// The WGSL source.
+    pub(crate) const fn source(self) -> &'static str {
+        match self {
+            OpShader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
+            OpShader::Pool => include_str!("../../shaders/pool.wgsl"),
+            OpShader::Shuffle => include_str!("../../shaders/shuffle.wgsl"),
+        }
+    }
+
+    /// Label for wgpu objects and error messages.
+    pub(crate) const fn label(self) -> &'static str {
+        match self {
+            OpShader::Elementwise => "elementwise",
+            OpShader::Pool => "pool",
+            OpShader::Shuffle => "shuffle",
+        }
+    }
+
+    /// Invocations per workgroup; equals `WORKGROUP_SIZE` in the WGSL file (tested).
+    pub(crate) const fn workgroup_size(self) -> u32 {
+        64
+    }
+}
+
+/// The op shaders' bind-group layout and lazily compiled pipelines, one per device (held by
+/// its [`Pipelines`]). Layout: 0 `a` and 1 `b` read-only storage, 3 the output (read-write
+/// storage), 4 the uniform params block; the numbers match the conv kernels' input, output
+/// and params slots, and 2 is unused.
+pub(crate) struct OpPipelines {
+    pub(crate) layout: wgpu::BindGroupLayout,
+    pipeline_layout: wgpu::PipelineLayout,
+    cache: Mutex<HashMap<OpShader, wgpu::ComputePipeline>>,
+}
+
+impl OpPipelines {
+    pub(crate) fn new(device: &wgpu::Device) -> Self {
+        let buffer = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("op.bind_group_layout"),
+            entries: &[
+                buffer(0, storage(true)),
+                buffer(1, storage(true)),
+                buffer(3, storage(false)),
+                buffer(4, wgpu::BufferBindingType::Uniform),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("op.pipeline_layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        Self {
+            layout,
+            pipeline_layout,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pipeline for `shader`, compiled on first use and cached. Compilation errors come
+    /// back as [`Error::Gpu`].
+    pub(crate) fn get(&self, dev: &Device, shader: OpShader) -> Result<wgpu::ComputePipeline> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&shader) {
+            return Ok(p.clone());
+        }
+        let device = &dev.device;
+        let pipeline = dev.scoped("shader compilation", || {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.label()),
+                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(shader.label()),
+                layout: Some(&self.pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            })
+        })?;
+        cache.insert(shader, pipeline.clone());
+        Ok(pipeline)
+    }
+}
+
 /// The bind-group layouts and the lazily built pipelines.
 pub(crate) struct Pipelines {
     /// Shared by the depthwise, pointwise and grouped kernels.
@@ -219,13 +329,13 @@ impl Pipelines {
     /// cached. Compilation errors come back as [`crate::Error::Gpu`].
     pub(crate) fn get(
         &self,
-        gpu: &super::Gpu,
+        dev: &Device,
         shader: Shader,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
         let layout = &self.conv_pipeline_layout;
         self.compile(
-            gpu,
+            dev,
             shader.label(),
             shader.source(),
             "main",
@@ -238,22 +348,22 @@ impl Pipelines {
     /// use and cached.
     pub(crate) fn tiled(
         &self,
-        gpu: &super::Gpu,
+        dev: &Device,
         shader: TiledShader,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
-        let (_, layout) = self.tiled_layouts(gpu, shader)?;
+        let (_, layout) = self.tiled_layouts(dev, shader)?;
         let (label, source, entry) = (shader.label(), shader.source(), shader.entry_point());
-        self.compile(gpu, label, source, entry, &layout, constants)
+        self.compile(dev, label, source, entry, &layout, constants)
     }
 
     /// The bind-group layout of the tiled `shader`.
     pub(crate) fn tiled_layout(
         &self,
-        gpu: &super::Gpu,
+        dev: &Device,
         shader: TiledShader,
     ) -> Result<wgpu::BindGroupLayout> {
-        self.tiled_layouts(gpu, shader).map(|(layout, _)| layout)
+        self.tiled_layouts(dev, shader).map(|(layout, _)| layout)
     }
 
     /// The layouts of the tiled `shader`, made on first use: they need more storage buffers
@@ -265,7 +375,7 @@ impl Pipelines {
     /// invocations per workgroup.
     fn tiled_layouts(
         &self,
-        gpu: &super::Gpu,
+        dev: &Device,
         shader: TiledShader,
     ) -> Result<(wgpu::BindGroupLayout, wgpu::PipelineLayout)> {
         let shader = shader.layout_of();
@@ -280,7 +390,7 @@ impl Pipelines {
             // input, both halves' weights and biases
             TiledShader::FusedSeparable => 5,
         };
-        let limits = gpu.limits();
+        let limits = &dev.limits;
         let invocations = super::gemm::WORKGROUP_SIZE as u32;
         if limits.max_compute_invocations_per_workgroup < invocations
             || limits.max_compute_workgroup_size_x < invocations
@@ -310,8 +420,8 @@ impl Pipelines {
         let mut entries: Vec<_> = (0..inputs).map(|b| storage(b, true)).collect();
         entries.push(storage(inputs, false));
         entries.push(uniform(inputs + 1));
-        let device = gpu.device();
-        let made = gpu.scoped("bind-group layout", || {
+        let device = &dev.device;
+        let made = dev.scoped("bind-group layout", || {
             let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some(shader.label()),
                 entries: &entries,
@@ -329,7 +439,7 @@ impl Pipelines {
 
     fn compile(
         &self,
-        gpu: &super::Gpu,
+        dev: &Device,
         label: &'static str,
         source: &'static str,
         entry_point: &'static str,
@@ -345,8 +455,8 @@ impl Pipelines {
             .iter()
             .map(|&(name, value)| (name, f64::from(value)))
             .collect();
-        let device = gpu.device();
-        let pipeline = gpu.scoped("shader compilation", || {
+        let device = &dev.device;
+        let pipeline = dev.scoped("shader compilation", || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
                 source: wgpu::ShaderSource::Wgsl(source.into()),

@@ -1,9 +1,10 @@
 //! [`SeparableBlock`]: depthwise then pointwise, as two kernels or one fused kernel, the
 //! path chosen by the [`super::Tuner`].
 
+use super::choice::{BlockPath, Choice, Fusion, Tuning};
 use super::fused::FusedKernel;
 use super::ops::check_output;
-use super::tune::{self, BlockPath, Choice, Fusion, TuneKey, Tuning};
+use super::tune::{self, TuneKey};
 use super::{Conv2d, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::{check_separable, Shape};
@@ -293,8 +294,8 @@ mod tests {
     //! adapter the integration tests use (`WGPU_BACKEND`, lavapipe in CI).
     use super::*;
     use crate::cpu::reference;
+    use crate::gpu::choice::ConvKernel;
     use crate::gpu::small_ints;
-    use crate::gpu::tune::ConvKernel;
     use crate::{Conv2dSpec, Gpu, Padding, Tensor};
 
     #[test]

@@ -384,7 +384,7 @@ impl WindowKernel {
             wgpu::BufferUsages::STORAGE,
         )?;
         gpu.pipelines()
-            .get(gpu, plan.shader, &plan.constants(plan.max_pixels()))?;
+            .get(gpu.dev(), plan.shader, &plan.constants(plan.max_pixels()))?;
         Ok(Self {
             gpu: gpu.clone(),
             plan,
@@ -485,10 +485,11 @@ impl WindowKernel {
         let pixels = self
             .plan
             .pixels(key.output, self.blocks_per_slice(), self.min_workgroups);
-        let pipeline =
-            self.gpu
-                .pipelines()
-                .get(&self.gpu, self.plan.shader, &self.plan.constants(pixels))?;
+        let pipeline = self.gpu.pipelines().get(
+            self.gpu.dev(),
+            self.plan.shader,
+            &self.plan.constants(pixels),
+        )?;
         let mut grids = Vec::with_capacity(self.slices.len());
         for (slice, at) in self
             .slices

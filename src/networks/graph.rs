@@ -417,13 +417,6 @@ impl Network {
         Ok(b.build())
     }
 
-    /// The same network with every depthwise separable pair replaced by the standard
-    /// convolution it stands for and every other grouped or depthwise convolution by its
-    /// `groups = 1` form (see the [module docs](crate::networks)).
-    pub fn with_standard_convs(&self) -> Result<Network> {
-        super::standard::with_standard_convs(self)
-    }
-
     pub(super) fn from_parts(name: String, nodes: Vec<Node>, counting: Counting) -> Self {
         Self {
             name,

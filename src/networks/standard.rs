@@ -6,7 +6,16 @@ use crate::error::Result;
 use crate::spec::{Conv2dSpec, Padding};
 
 /// See [`Network::with_standard_convs`].
-pub(super) fn with_standard_convs(net: &Network) -> Result<Network> {
+impl Network {
+    /// The same network with every depthwise separable pair replaced by the standard
+    /// convolution it stands for and every other grouped or depthwise convolution by its
+    /// `groups = 1` form (see the [module docs](crate::networks)).
+    pub fn with_standard_convs(&self) -> Result<Network> {
+        with_standard_convs(self)
+    }
+}
+
+fn with_standard_convs(net: &Network) -> Result<Network> {
     let nodes = net.nodes();
     let mut b = NetworkBuilder::new(
         format!("{} with standard convolutions", net.name()),

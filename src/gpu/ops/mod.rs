@@ -17,123 +17,11 @@ pub use pool::{pool2d, pool2d_into};
 pub(crate) use shuffle::encode_shuffle;
 pub use shuffle::{channel_shuffle, channel_shuffle_into};
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use super::dispatch;
+use super::pipelines::OpShader;
 use super::{entry, Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::Shape;
-
-/// One WGSL file per op family, embedded at compile time, all with the bind-group layout of
-/// [`OpPipelines`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum OpShader {
-    Elementwise,
-    Pool,
-    Shuffle,
-}
-
-impl OpShader {
-    /// All op shaders, for the tests that validate each file.
-    #[cfg(test)]
-    pub(crate) const ALL: [OpShader; 3] =
-        [OpShader::Elementwise, OpShader::Pool, OpShader::Shuffle];
-
-    /// The WGSL source.
-    pub(crate) const fn source(self) -> &'static str {
-        match self {
-            OpShader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
-            OpShader::Pool => include_str!("../../../shaders/pool.wgsl"),
-            OpShader::Shuffle => include_str!("../../../shaders/shuffle.wgsl"),
-        }
-    }
-
-    /// Label for wgpu objects and error messages.
-    pub(crate) const fn label(self) -> &'static str {
-        match self {
-            OpShader::Elementwise => "elementwise",
-            OpShader::Pool => "pool",
-            OpShader::Shuffle => "shuffle",
-        }
-    }
-
-    /// Invocations per workgroup; equals `WORKGROUP_SIZE` in the WGSL file (tested).
-    pub(crate) const fn workgroup_size(self) -> u32 {
-        64
-    }
-}
-
-/// The op shaders' bind-group layout and lazily compiled pipelines, one per [`Gpu`] (held by
-/// its `Pipelines`). Layout: 0 `a` and 1 `b` read-only storage, 3 the output (read-write
-/// storage), 4 the uniform params block; the numbers match the conv kernels' input, output
-/// and params slots, and 2 is unused.
-pub(crate) struct OpPipelines {
-    layout: wgpu::BindGroupLayout,
-    pipeline_layout: wgpu::PipelineLayout,
-    cache: Mutex<HashMap<OpShader, wgpu::ComputePipeline>>,
-}
-
-impl OpPipelines {
-    pub(crate) fn new(device: &wgpu::Device) -> Self {
-        let buffer = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let storage = |read_only| wgpu::BufferBindingType::Storage { read_only };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("op.bind_group_layout"),
-            entries: &[
-                buffer(0, storage(true)),
-                buffer(1, storage(true)),
-                buffer(3, storage(false)),
-                buffer(4, wgpu::BufferBindingType::Uniform),
-            ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("op.pipeline_layout"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        Self {
-            layout,
-            pipeline_layout,
-            cache: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The pipeline for `shader`, compiled on first use and cached. Compilation errors come
-    /// back as [`Error::Gpu`].
-    pub(crate) fn get(&self, gpu: &Gpu, shader: OpShader) -> Result<wgpu::ComputePipeline> {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&shader) {
-            return Ok(p.clone());
-        }
-        let device = gpu.device();
-        let pipeline = gpu.scoped("shader compilation", || {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(shader.label()),
-                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(shader.label()),
-                layout: Some(&self.pipeline_layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                cache: None,
-            })
-        })?;
-        cache.insert(shader, pipeline.clone());
-        Ok(pipeline)
-    }
-}
 
 /// Records one dispatch of `shader` over `output`'s elements: binding 0 `a`, 1 `b` (ops with
 /// one input bind it twice), 3 `output`, 4 the uniform block `params`.
@@ -158,14 +46,13 @@ pub(crate) fn encode_op(
     for (what, t) in [("op input", a), ("op input", b), ("op output", output)] {
         gpu.check_binding_size(what, t.buffer().size())?;
     }
-    let ops = &gpu.pipelines().ops;
-    let pipeline = ops.get(gpu, shader)?;
+    let pipeline = gpu.pipelines().ops.get(gpu.dev(), shader)?;
     let device = gpu.device();
     let params_buffer = gpu.buffer_init("op.params", params, wgpu::BufferUsages::UNIFORM)?;
     gpu.scoped("op encoding", || {
         let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(shader.label()),
-            layout: &ops.layout,
+            layout: &gpu.pipelines().ops.layout,
             entries: &[
                 entry(0, a.buffer()),
                 entry(1, b.buffer()),
@@ -223,7 +110,7 @@ mod tests {
     //! uniform block exactly as the host lays it out, binds only slots of `OpPipelines`'
     //! layout with the right access, and uses the host's workgroup size.
     use super::params::FIELDS;
-    use super::OpShader as Shader;
+    use crate::gpu::pipelines::OpShader as Shader;
 
     fn module(shader: Shader) -> naga::Module {
         let module = naga::front::wgsl::parse_str(shader.source()).unwrap_or_else(|e| {
