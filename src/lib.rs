@@ -31,12 +31,11 @@ mod error;
 mod gpu;
 pub mod layers;
 pub mod networks;
-pub mod ops;
+mod ops_spec;
 mod spec;
 mod tensor;
 
 pub use error::{Error, Result};
-pub use gpu::ops as gpu_ops;
 pub use gpu::{
     BlockPath, Conv2d, ConvKernel, Fusion, Gpu, GpuNetwork, GpuTensor, SeparableBlock, SplitK,
     Tuner, Tuning,
@@ -46,6 +45,26 @@ pub use tensor::Tensor;
 /// The wgpu this crate is built on, for callers who bring their own device
 /// ([`Gpu::from_device`]): the same version, so its types match.
 pub use wgpu;
+
+/// The small steps whole networks need besides convolution: pooling, residual add, channel
+/// concatenation, a standalone activation and channel shuffle. The parameters and shape rules
+/// are here; [`ops::cpu`] runs each op on the CPU (the reference), [`ops::gpu`] on the GPU.
+pub mod ops {
+    pub use crate::ops_spec::*;
+
+    /// The ops on the CPU: plain loops, PyTorch's semantics written out, the oracle of the
+    /// GPU kernels.
+    pub mod cpu {
+        pub use crate::cpu::ops::*;
+    }
+
+    /// The ops on the GPU, one WGSL file per family: they take and return
+    /// [`crate::GpuTensor`]s, so a chain never leaves the GPU; the `_into` forms write into a
+    /// tensor the caller made.
+    pub mod gpu {
+        pub use crate::gpu::ops::*;
+    }
+}
 
 /// The README's usage example, compiled and run as a doc test.
 #[cfg(doctest)]

@@ -1,10 +1,10 @@
 //! CPU references for the ops whole networks need besides convolution, the oracle for
-//! [`crate::gpu_ops`]. Plain loops, PyTorch's semantics written out; averages accumulate in
+//! [`crate::ops::gpu`]. Plain loops, PyTorch's semantics written out; averages accumulate in
 //! `f64`. Add, concatenation, activation, max pooling and channel shuffle are exact in `f32`
 //! (one rounding per element at most), so the GPU must match them bit for bit.
 
 use crate::error::Result;
-use crate::ops::{
+use crate::ops_spec::{
     add_shape, concat_shape, shuffle_shape, shuffle_source_channel, Pool2d, PoolKind,
 };
 use crate::spec::Activation;
@@ -17,11 +17,11 @@ use crate::tensor::Tensor;
 ///
 /// # Example
 /// ```
-/// use sepconv::{cpu::ops, Activation, Shape, Tensor};
+/// use sepconv::{ops::cpu, Activation, Shape, Tensor};
 ///
 /// let a = Tensor::new(Shape::new(1, 1, 1, 3), vec![1.0, -4.0, 5.0])?;
 /// let b = Tensor::new(Shape::new(1, 1, 1, 3), vec![2.0, 1.0, 2.0])?;
-/// assert_eq!(ops::add(&a, &b, Activation::Relu6)?.data(), &[3.0, 0.0, 6.0]);
+/// assert_eq!(cpu::add(&a, &b, Activation::Relu6)?.data(), &[3.0, 0.0, 6.0]);
 /// # Ok::<(), sepconv::Error>(())
 /// ```
 pub fn add(a: &Tensor, b: &Tensor, activation: Activation) -> Result<Tensor> {
@@ -67,12 +67,13 @@ pub fn activation(x: &Tensor, activation: Activation) -> Result<Tensor> {
 ///
 /// # Example
 /// ```
-/// use sepconv::{cpu::ops, ops::Pool2d, Padding, Shape, Tensor};
+/// use sepconv::ops::{cpu, Pool2d};
+/// use sepconv::{Padding, Shape, Tensor};
 ///
 /// let x = Tensor::new(Shape::new(1, 1, 2, 2), vec![1.0, 2.0, 3.0, 6.0])?;
-/// assert_eq!(ops::pool2d(&x, &Pool2d::global_avg(2, 2))?.data(), &[3.0]);
+/// assert_eq!(cpu::pool2d(&x, &Pool2d::global_avg(2, 2))?.data(), &[3.0]);
 /// let max = Pool2d::max([2, 2], [1, 1], Padding::explicit(0, 1, 0, 1));
-/// assert_eq!(ops::pool2d(&x, &max)?.data(), &[6.0, 6.0, 6.0, 6.0]);
+/// assert_eq!(cpu::pool2d(&x, &max)?.data(), &[6.0, 6.0, 6.0, 6.0]);
 /// # Ok::<(), sepconv::Error>(())
 /// ```
 pub fn pool2d(x: &Tensor, pool: &Pool2d) -> Result<Tensor> {
@@ -123,7 +124,7 @@ pub fn pool2d(x: &Tensor, pool: &Pool2d) -> Result<Tensor> {
 }
 
 /// ShuffleNet's channel shuffle with `groups` groups
-/// (see [`crate::ops::shuffle_source_channel`]).
+/// (see [`crate::ops_spec::shuffle_source_channel`]).
 ///
 /// # Errors
 /// [`crate::Error::GroupsDoNotDivide`], [`crate::Error::Zero`].

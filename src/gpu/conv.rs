@@ -6,8 +6,8 @@
 
 use super::choice::{Choice, ConvKernel, Tuning};
 use super::gemm::GemmConv;
-use super::ops::check_output;
 use super::split;
+use super::tensor::check_output;
 use super::tune::{self, RunKey, TuneKey};
 use super::window::WindowKernel;
 use super::{Gpu, GpuTensor};

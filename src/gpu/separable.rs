@@ -3,7 +3,7 @@
 
 use super::choice::{BlockPath, Choice, Fusion, Tuning};
 use super::fused::FusedKernel;
-use super::ops::check_output;
+use super::tensor::check_output;
 use super::tune::{self, TuneKey};
 use super::{Conv2d, GpuTensor};
 use crate::error::{Error, Result};

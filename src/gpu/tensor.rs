@@ -106,3 +106,16 @@ impl GpuTensor {
         Tensor::new(self.shape, data)
     }
 }
+
+/// `Error::LengthMismatch` unless `output` has the `expected` shape.
+pub(crate) fn check_output(output: &GpuTensor, expected: Shape) -> Result<()> {
+    if output.shape() == expected {
+        return Ok(());
+    }
+    Err(Error::LengthMismatch {
+        what: "output tensor",
+        expected: expected.len()?,
+        got: output.shape().len()?,
+        hint: Some(format!("expected shape {expected}, got {}", output.shape())),
+    })
+}

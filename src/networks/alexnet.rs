@@ -3,7 +3,7 @@
 
 use super::graph::{Counting, Network, NetworkBuilder};
 use crate::error::{Error, Result};
-use crate::ops::Pool2d;
+use crate::ops_spec::Pool2d;
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};
 
 /// AlexNet as trained on two GPUs: five convolutions (96 11×11 stride 4; 256 5×5; 384, 384,

@@ -3,7 +3,7 @@
 
 use crate::accounting::Cost;
 use crate::error::{Error, Result};
-use crate::ops::{self, Pool2d};
+use crate::ops_spec::{self, Pool2d};
 use crate::spec::{Activation, Conv2dSpec, Shape};
 
 /// Index of a node in [`Network::nodes`]. Node 0 is the input.
@@ -43,7 +43,7 @@ pub enum Op {
     Activation(Activation),
     /// Max or average pooling; global average pooling is a window over the whole plane.
     Pool(Pool2d),
-    /// ShuffleNet's channel shuffle ([`crate::ops::shuffle_source_channel`]).
+    /// ShuffleNet's channel shuffle ([`crate::ops_spec::shuffle_source_channel`]).
     ChannelShuffle {
         /// Number of groups; divides the channels.
         groups: usize,
@@ -66,7 +66,7 @@ impl Op {
     ///
     /// # Errors
     /// The shape errors of the op ([`Conv2dSpec::output_shape`], [`Pool2d::output_shape`],
-    /// [`ops::add_shape`], …), and [`Error::Incompatible`] for a fully connected layer whose
+    /// [`ops_spec::add_shape`], …), and [`Error::Incompatible`] for a fully connected layer whose
     /// input is not `c × 1 × 1` or a wrong number of inputs.
     pub fn output_shape(&self, inputs: &[Shape]) -> Result<Shape> {
         if inputs.len() != self.arity() {
@@ -96,14 +96,14 @@ impl Op {
                 }
                 spec.output_shape(x)
             }
-            Op::Add { .. } => ops::add_shape(inputs[0], inputs[1]),
-            Op::Concat { .. } => ops::concat_shape(inputs[0], inputs[1]),
+            Op::Add { .. } => ops_spec::add_shape(inputs[0], inputs[1]),
+            Op::Concat { .. } => ops_spec::concat_shape(inputs[0], inputs[1]),
             Op::Activation(_) => {
                 inputs[0].validate()?;
                 Ok(inputs[0])
             }
             Op::Pool(pool) => pool.output_shape(inputs[0]),
-            Op::ChannelShuffle { groups } => ops::shuffle_shape(inputs[0], *groups),
+            Op::ChannelShuffle { groups } => ops_spec::shuffle_shape(inputs[0], *groups),
             Op::Flatten => {
                 let x = inputs[0];
                 x.validate()?;

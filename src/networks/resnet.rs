@@ -4,7 +4,7 @@
 
 use super::graph::{Counting, Network, NetworkBuilder, NodeId};
 use crate::error::{Error, Result};
-use crate::ops::Pool2d;
+use crate::ops_spec::Pool2d;
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};
 
 /// A bottleneck ResNet or ResNeXt: a 7×7 stride-2 convolution and a 3×3 stride-2 max pool,

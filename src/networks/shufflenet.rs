@@ -3,7 +3,7 @@
 
 use super::graph::{Counting, Network, NetworkBuilder, NodeId};
 use crate::error::{Error, Result};
-use crate::ops::Pool2d;
+use crate::ops_spec::Pool2d;
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};
 
 /// ShuffleNet v1 1× as in the paper's Table 1: a 3×3 stride-2 convolution to 24 channels, a

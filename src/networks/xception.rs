@@ -3,7 +3,7 @@
 
 use super::graph::{Counting, Network, NetworkBuilder, NodeId};
 use crate::error::Result;
-use crate::ops::Pool2d;
+use crate::ops_spec::Pool2d;
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};
 
 /// Xception as in the paper's Figure 5: entry flow (two 3×3 convolutions, three blocks of two

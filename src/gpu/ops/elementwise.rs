@@ -4,7 +4,7 @@ use super::params::{ElementwiseParams, MODE_ACTIVATION, MODE_ADD, MODE_CONCAT};
 use super::{check_output, encode_op, submit, u32_of, OpShader};
 use crate::error::Result;
 use crate::gpu::GpuTensor;
-use crate::ops::{add_shape, concat_shape};
+use crate::ops_spec::{add_shape, concat_shape};
 use crate::spec::{Activation, Shape};
 
 fn params(

@@ -3,7 +3,7 @@
 //! global average pooling (shaders/pool.wgsl) and channel shuffle (shaders/shuffle.wgsl).
 //! Each takes and returns [`GpuTensor`]s, so a chain never leaves the GPU; the `_into`
 //! forms write into a tensor the caller made (to reuse buffers, or to poison it in tests).
-//! [`crate::cpu::ops`] has the CPU reference of each.
+//! [`crate::ops::cpu`] has the CPU reference of each.
 
 mod elementwise;
 mod params;
@@ -19,9 +19,9 @@ pub use shuffle::{channel_shuffle, channel_shuffle_into};
 
 use super::dispatch;
 use super::pipelines::OpShader;
+pub(crate) use super::tensor::check_output;
 use super::{entry, Gpu, GpuTensor};
 use crate::error::{Error, Result};
-use crate::spec::Shape;
 
 /// Records one dispatch of `shader` over `output`'s elements: binding 0 `a`, 1 `b` (ops with
 /// one input bind it twice), 3 `output`, 4 the uniform block `params`.
@@ -80,19 +80,6 @@ pub(crate) fn submit(
     record(&mut encoder)?;
     gpu.scoped("op dispatch", || {
         gpu.queue().submit([encoder.finish()]);
-    })
-}
-
-/// `Error::LengthMismatch` unless `output` has the `expected` shape.
-pub(crate) fn check_output(output: &GpuTensor, expected: Shape) -> Result<()> {
-    if output.shape() == expected {
-        return Ok(());
-    }
-    Err(Error::LengthMismatch {
-        what: "output tensor",
-        expected: expected.len()?,
-        got: output.shape().len()?,
-        hint: Some(format!("expected shape {expected}, got {}", output.shape())),
     })
 }
 

@@ -4,7 +4,7 @@ use super::params::{PoolParams, POOL_AVG_EXCLUDE_PAD, POOL_AVG_INCLUDE_PAD, POOL
 use super::{check_output, encode_op, submit, u32_of, OpShader};
 use crate::error::Result;
 use crate::gpu::GpuTensor;
-use crate::ops::{Pool2d, PoolKind};
+use crate::ops_spec::{Pool2d, PoolKind};
 
 /// Pools `x` with `pool` on the GPU. Global average pooling is
 /// [`Pool2d::global_avg`]`(h, w)`.

@@ -4,10 +4,10 @@ use super::params::ShuffleParams;
 use super::{check_output, encode_op, submit, u32_of, OpShader};
 use crate::error::Result;
 use crate::gpu::GpuTensor;
-use crate::ops::shuffle_shape;
+use crate::ops_spec::shuffle_shape;
 
 /// Shuffles the channels of `x` in `groups` groups on the GPU
-/// (see [`crate::ops::shuffle_source_channel`]).
+/// (see [`crate::ops_spec::shuffle_source_channel`]).
 ///
 /// # Errors
 /// [`crate::Error::GroupsDoNotDivide`], [`crate::Error::Zero`], [`crate::Error::TooLarge`],

@@ -1,6 +1,6 @@
 //! The small steps whole networks need besides convolution: pooling, residual add, channel
 //! concatenation, a standalone activation and channel shuffle. This module describes them and
-//! states their shape rules; [`crate::cpu::ops`] runs them on the CPU and [`crate::gpu_ops`] on
+//! states their shape rules; [`crate::ops::cpu`] runs them on the CPU and [`crate::ops::gpu`] on
 //! the GPU (one WGSL file per family under `shaders/`).
 //!
 //! None of them has parameters, and the papers count none of them as multiply-accumulates.
