@@ -1,6 +1,6 @@
 //! Run with: `cargo bench --bench conv`
 //!
-//! Criterion benchmarks on the 41 layers of [`sepconv::layers`], each measured up to four ways:
+//! Criterion benchmarks on the 41 layers of [`sepconv::networks::layers`], each measured up to four ways:
 //!
 //! | id | what is timed |
 //! |---|---|
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sepconv::cpu::{fast::Conv2dCpu, reference};
-use sepconv::layers::{Layer, LAYERS};
+use sepconv::networks::layers::{Layer, LAYERS};
 use sepconv::{Conv2d, Gpu, GpuTensor, Tensor};
 
 /// Layers above this many MACs skip the reference benchmark.

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sepconv::cpu::fast::Conv2dCpu;
-use sepconv::layers::{Layer, LAYERS};
+use sepconv::networks::layers::{Layer, LAYERS};
 use sepconv::{
     BlockPath, Conv2d, ConvKernel, ConvKind, Fusion, Gpu, GpuTensor, SeparableBlock, Tensor, Tuning,
 };
@@ -403,8 +403,8 @@ fn measure_blocks(gpu: &Gpu, only: Option<&[String]>) -> Result<Vec<BlockRow>, B
     let mut rows = Vec::new();
     for i in 1.. {
         let (Some(dw), Some(pw)) = (
-            sepconv::layers::find(&format!("mbv1_dw{i}")),
-            sepconv::layers::find(&format!("mbv1_pw{i}")),
+            sepconv::networks::layers::find(&format!("mbv1_dw{i}")),
+            sepconv::networks::layers::find(&format!("mbv1_pw{i}")),
         ) else {
             break;
         };

@@ -64,7 +64,11 @@ pub enum Error {
     },
 
     /// The spec says bias on and none was given, or bias off and one was given.
-    #[error("the spec has bias = {spec_has_bias} but {} bias was given", if *given { "a" } else { "no" })]
+    #[error(
+        "the spec has bias = {spec_has_bias} but {} bias was given: {}",
+        if *given { "a" } else { "no" },
+        if *spec_has_bias { "pass a bias, or use .bias(false) on the spec (Conv2dSpec::new, depthwise and pointwise default to bias on)" } else { "pass None, or use .bias(true) on the spec" }
+    )]
     BiasMismatch {
         /// `Conv2dSpec::bias`.
         spec_has_bias: bool,
@@ -81,8 +85,9 @@ pub enum Error {
         got: usize,
     },
 
-    /// Two chained convolutions do not fit together, or a block was built from the wrong kinds.
-    #[error("cannot chain: {reason}")]
+    /// Two things that must fit together do not: chained convolutions, a block built from the
+    /// wrong kinds, weights and the node they are for, a network and its input.
+    #[error("{reason}")]
     Incompatible {
         /// What does not fit.
         reason: String,

@@ -29,9 +29,9 @@ pub mod accounting;
 pub mod cpu;
 mod error;
 mod gpu;
-pub mod layers;
 pub mod networks;
 mod ops_spec;
+mod rng;
 mod spec;
 mod tensor;
 

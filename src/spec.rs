@@ -309,13 +309,15 @@ impl Conv2dSpec {
         }
     }
 
-    /// A depthwise convolution over `channels` channels (`groups = c_in = c_out`).
-    /// Use [`Conv2dSpec::multiplier`] for a channel multiplier.
+    /// A depthwise convolution over `channels` channels (`groups = c_in = c_out`), bias on
+    /// (as [`Conv2dSpec::new`]; `.bias(false)` for none). Use [`Conv2dSpec::multiplier`] for a
+    /// channel multiplier.
     pub const fn depthwise(channels: usize, kernel: [usize; 2]) -> Self {
         Self::new(channels, channels, kernel).groups(channels)
     }
 
-    /// A pointwise (1×1) convolution `c_in → c_out`.
+    /// A pointwise (1×1) convolution `c_in → c_out`, bias on (as [`Conv2dSpec::new`];
+    /// `.bias(false)` for none).
     pub const fn pointwise(c_in: usize, c_out: usize) -> Self {
         Self::new(c_in, c_out, [1, 1])
     }
@@ -466,13 +468,72 @@ impl Conv2dSpec {
         ]
     }
 
-    /// Number of weights, `c_out · c_in/groups · kh · kw` (saturating at `usize::MAX` for
-    /// absurd specs, which [`Conv2dSpec::validate`] rejects).
+    /// Number of weights, `c_out · c_in/groups · kh · kw`, unchecked: for a spec that
+    /// [`Conv2dSpec::validate`] rejects (groups that do not divide the channels, a zero
+    /// size) the number means nothing, and it saturates at `usize::MAX` for absurd sizes.
+    /// [`Conv2dSpec::checked_weight_count`] refuses such specs.
     pub const fn weight_count(&self) -> usize {
         self.c_out
             .saturating_mul(self.c_in_per_group())
             .saturating_mul(self.kernel[0])
             .saturating_mul(self.kernel[1])
+    }
+
+    /// [`Conv2dSpec::weight_count`] of a valid spec.
+    ///
+    /// # Errors
+    /// Those of [`Conv2dSpec::validate`], and [`Error::Overflow`] past `usize::MAX`.
+    pub fn checked_weight_count(&self) -> Result<usize> {
+        self.validate()?;
+        self.c_out
+            .checked_mul(self.c_in_per_group())
+            .and_then(|n| n.checked_mul(self.kernel[0]))
+            .and_then(|n| n.checked_mul(self.kernel[1]))
+            .ok_or_else(|| Error::Overflow {
+                what: "weight count",
+                detail: format!("{:?} weights overflow usize", self.weight_dims()),
+            })
+    }
+
+    /// The fields in which `self` and `other` differ, each as `field: self vs other` (empty
+    /// when equal): what an error names instead of printing both specs.
+    pub fn differences(&self, other: &Conv2dSpec) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut field = |name: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{name}: {a} vs {b}"));
+            }
+        };
+        field("c_in", self.c_in.to_string(), other.c_in.to_string());
+        field("c_out", self.c_out.to_string(), other.c_out.to_string());
+        field(
+            "kernel",
+            format!("{:?}", self.kernel),
+            format!("{:?}", other.kernel),
+        );
+        field(
+            "stride",
+            format!("{:?}", self.stride),
+            format!("{:?}", other.stride),
+        );
+        field(
+            "padding",
+            format!("{:?}", self.padding),
+            format!("{:?}", other.padding),
+        );
+        field(
+            "dilation",
+            format!("{:?}", self.dilation),
+            format!("{:?}", other.dilation),
+        );
+        field("groups", self.groups.to_string(), other.groups.to_string());
+        field("bias", self.bias.to_string(), other.bias.to_string());
+        field(
+            "activation",
+            format!("{:?}", self.activation),
+            format!("{:?}", other.activation),
+        );
+        out
     }
 
     /// Number of learned parameters: weights plus the bias if present (saturating).
@@ -589,6 +650,18 @@ impl Conv2dSpec {
         self.validate()?;
         input.validate()?;
         if input.c != self.c_in {
+            if input.w == self.c_in {
+                // Channels last, as TensorFlow and images lay them out.
+                return Err(Error::InvalidArgument {
+                    what: "input shape",
+                    reason: format!(
+                        "input {input} has {} channels but the spec expects c_in = {}; its \
+                         last size is {}: is it NHWC? sepconv takes NCHW (transpose it, or \
+                         build it with Shape::new(n, c, h, w))",
+                        input.c, self.c_in, input.w
+                    ),
+                });
+            }
             return Err(Error::ChannelMismatch {
                 expected: self.c_in,
                 got: input.c,
@@ -708,7 +781,7 @@ pub(crate) fn check_separable(depthwise: &Conv2dSpec, pointwise: &Conv2dSpec) ->
     }
     if depthwise.c_out != pointwise.c_in {
         return incompatible(format!(
-            "depthwise gives {} channels but pointwise expects c_in = {}",
+            "cannot chain the separable block: depthwise gives {} channels but pointwise expects c_in = {}",
             depthwise.c_out, pointwise.c_in
         ));
     }

@@ -22,6 +22,16 @@ impl Tensor {
         Ok(Self { shape, data })
     }
 
+    /// A seeded tensor of `shape` with values uniform in [−1, 1] (SplitMix64; the same
+    /// seed gives the same values everywhere): test inputs without an RNG crate.
+    ///
+    /// # Errors
+    /// Those of [`Tensor::new`] for an invalid shape.
+    pub fn random(shape: Shape, seed: u64) -> Result<Self> {
+        let mut rng = crate::rng::SplitMix64::new(seed ^ 0x1234_5678_9abc_def0);
+        Self::new(shape, rng.uniform_vec(shape.len()?, -1.0, 1.0))
+    }
+
     /// A tensor of `shape` filled with `value`.
     ///
     /// # Errors

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use sepconv::cpu::fast::{self, Conv2dCpu};
 use sepconv::cpu::reference;
-use sepconv::{layers, Activation, Conv2dSpec, ConvKind, Error, Padding, Shape, Tensor};
+use sepconv::{networks::layers, Activation, Conv2dSpec, ConvKind, Error, Padding, Shape, Tensor};
 
 /// One test case: a spec and an input shape.
 struct Case {

@@ -28,7 +28,7 @@ use sepconv::{cpu, Conv2dSpec, Error, GpuNetwork, GpuTensor, Padding, Shape, Ten
 /// Tolerance for an average pool (as in tests/gpu_ops.rs): `8·√k·u·mean|x| + 2u·|y|`.
 fn avg_tolerance(x: &Tensor, pool: &Pool2d, want: &Tensor) -> Vec<f32> {
     let abs = Tensor::new(x.shape(), x.data().iter().map(|v| v.abs()).collect()).unwrap();
-    let mean_abs = cpu::ops::pool2d(&abs, pool).unwrap();
+    let mean_abs = sepconv::ops::cpu::pool2d(&abs, pool).unwrap();
     let k = (pool.kernel[0] * pool.kernel[1]) as f32;
     let u = f32::EPSILON / 2.0;
     mean_abs

@@ -1,5 +1,5 @@
-//! The non-convolution GPU ops (`sepconv::gpu_ops`) against their CPU references
-//! (`sepconv::cpu::ops`), on seeded normal data, with NaN-poisoned outputs so an element the
+//! The non-convolution GPU ops (`sepconv::ops::gpu`) against their CPU references
+//! (`sepconv::ops::cpu`), on seeded normal data, with NaN-poisoned outputs so an element the
 //! shader skips fails. Add, concatenation, activation, max pooling and channel shuffle do at
 //! most one `f32` rounding per element, exactly as the reference, so they must match bit for
 //! bit; averages get a tolerance derived below.
@@ -8,7 +8,7 @@ mod common;
 
 use common::{assert_matches, gpu, normal};
 use sepconv::ops::{Pool2d, PoolKind};
-use sepconv::{cpu, gpu_ops, Activation, Error, GpuTensor, Padding, Shape, Tensor};
+use sepconv::{ops::gpu as gpu_ops, Activation, Error, GpuTensor, Padding, Shape, Tensor};
 
 fn tensor(seed: u64, shape: Shape, scale: f32) -> Tensor {
     let data = normal(seed, shape.len().unwrap())
@@ -35,7 +35,7 @@ fn add_matches_reference_exactly() {
     for (i, act) in ACTIVATIONS.into_iter().enumerate() {
         let seed = 100 + i as u64;
         let (a, b) = (tensor(seed, shape, 4.0), tensor(seed + 50, shape, 4.0));
-        let want = cpu::ops::add(&a, &b, act).unwrap();
+        let want = sepconv::ops::cpu::add(&a, &b, act).unwrap();
         let out = poisoned(shape);
         gpu_ops::add_into(&upload(&a), &upload(&b), &out, act).unwrap();
         assert_matches(
@@ -55,7 +55,7 @@ fn concat_matches_reference_exactly() {
     for (i, act) in ACTIVATIONS.into_iter().enumerate() {
         let seed = 200 + i as u64;
         let (a, b) = (tensor(seed, sa, 4.0), tensor(seed + 50, sb, 4.0));
-        let want = cpu::ops::concat(&a, &b, act).unwrap();
+        let want = sepconv::ops::cpu::concat(&a, &b, act).unwrap();
         assert_eq!(want.shape(), Shape::new(2, 16, 5, 7));
         let out = poisoned(want.shape());
         gpu_ops::concat_into(&upload(&a), &upload(&b), &out, act).unwrap();
@@ -75,7 +75,7 @@ fn activation_matches_reference_exactly() {
     for (i, act) in ACTIVATIONS.into_iter().enumerate() {
         let seed = 300 + i as u64;
         let x = tensor(seed, shape, 5.0);
-        let want = cpu::ops::activation(&x, act).unwrap();
+        let want = sepconv::ops::cpu::activation(&x, act).unwrap();
         let out = poisoned(shape);
         gpu_ops::activation_into(&upload(&x), &out, act).unwrap();
         assert_matches(
@@ -88,7 +88,7 @@ fn activation_matches_reference_exactly() {
     }
     // The reference itself: ReLU6 clamps both ways.
     let x = Tensor::new(Shape::new(1, 1, 1, 3), vec![-1.0, 3.0, 7.0]).unwrap();
-    let y = cpu::ops::activation(&x, Activation::Relu6).unwrap();
+    let y = sepconv::ops::cpu::activation(&x, Activation::Relu6).unwrap();
     assert_eq!(y.data(), &[0.0, 3.0, 6.0]);
 }
 
@@ -99,7 +99,7 @@ fn activation_matches_reference_exactly() {
 /// pool over `|x|`.
 fn avg_tolerance(x: &Tensor, pool: &Pool2d, want: &Tensor) -> Vec<f32> {
     let abs = Tensor::new(x.shape(), x.data().iter().map(|v| v.abs()).collect()).unwrap();
-    let mean_abs = cpu::ops::pool2d(&abs, pool).unwrap();
+    let mean_abs = sepconv::ops::cpu::pool2d(&abs, pool).unwrap();
     let k = (pool.kernel[0] * pool.kernel[1]) as f32;
     let u = f32::EPSILON / 2.0;
     mean_abs
@@ -112,7 +112,7 @@ fn avg_tolerance(x: &Tensor, pool: &Pool2d, want: &Tensor) -> Vec<f32> {
 
 fn check_pool(name: &str, seed: u64, input: Shape, pool: Pool2d) {
     let x = tensor(seed, input, 1.0);
-    let want = cpu::ops::pool2d(&x, &pool).unwrap();
+    let want = sepconv::ops::cpu::pool2d(&x, &pool).unwrap();
     let out = poisoned(want.shape());
     gpu_ops::pool2d_into(&upload(&x), &pool, &out).unwrap();
     let got = out.read().unwrap();
@@ -204,10 +204,13 @@ fn padding_counts_differently_in_the_two_averages() {
         ..incl
     };
     assert_eq!(
-        cpu::ops::pool2d(&x, &incl).unwrap().at(0, 0, 0, 0),
+        sepconv::ops::cpu::pool2d(&x, &incl).unwrap().at(0, 0, 0, 0),
         4.0 / 9.0
     );
-    assert_eq!(cpu::ops::pool2d(&x, &excl).unwrap().at(0, 0, 0, 0), 1.0);
+    assert_eq!(
+        sepconv::ops::cpu::pool2d(&x, &excl).unwrap().at(0, 0, 0, 0),
+        1.0
+    );
 }
 
 #[test]
@@ -223,7 +226,7 @@ fn channel_shuffle_matches_reference_exactly() {
     {
         let seed = 400 + i as u64;
         let x = tensor(seed, shape, 1.0);
-        let want = cpu::ops::channel_shuffle(&x, groups).unwrap();
+        let want = sepconv::ops::cpu::channel_shuffle(&x, groups).unwrap();
         let out = poisoned(shape);
         gpu_ops::channel_shuffle_into(&upload(&x), groups, &out).unwrap();
         assert_matches(
@@ -243,10 +246,10 @@ fn channel_shuffle_reference_moves_whole_planes_in_the_papers_order() {
     let shape = Shape::new(1, 6, 2, 2);
     let data = (0..6).flat_map(|c| [c as f32; 4]).collect();
     let x = Tensor::new(shape, data).unwrap();
-    let y = cpu::ops::channel_shuffle(&x, 2).unwrap();
+    let y = sepconv::ops::cpu::channel_shuffle(&x, 2).unwrap();
     let order: Vec<f32> = (0..6).map(|c| y.at(0, c, 1, 1)).collect();
     assert_eq!(order, [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
-    assert_eq!(cpu::ops::channel_shuffle(&y, 3).unwrap(), x);
+    assert_eq!(sepconv::ops::cpu::channel_shuffle(&y, 3).unwrap(), x);
 }
 
 #[test]
@@ -265,7 +268,7 @@ fn add_spreads_past_the_per_dimension_workgroup_limit() {
     let shape = Shape::new(1, 17, 1000, 1000);
     let a = tensor(600, shape, 1.0);
     let b = tensor(601, shape, 1.0);
-    let want = cpu::ops::add(&a, &b, Activation::Relu).unwrap();
+    let want = sepconv::ops::cpu::add(&a, &b, Activation::Relu).unwrap();
     let out = poisoned(shape);
     gpu_ops::add_into(&upload(&a), &upload(&b), &out, Activation::Relu).unwrap();
     assert_matches("add, 2-D grid", 600, &out.read().unwrap(), &want, None);

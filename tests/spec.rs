@@ -962,7 +962,7 @@ fn separable_blocks_must_be_depthwise_then_matching_pointwise() {
     ));
     assert_eq!(
         e.to_string(),
-        "cannot chain: depthwise gives 8 channels but pointwise expects c_in = 16"
+        "cannot chain the separable block: depthwise gives 8 channels but pointwise expects c_in = 16"
     );
     assert_eq!(
         err(accounting::separable_vs_standard(&dw, &pw16, x.shape())),

@@ -65,6 +65,7 @@
 
 mod alexnet;
 mod graph;
+pub mod layers;
 mod mobilenet_v1;
 mod mobilenet_v2;
 mod resnet;

@@ -3,6 +3,7 @@
 
 use super::graph::{Network, NodeId, Op};
 use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
 use crate::spec::{Conv2dSpec, Shape};
 use crate::tensor::Tensor;
 
@@ -169,8 +170,10 @@ impl NetworkWeights {
         Ok(Self { layers })
     }
 
-    /// Wraps weights the caller made, one entry per node (`Some` exactly for convolution and
-    /// fully connected nodes, with a spec of the node's shape).
+    /// Wraps weights the caller made, one entry per node in node order, the input node (id 0)
+    /// included: `Some` exactly for convolution and fully connected nodes, with a spec of the
+    /// node's shape (its bias may differ: folding batch norm adds one).
+    /// [`NetworkWeights::by_name`] takes them keyed by node name instead.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] for the wrong number of entries, [`Error::Incompatible`] for an
@@ -197,8 +200,14 @@ impl NetworkWeights {
                     {
                         return Err(Error::Incompatible {
                             reason: format!(
-                                "weights for {} have spec {:?}, the node has {:?}",
-                                node.name, l.spec, spec
+                                "the weights for node {} do not fit it ({}: weights vs node)",
+                                node.name,
+                                l.spec
+                                    .differences(&Conv2dSpec {
+                                        bias: l.spec.bias,
+                                        ..*spec
+                                    })
+                                    .join(", ")
                             ),
                         });
                     }
@@ -219,42 +228,45 @@ impl NetworkWeights {
         Ok(Self { layers })
     }
 
+    /// Weights keyed by node name ([`crate::networks::Node::name`]), one for every
+    /// convolution and fully connected node; other nodes take none.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a name that is no node of `net` or a node named twice,
+    /// [`Error::Incompatible`] for a missing convolution or a node that takes no weights, and
+    /// the errors of [`NetworkWeights::new`].
+    pub fn by_name(
+        net: &Network,
+        named: impl IntoIterator<Item = (String, LayerWeights)>,
+    ) -> Result<Self> {
+        let mut layers: Vec<Option<LayerWeights>> = vec![None; net.nodes().len()];
+        for (name, layer) in named {
+            let id = net
+                .nodes()
+                .iter()
+                .position(|n| n.name == name)
+                .ok_or_else(|| Error::InvalidArgument {
+                    what: "node name",
+                    reason: format!("{} has no node named {name:?}", net.name()),
+                })?;
+            if layers[id].replace(layer).is_some() {
+                return Err(Error::InvalidArgument {
+                    what: "node name",
+                    reason: format!("weights for {name:?} given twice"),
+                });
+            }
+        }
+        Self::new(net, layers)
+    }
+
     /// The weights of node `id` (`None` for nodes without any).
     pub fn layer(&self, id: NodeId) -> Option<&LayerWeights> {
         self.layers.get(id).and_then(Option::as_ref)
     }
 }
 
-/// A seeded input tensor of `shape` with values uniform in [−1, 1].
+/// A seeded input tensor of `shape` with values uniform in [−1, 1]; the same as
+/// [`Tensor::random`].
 pub fn random_input(shape: Shape, seed: u64) -> Result<Tensor> {
-    let mut rng = SplitMix64::new(seed ^ 0x1234_5678_9abc_def0);
-    Tensor::new(shape, rng.uniform_vec(shape.len()?, -1.0, 1.0))
-}
-
-/// SplitMix64 (Steele, Lea and Flood 2014): a tiny, well-mixed seeded generator, enough for
-/// test weights without a dependency.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[lo, hi)` from the top 24 bits (exact in `f32`).
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * unit
-    }
-
-    fn uniform_vec(&mut self, len: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..len).map(|_| self.uniform(lo, hi)).collect()
-    }
+    Tensor::random(shape, seed)
 }

@@ -17,7 +17,7 @@
 //! | MobileNet v1 at batch 8 | mbv1_dw2 and mbv1_pw6 with `n = 8` |
 //!
 //! ```
-//! use sepconv::{layers, ConvKind};
+//! use sepconv::{networks::layers, ConvKind};
 //!
 //! let layer = layers::find("mbv1_dw1").unwrap();
 //! assert_eq!(layer.spec().kind(), ConvKind::Depthwise { multiplier: 1 });
