@@ -153,10 +153,14 @@ impl Gpu {
         &self.inner.tuner
     }
 
-    /// Whether two handles refer to the same wgpu device (two `Gpu`s made with
-    /// [`Gpu::from_device`] from one device are the same device, and share tensors).
+    /// Whether two handles are one `Gpu`: clones of each other. Only those share tensors and
+    /// convs. Two `Gpu`s made with [`Gpu::from_device`] from one wgpu device are not one:
+    /// wgpu cannot tell devices of different instances apart (their handles compare by an id
+    /// that each instance numbers from the start), each `Gpu` has its own pipelines and
+    /// tuner, and a tensor made on one is refused by the other ([`Error::DeviceMismatch`]).
+    /// Make one `Gpu` per device and clone it.
     pub fn same_device(&self, other: &Gpu) -> bool {
-        Arc::ptr_eq(&self.inner, &other.inner) || self.device() == other.device()
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// [`Error::DeviceMismatch`] naming `what` unless `other` is this device.
