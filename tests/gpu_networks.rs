@@ -23,7 +23,9 @@ use sepconv::networks::{
     ResNet, ShuffleNetV1,
 };
 use sepconv::ops::{Pool2d, PoolKind};
-use sepconv::{cpu, Conv2dSpec, Error, GpuNetwork, GpuTensor, Padding, Shape, Tensor};
+use sepconv::{
+    cpu, Conv2dSpec, Error, Fusion, Gpu, GpuNetwork, GpuTensor, Padding, Shape, Tensor, Tuning,
+};
 
 /// Tolerance for an average pool (as in tests/gpu_ops.rs): `8·√k·u·mean|x| + 2u·|y|`.
 fn avg_tolerance(x: &Tensor, pool: &Pool2d, want: &Tensor) -> Vec<f32> {
@@ -340,4 +342,47 @@ fn gpu_network_rejects_wrong_inputs() {
         .map(|id| other_weights.layer(id).cloned())
         .collect();
     assert!(NetworkWeights::new(&net, layers).is_err());
+}
+
+#[test]
+fn separable_pairs_run_as_blocks_fused_or_not() {
+    // MobileNet v1: 13 depthwise convs, each read only by a pointwise conv; MobileNet v2:
+    // 17 inverted residual blocks whose depthwise conv feeds a linear projection.
+    let v1 = MobileNetV1 {
+        alpha: 0.25,
+        resolution: 64,
+        ..Default::default()
+    }
+    .build()
+    .unwrap();
+    let v2 = MobileNetV2 {
+        alpha: 0.5,
+        resolution: 64,
+        ..Default::default()
+    }
+    .build()
+    .unwrap();
+    for (net, blocks) in [(&v1, 13), (&v2, 17)] {
+        let weights = NetworkWeights::random(net, 21).unwrap();
+        let x = random_input(net.input_shape(), 21).unwrap();
+        let want = cpu::network::forward(net, &weights, &x).unwrap();
+        let last = &want[want.len() - 1];
+        let tol = chained_tolerance(last);
+        for fusion in [Fusion::Never, Fusion::Always, Fusion::Auto] {
+            // A Gpu of its own: the tuning applies to everything made on it afterwards.
+            let gpu = Gpu::new().unwrap();
+            gpu.tuner().set_tuning(Tuning::auto().with_fusion(fusion));
+            let gnet = GpuNetwork::new(&gpu, net, &weights).unwrap();
+            assert_eq!(gnet.block_count(), blocks, "{}", net.name());
+            let gx = GpuTensor::from_tensor(&gpu, &x).unwrap();
+            let logits = gnet.run(&gx).unwrap().read().unwrap();
+            assert_matches(
+                &format!("{} logits, {fusion:?}", net.name()),
+                21,
+                &logits,
+                last,
+                Some(&tol),
+            );
+        }
+    }
 }
