@@ -11,7 +11,8 @@ use crate::tensor::Tensor;
 /// Runs node `id` of `net` on `inputs` (the outputs of the nodes it reads, in order).
 ///
 /// # Errors
-/// [`Error::Incompatible`] for the input node, a wrong number of inputs or missing weights;
+/// [`Error::InvalidArgument`] for the input node or an unknown one, [`Error::Incompatible`]
+/// for a wrong number of inputs or missing weights;
 /// the errors of the reference functions for inputs of the wrong shape.
 pub fn forward_node(
     net: &Network,
@@ -19,24 +20,9 @@ pub fn forward_node(
     id: NodeId,
     inputs: &[&Tensor],
 ) -> Result<Tensor> {
-    let node = net.nodes().get(id).ok_or_else(|| Error::InvalidArgument {
-        what: "node id",
-        reason: format!("{} has {} nodes, not {id}", net.name(), net.nodes().len()),
-    })?;
-    if inputs.len() != node.op.arity() {
-        return Err(Error::Incompatible {
-            reason: format!(
-                "node {} takes {} inputs, got {}",
-                node.name,
-                node.op.arity(),
-                inputs.len()
-            ),
-        });
-    }
+    let node = net.computed_node(id, inputs.len())?;
     match node.op {
-        Op::Input => Err(Error::Incompatible {
-            reason: "the input node is not computed".into(),
-        }),
+        Op::Input => unreachable!("computed_node refuses the input node"),
         Op::Conv { .. } | Op::FullyConnected { .. } => {
             let layer = weights.layer(id).ok_or_else(|| Error::Incompatible {
                 reason: format!("no weights for node {}", node.name),

@@ -209,16 +209,6 @@ impl GpuNetwork {
         inputs: &[&GpuTensor],
         output: &GpuTensor,
     ) -> Result<()> {
-        if id == 0 || id >= self.net.nodes().len() {
-            return Err(Error::InvalidArgument {
-                what: "node id",
-                reason: format!(
-                    "{} computes nodes 1..{}, not {id}",
-                    self.net.name(),
-                    self.net.nodes().len()
-                ),
-            });
-        }
         ops::submit(&self.gpu, "network.node", |e| {
             self.encode_node(e, id, inputs, output)
         })
@@ -308,22 +298,9 @@ impl GpuNetwork {
         inputs: &[&GpuTensor],
         output: &GpuTensor,
     ) -> Result<()> {
-        let node = &self.net.nodes()[id];
-        if inputs.len() != node.op.arity() {
-            return Err(Error::Incompatible {
-                reason: format!(
-                    "node {} takes {} inputs, got {}",
-                    node.name,
-                    node.op.arity(),
-                    inputs.len()
-                ),
-            });
-        }
+        let node = self.net.computed_node(id, inputs.len())?;
         match node.op {
-            Op::Input => Err(Error::InvalidArgument {
-                what: "node id",
-                reason: "the input node is not computed".into(),
-            }),
+            Op::Input => unreachable!("computed_node refuses the input node"),
             Op::Conv { .. } | Op::FullyConnected { .. } => {
                 self.conv(id)?.encode(encoder, inputs[0], output)
             }

@@ -365,6 +365,35 @@ impl Network {
         self
     }
 
+    /// Node `id`, checked to be one that is computed (not the input) and to take `inputs`
+    /// inputs: what a runner checks before running a node alone.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an unknown id or the input node,
+    /// [`Error::Incompatible`] for the wrong number of inputs.
+    pub fn computed_node(&self, id: NodeId, inputs: usize) -> Result<&Node> {
+        let node = self.nodes.get(id).ok_or_else(|| Error::InvalidArgument {
+            what: "node id",
+            reason: format!("{} has {} nodes, not {id}", self.name, self.nodes.len()),
+        })?;
+        if matches!(node.op, Op::Input) {
+            return Err(Error::InvalidArgument {
+                what: "node id",
+                reason: "the input node is not computed".into(),
+            });
+        }
+        if inputs != node.op.arity() {
+            return Err(Error::Incompatible {
+                reason: format!(
+                    "node {} takes {} inputs, got {inputs}",
+                    node.name,
+                    node.op.arity()
+                ),
+            });
+        }
+        Ok(node)
+    }
+
     /// The nodes that read node `id`.
     pub fn consumers(&self, id: NodeId) -> Vec<NodeId> {
         self.nodes

@@ -57,8 +57,21 @@ pub(crate) fn encode_add(
     activation: Activation,
 ) -> Result<()> {
     let shape = add_shape(a.shape(), b.shape())?;
+    encode_pair(encoder, MODE_ADD, shape, a, b, output, activation)
+}
+
+/// Records the elementwise shader in `mode` on two operands into `output` of `shape`.
+fn encode_pair(
+    encoder: &mut wgpu::CommandEncoder,
+    mode: u32,
+    shape: Shape,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    output: &GpuTensor,
+    activation: Activation,
+) -> Result<()> {
     check_output(output, shape)?;
-    let p = params(MODE_ADD, activation, a.shape(), b.shape(), shape)?;
+    let p = params(mode, activation, a.shape(), b.shape(), shape)?;
     encode_op(
         encoder,
         OpShader::Elementwise,
@@ -103,16 +116,7 @@ pub(crate) fn encode_concat(
     activation: Activation,
 ) -> Result<()> {
     let shape = concat_shape(a.shape(), b.shape())?;
-    check_output(output, shape)?;
-    let p = params(MODE_CONCAT, activation, a.shape(), b.shape(), shape)?;
-    encode_op(
-        encoder,
-        OpShader::Elementwise,
-        bytemuck::bytes_of(&p),
-        a,
-        b,
-        output,
-    )
+    encode_pair(encoder, MODE_CONCAT, shape, a, b, output, activation)
 }
 
 /// `activation(x)` on its own, on the GPU.
