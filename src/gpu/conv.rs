@@ -183,6 +183,38 @@ impl Conv2d {
         })
     }
 
+    /// Builds what a run on an `input`-shaped tensor needs before it runs: the launch of the
+    /// kernel it will take (its pipeline compiled for the output's size), where that kernel is
+    /// known without measuring (pinned, the only one, or in the tuner's cache file). A network
+    /// calls this for every conv at construction, so that its first run compiles nothing. A
+    /// run split past the binding limit builds its pieces' launches on first use.
+    pub(crate) fn prepare(&self, input: Shape) -> Result<()> {
+        let (output, pieces) = self.pieces(input)?;
+        if !pieces.is_whole() {
+            return Ok(());
+        }
+        let key = RunKey {
+            spec: self.spec,
+            input,
+            output,
+        };
+        let kernel = if !self.has_kernel_choice() {
+            ConvKernel::UniformWindows
+        } else {
+            match self.tuning.kernel {
+                ConvKernel::Auto => match self.gpu.tuner().known(self.tune_key(key)) {
+                    Some(Choice::Kernel(kernel)) => kernel,
+                    _ => return Ok(()),
+                },
+                pinned => pinned,
+            }
+        };
+        match kernel {
+            ConvKernel::TiledGemm => self.gemm()?.prepare(key),
+            _ => self.windows.prepare(key),
+        }
+    }
+
     /// Records the run into `encoder` after checking shapes and devices: the whole run, or
     /// one set of dispatches per piece when it is split past the binding limit.
     pub(crate) fn encode(

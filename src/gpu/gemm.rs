@@ -425,6 +425,15 @@ impl GemmConv {
         }
     }
 
+    /// Builds the launch of the run `key` if it is not kept yet.
+    pub(crate) fn prepare(&self, key: RunKey) -> Result<()> {
+        self.launches
+            .get(&self.gpu, key, || {
+                Ok(conv_params(&self.gpu, &key, self.split_k))
+            })
+            .map(|_| ())
+    }
+
     /// Records the run (or piece of a run past the binding limit) `key` on its input bound at
     /// `input_binding`, writing its output at `output_binding`: one dispatch, or two when the
     /// product is split (the product into the scratch, then its sum into the output).

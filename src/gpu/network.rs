@@ -97,10 +97,19 @@ impl GpuNetwork {
             };
             convs.push(conv);
         }
+        let units = pair_blocks(net, convs)?;
+        for (unit, node) in units.iter().zip(net.nodes()) {
+            let input = || net.nodes()[node.inputs[0]].output;
+            match unit {
+                Unit::Conv(conv) => conv.prepare(input())?,
+                Unit::Block(block) => block.prepare(input())?,
+                Unit::Op | Unit::SecondHalf(_) => {}
+            }
+        }
         Ok(Self {
             gpu: gpu.clone(),
             net: net.clone(),
-            units: pair_blocks(net, convs)?,
+            units,
         })
     }
 

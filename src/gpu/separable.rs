@@ -154,6 +154,27 @@ impl SeparableBlock {
         self.encode_path(encoder, path, input, output)
     }
 
+    /// Builds what a run on an `input`-shaped tensor needs, where the path is known without
+    /// measuring (see [`Conv2d::prepare`]).
+    pub(crate) fn prepare(&self, input: Shape) -> Result<()> {
+        let path = match self.fusion {
+            Fusion::Never => BlockPath::TwoKernels,
+            Fusion::Always => BlockPath::Fused,
+            Fusion::Auto => match self.depthwise.gpu().tuner().known(self.key(input)) {
+                Some(Choice::Path(path)) => path,
+                _ => return Ok(()),
+            },
+        };
+        match path {
+            BlockPath::TwoKernels => {
+                self.depthwise.prepare(input)?;
+                let mid = self.intermediate(input)?;
+                self.pointwise.prepare(mid.shape())
+            }
+            BlockPath::Fused => self.fused().map(|_| ()),
+        }
+    }
+
     /// Checks the tensors and picks the path: pinned, or the tuner's choice (measured on the
     /// first use of the key on this device; the runs write `output`, which the block's own
     /// run writes again after them, since they are submitted first).

@@ -114,6 +114,17 @@ impl Tuner {
         self.measured.get(key)
     }
 
+    /// The choice for `key` if it is known without measuring: measured in this process or
+    /// read from the cache file (then kept in memory).
+    pub(crate) fn known(&self, key: TuneKey) -> Option<Choice> {
+        self.choose(key, || {
+            Err(crate::Error::Unsupported {
+                reason: String::new(),
+            })
+        })
+        .ok()
+    }
+
     /// The choice for `key`: measured in this process, else read from the cache file, else
     /// what `measure` returns, which is then kept (and written to the file).
     pub(crate) fn choose(

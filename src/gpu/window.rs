@@ -395,6 +395,13 @@ impl WindowKernel {
         })
     }
 
+    /// Builds the launch of the run `key` (see [`Launch`]) if it is not kept yet.
+    pub(crate) fn prepare(&self, key: RunKey) -> Result<()> {
+        self.launches
+            .get_or_try_insert_with(key, || self.launch(key).map(Arc::new))
+            .map(|_| ())
+    }
+
     /// Dispatches per run: one per window of weights.
     pub(crate) fn dispatch_count(&self) -> usize {
         self.slices.len()
