@@ -31,7 +31,9 @@ mod error;
 mod gpu;
 pub mod networks;
 mod ops_spec;
+mod padding;
 mod rng;
+mod shape;
 mod spec;
 mod tensor;
 

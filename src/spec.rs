@@ -3,185 +3,10 @@
 
 use crate::error::{Error, Result};
 
-/// Shape of an NCHW tensor: batch, channels, height, width.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Shape {
-    /// Batch size.
-    pub n: usize,
-    /// Channels.
-    pub c: usize,
-    /// Height.
-    pub h: usize,
-    /// Width.
-    pub w: usize,
-}
-
-impl Shape {
-    /// A shape from its four sizes.
-    pub const fn new(n: usize, c: usize, h: usize, w: usize) -> Self {
-        Self { n, c, h, w }
-    }
-
-    /// The sizes as `[n, c, h, w]`.
-    pub const fn dims(&self) -> [usize; 4] {
-        [self.n, self.c, self.h, self.w]
-    }
-
-    /// Number of elements, `n·c·h·w`, or [`Error::Overflow`].
-    pub fn len(&self) -> Result<usize> {
-        checked_product("tensor", &self.dims())
-    }
-
-    /// Whether any size is zero.
-    pub fn is_empty(&self) -> bool {
-        self.dims().contains(&0)
-    }
-
-    /// Rejects zero sizes.
-    pub fn validate(&self) -> Result<()> {
-        for (what, v) in [
-            ("batch n", self.n),
-            ("channels c", self.c),
-            ("height h", self.h),
-            ("width w", self.w),
-        ] {
-            if v == 0 {
-                return Err(Error::Zero { what });
-            }
-        }
-        self.len().map(|_| ())
-    }
-
-    /// Flat NCHW index of `(n, c, h, w)`. Meaningful for coordinates inside the shape; never
-    /// panics (the arithmetic wraps), so check the coordinates first when they come from
-    /// outside.
-    pub const fn index(&self, n: usize, c: usize, h: usize, w: usize) -> usize {
-        n.wrapping_mul(self.c)
-            .wrapping_add(c)
-            .wrapping_mul(self.h)
-            .wrapping_add(h)
-            .wrapping_mul(self.w)
-            .wrapping_add(w)
-    }
-
-    /// `(n, c, h, w)` of a flat NCHW index. An empty shape has no coordinates: `[0; 4]`.
-    pub const fn coords(&self, index: usize) -> [usize; 4] {
-        if self.c == 0 || self.h == 0 || self.w == 0 {
-            return [0; 4];
-        }
-        // Successive divisions, no products that could overflow.
-        let w = index % self.w;
-        let rest = index / self.w;
-        let h = rest % self.h;
-        let rest = rest / self.h;
-        [rest / self.c, rest % self.c, h, w]
-    }
-}
-
-impl std::fmt::Display for Shape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}x{}x{}", self.n, self.c, self.h, self.w)
-    }
-}
-
-pub(crate) fn checked_product(what: &'static str, factors: &[usize]) -> Result<usize> {
-    factors
-        .iter()
-        .try_fold(1usize, |acc, &f| acc.checked_mul(f))
-        .ok_or_else(|| Error::Overflow {
-            what,
-            detail: format!("product of {factors:?}"),
-        })
-}
-
-/// Total `SAME_UPPER` padding along one axis: `max(0, (ceil(in/s) - 1)·s + d·(k-1) + 1 - in)`.
-/// `None` when that overflows `usize` or the sizes are invalid (zero stride or kernel).
-fn same_upper_total(input: usize, k: usize, s: usize, d: usize) -> Option<usize> {
-    if s == 0 {
-        return None;
-    }
-    let needed = input
-        .div_ceil(s)
-        .saturating_sub(1)
-        .checked_mul(s)?
-        .checked_add(k.checked_sub(1)?.checked_mul(d)?)?
-        .checked_add(1)?;
-    Some(needed.saturating_sub(input))
-}
-
-/// Zero padding around the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Padding {
-    /// Explicit padding per side, in input pixels.
-    Explicit {
-        /// Rows added above.
-        top: usize,
-        /// Rows added below.
-        bottom: usize,
-        /// Columns added on the left.
-        left: usize,
-        /// Columns added on the right.
-        right: usize,
-    },
-    /// TensorFlow's `"SAME"` / ONNX's `SAME_UPPER`: output size `ceil(input / stride)`, the total
-    /// padding split with the odd pixel at the end (bottom/right). Resolved per input size.
-    SameUpper,
-}
-
-impl Padding {
-    /// No padding (`"VALID"`).
-    pub const fn valid() -> Self {
-        Self::Explicit {
-            top: 0,
-            bottom: 0,
-            left: 0,
-            right: 0,
-        }
-    }
-
-    /// `ph` rows above and below, `pw` columns left and right (PyTorch's `padding=(ph, pw)`).
-    pub const fn symmetric(ph: usize, pw: usize) -> Self {
-        Self::Explicit {
-            top: ph,
-            bottom: ph,
-            left: pw,
-            right: pw,
-        }
-    }
-
-    /// The same padding `p` on all four sides (PyTorch's `padding=p`).
-    pub const fn uniform(p: usize) -> Self {
-        Self::symmetric(p, p)
-    }
-
-    /// Explicit per-side padding.
-    pub const fn explicit(top: usize, bottom: usize, left: usize, right: usize) -> Self {
-        Self::Explicit {
-            top,
-            bottom,
-            left,
-            right,
-        }
-    }
-
-    /// `SAME_UPPER` padding, resolved when the input size is known.
-    pub const fn same() -> Self {
-        Self::SameUpper
-    }
-}
-
-/// Padding resolved for one input size: rows/columns added on each side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Pads {
-    /// Rows above.
-    pub top: usize,
-    /// Rows below.
-    pub bottom: usize,
-    /// Columns on the left.
-    pub left: usize,
-    /// Columns on the right.
-    pub right: usize,
-}
+pub(crate) use crate::padding::same_upper_total;
+pub use crate::padding::{Padding, Pads};
+pub(crate) use crate::shape::checked_product;
+pub use crate::shape::Shape;
 
 /// Activation fused into the convolution's epilogue, applied after the bias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -729,6 +554,34 @@ impl Conv2dSpec {
     }
 }
 
+/// Checks that two specs form a depthwise separable block.
+pub(crate) fn check_separable(depthwise: &Conv2dSpec, pointwise: &Conv2dSpec) -> Result<()> {
+    depthwise.validate()?;
+    pointwise.validate()?;
+    let incompatible = |reason: String| Err(crate::Error::Incompatible { reason });
+    if !matches!(depthwise.kind(), ConvKind::Depthwise { .. }) {
+        return incompatible(format!(
+            "the first conv of a separable block must be depthwise, got {} (c_in {}, groups {})",
+            depthwise.kind(),
+            depthwise.c_in,
+            depthwise.groups
+        ));
+    }
+    if pointwise.kind() != ConvKind::Pointwise {
+        return incompatible(format!(
+            "the second conv of a separable block must be pointwise (1×1, groups 1, no padding), got {}",
+            pointwise.kind()
+        ));
+    }
+    if depthwise.c_out != pointwise.c_in {
+        return incompatible(format!(
+            "cannot chain the separable block: depthwise gives {} channels but pointwise expects c_in = {}",
+            depthwise.c_out, pointwise.c_in
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -758,32 +611,4 @@ mod tests {
             assert_eq!(s.index(n, c, h, w), i);
         }
     }
-}
-
-/// Checks that two specs form a depthwise separable block.
-pub(crate) fn check_separable(depthwise: &Conv2dSpec, pointwise: &Conv2dSpec) -> Result<()> {
-    depthwise.validate()?;
-    pointwise.validate()?;
-    let incompatible = |reason: String| Err(crate::Error::Incompatible { reason });
-    if !matches!(depthwise.kind(), ConvKind::Depthwise { .. }) {
-        return incompatible(format!(
-            "the first conv of a separable block must be depthwise, got {} (c_in {}, groups {})",
-            depthwise.kind(),
-            depthwise.c_in,
-            depthwise.groups
-        ));
-    }
-    if pointwise.kind() != ConvKind::Pointwise {
-        return incompatible(format!(
-            "the second conv of a separable block must be pointwise (1×1, groups 1, no padding), got {}",
-            pointwise.kind()
-        ));
-    }
-    if depthwise.c_out != pointwise.c_in {
-        return incompatible(format!(
-            "cannot chain the separable block: depthwise gives {} channels but pointwise expects c_in = {}",
-            depthwise.c_out, pointwise.c_in
-        ));
-    }
-    Ok(())
 }

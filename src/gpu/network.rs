@@ -52,10 +52,10 @@ enum Unit {
     /// An op shader, a copy, or nothing (the input).
     Op,
     /// A convolution or fully connected layer.
-    Conv(Conv2d),
+    Conv(Box<Conv2d>),
     /// A depthwise conv and the pointwise conv that is the only reader of its output, at the
     /// depthwise node; the pointwise node is a [`Unit::SecondHalf`].
-    Block(SeparableBlock),
+    Block(Box<SeparableBlock>),
     /// The pointwise half of the block at this node id.
     SecondHalf(NodeId),
 }
@@ -354,13 +354,13 @@ fn pair_blocks(net: &Network, mut convs: Vec<Option<Conv2d>>) -> Result<Vec<Unit
             continue;
         }
         if let (Some(dw), Some(pw)) = (convs[id].take(), convs[next].take()) {
-            units[id] = Unit::Block(SeparableBlock::new(dw, pw)?);
+            units[id] = Unit::Block(Box::new(SeparableBlock::new(dw, pw)?));
             units[next] = Unit::SecondHalf(id);
         }
     }
     for (id, conv) in convs.into_iter().enumerate() {
         if let Some(conv) = conv {
-            units[id] = Unit::Conv(conv);
+            units[id] = Unit::Conv(Box::new(conv));
         }
     }
     Ok(units)
