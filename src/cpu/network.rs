@@ -1,5 +1,5 @@
 //! A whole [`Network`] on the CPU: every node through the reference
-//! ([`super::reference::conv2d`] for convolutions and fully connected layers, [`super::ops`]
+//! ([`super::reference::conv2d`] for convolutions and fully connected layers, [`crate::ops::cpu`]
 //! for the rest). The oracle for [`crate::GpuNetwork`].
 
 use super::{ops, reference};

@@ -15,7 +15,7 @@ pub enum ConvKernel {
     /// Time both kernels on the first run of each input shape (into a scratch output) and
     /// keep the faster one; other convs on the same [`crate::Gpu`] with the same spec, shapes
     /// and [`SplitK`] take that choice without measuring, and so does the next process on the
-    /// same adapter, driver and crate version (the [`Tuner`]'s cache file). The two kernels
+    /// same adapter, driver and crate version (the [`crate::Tuner`]'s cache file). The two kernels
     /// round differently: pin one ([`Tuning::pinned`]) where bit-for-bit repeatability across
     /// processes matters. Convs with fewer than 16 output channels per group take the
     /// windows without measuring (the tiled product pads each group to 64 channels), and so do
@@ -67,7 +67,7 @@ pub enum SplitK {
 pub enum Fusion {
     /// Time both paths on the first run of each input shape and keep the faster one (the
     /// two-kernel path where the fused kernel cannot take the shape), shared through the
-    /// [`Tuner`] like [`ConvKernel::Auto`].
+    /// [`crate::Tuner`] like [`ConvKernel::Auto`].
     #[default]
     Auto,
     /// Always the depthwise and pointwise kernels, through the intermediate tensor.
@@ -88,7 +88,7 @@ pub enum BlockPath {
 }
 
 /// Every choice that can be measured or pinned, in one value: set it for a whole device with
-/// [`crate::Gpu::set_tuning`] (convs, blocks and networks made afterwards take it), or for one
+/// [`crate::Tuner::set_tuning`] (`gpu.tuner().set_tuning(…)`) (convs, blocks and networks made afterwards take it), or for one
 /// object with its `with_tuning`.
 ///
 /// ```

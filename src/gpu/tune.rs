@@ -46,7 +46,7 @@ pub(crate) enum TuneKey {
 /// and every separable block of a few large networks.
 const KEPT: usize = 512;
 
-/// The device's measured choices: kept in memory (the most recent [`KEPT`]), read from and
+/// The device's measured choices: kept in memory (the most recent 512), read from and
 /// written to a cache file when one is set (see [`Tuner::set_cache_dir`]).
 ///
 /// The cache file lives in the user's cache directory by default (`sepconv/` under
