@@ -53,7 +53,8 @@ impl std::fmt::Debug for Gpu {
 
 impl Gpu {
     /// Picks the best adapter and opens a device on it, blocking until done.
-    /// See [`Gpu::new_async`].
+    /// See [`Gpu::new_async`]. Not on wasm32, where nothing may block.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Self> {
         pollster::block_on(Self::new_async())
     }
@@ -115,6 +116,16 @@ impl Gpu {
             let mut slot = lost_flag.lock().unwrap_or_else(|e| e.into_inner());
             *slot = Some(format!("{reason:?}: {message}"));
         });
+        // In a browser, errors reach error scopes only asynchronously (see `catch_errors`): the
+        // first one marks the device unusable, and the next operation reports it.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let flag = Arc::clone(&lost);
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let mut slot = flag.lock().unwrap_or_else(|e| e.into_inner());
+                slot.get_or_insert_with(|| format!("GPU error reported by the browser: {e}"));
+            }));
+        }
         let pipelines = catch_errors(&device, "bind-group layout", || Pipelines::new(&device))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -182,8 +193,14 @@ impl Gpu {
     /// Blocks until all submitted work has finished.
     ///
     /// # Errors
-    /// [`Error::DeviceLost`] when the device is gone.
+    /// [`Error::DeviceLost`] when the device is gone; on wasm32 always
+    /// [`Error::Unsupported`]: a web page cannot block (await [`crate::GpuTensor::read_async`]).
     pub fn wait(&self) -> Result<()> {
+        if cfg!(target_arch = "wasm32") {
+            return Err(Error::Unsupported {
+                reason: "Gpu::wait blocks, which a web page cannot do; await a read_async".into(),
+            });
+        }
         self.check_alive()?;
         self.inner
             .device
@@ -303,6 +320,7 @@ impl Gpu {
 
 /// Runs `f` inside validation, out-of-memory and internal error scopes on `device` and turns
 /// the first error they caught into [`Error::Gpu`].
+#[cfg(not(target_arch = "wasm32"))]
 fn catch_errors<T>(
     device: &wgpu::Device,
     during: &'static str,
@@ -332,6 +350,18 @@ fn catch_errors<T>(
             })
         }
     }
+}
+
+/// Runs `f`. In a browser a popped error scope answers only once the page yields to its event
+/// loop, which a synchronous call cannot wait for; errors go to the device's
+/// uncaptured-error handler instead (set in `Gpu::build`), and the next operation reports them.
+#[cfg(target_arch = "wasm32")]
+fn catch_errors<T>(
+    _device: &wgpu::Device,
+    _during: &'static str,
+    f: impl FnOnce() -> T,
+) -> Result<T> {
+    Ok(f())
 }
 
 /// Ranks adapters: `WGPU_ADAPTER_NAME` first if set, then by device type (respecting
