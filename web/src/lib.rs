@@ -21,6 +21,15 @@ use wasm_bindgen_futures::future_to_promise;
 
 use check::ConvData;
 
+/// The adapter as the page shows it: browsers often hide the name.
+fn adapter_label(gpu: &Gpu) -> String {
+    let info = gpu.adapter_info();
+    match info.name.as_str() {
+        "" => format!("{:?} (the browser hides the adapter's name)", info.backend),
+        name => format!("{name} ({:?})", info.backend),
+    }
+}
+
 fn js(e: sepconv::Error) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
@@ -110,8 +119,7 @@ impl Classifier {
 
     /// The adapter WebGPU gave us.
     pub fn adapter(&self) -> String {
-        let info = self.inner.gnet.gpu().adapter_info();
-        format!("{} ({:?})", info.name, info.backend)
+        adapter_label(self.inner.gnet.gpu())
     }
 
     /// The input's side in pixels.
@@ -249,8 +257,7 @@ impl Bench {
 
     /// The adapter WebGPU gave us.
     pub fn adapter(&self) -> String {
-        let info = self.inner.gpu.adapter_info();
-        format!("{} ({:?})", info.name, info.backend)
+        adapter_label(&self.inner.gpu)
     }
 
     /// The benchmark layers as JSON: `[{"name", "kind", "n", "c_in", "c_out", "h", "w",

@@ -217,7 +217,7 @@ async fn separable_block_matches_reference_fused_and_not() {
     let carried = {
         let t = Tensor::new(mid.shape(), tol_dw).unwrap();
         let abs_w: Vec<f32> = pw_w.iter().map(|w| w.abs()).collect();
-        cpu::reference::conv2d(&pw, &t, &abs_w, None).unwrap()
+        cpu::reference::conv2d(&pw.bias(false), &t, &abs_w, None).unwrap()
     };
     let tol: Vec<f32> = tol_pw
         .iter()
@@ -339,4 +339,26 @@ async fn shufflenet_units_match_reference() {
 async fn blocking_calls_are_typed_errors_on_the_web() {
     let gpu = gpu().await;
     assert!(matches!(gpu.wait(), Err(Error::Unsupported { .. })));
+}
+
+#[wasm_bindgen_test]
+fn the_check_catches_unwritten_and_wrong_elements() {
+    // The comparison every test above relies on: NaN (an element the shader never wrote into
+    // the poisoned output) and one wrong tap fail; equal values pass.
+    let want = [1.0f32, -2.0, 3.0];
+    let tol = [1e-6f32; 3];
+    assert_eq!(check::worst_ratio(&want, &want, Some(&tol)), 0.0);
+    assert_eq!(
+        check::worst_ratio(&[1.0, f32::NAN, 3.0], &want, Some(&tol)),
+        f64::INFINITY
+    );
+    assert!(check::worst_ratio(&[1.0, -2.0, 3.1], &want, Some(&tol)) > 1.0);
+    assert_eq!(
+        check::worst_ratio(&[1.0, -2.0, 3.000001], &want, None),
+        f64::INFINITY
+    );
+    assert_eq!(
+        check::worst_ratio(&want[..2], &want, Some(&tol)),
+        f64::INFINITY
+    );
 }
