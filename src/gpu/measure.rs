@@ -51,10 +51,7 @@ pub(crate) fn faster<T: Copy>(
 
 /// The first candidate, unmeasured: a web page cannot wait for the device between timed runs.
 #[cfg(target_arch = "wasm32")]
-pub(crate) fn faster<T: Copy>(
-    candidates: [T; 2],
-    _run: impl FnMut(T) -> Result<()>,
-) -> Result<T> {
+pub(crate) fn faster<T: Copy>(candidates: [T; 2], _run: impl FnMut(T) -> Result<()>) -> Result<T> {
     Ok(candidates[0])
 }
 
