@@ -1,44 +1,21 @@
 //! Seeded data and the comparison against the CPU reference, shared by the browser tests, the
 //! demo and the browser benchmark (the same bound as the native tests' `tests/common`).
 
-use sepconv::{cpu::reference, Activation, Conv2dSpec, Result, Tensor};
+use sepconv::networks::weights::random_input;
+use sepconv::{cpu::reference, Activation, Conv2dSpec, Result, Shape, Tensor};
 
-/// SplitMix64 (Steele, Lea and Flood 2014): a few lines, good enough for test data, and the
-/// same numbers on every target.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-1, 1).
-    pub fn uniform(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
-
-/// `len` samples uniform in [-1, 1) from `seed`.
+/// `len` samples uniform in [-1, 1] from `seed` (the library's own seeded generator, the one
+/// behind [`random_input`]).
 pub fn uniform(seed: u64, len: usize) -> Vec<f32> {
-    let mut rng = Rng::new(seed);
-    (0..len).map(|_| rng.uniform()).collect()
+    random_input(Shape::new(1, 1, 1, len), seed).map_or_else(|_| Vec::new(), Tensor::into_data)
 }
 
 /// `len` integers in [-3, 3] from `seed`: sums of fewer than 2^24 / 9 of their products are
 /// exact in `f32` in any order, so GPU and reference must agree bit for bit.
 pub fn small_ints(seed: u64, len: usize) -> Vec<f32> {
-    let mut rng = Rng::new(seed);
-    (0..len)
-        .map(|_| ((rng.next_u64() % 7) as i32 - 3) as f32)
+    uniform(seed, len)
+        .into_iter()
+        .map(|u| ((u + 1.0) * 3.5).floor().min(6.0) - 3.0)
         .collect()
 }
 
@@ -54,7 +31,7 @@ pub struct ConvData {
 
 impl ConvData {
     /// Seeded uniform data for `spec` on `input`.
-    pub fn new(spec: &Conv2dSpec, input: sepconv::Shape, seed: u64) -> Result<Self> {
+    pub fn new(spec: &Conv2dSpec, input: Shape, seed: u64) -> Result<Self> {
         Ok(Self {
             input: Tensor::new(input, uniform(seed, input.len()?))?,
             weights: uniform(seed ^ 0x5eed_0001, spec.weight_count()),

@@ -59,39 +59,44 @@ async fn check_conv_split(
     let data = ConvData::new(&spec, input, seed).unwrap();
     let want = data.reference(&spec).unwrap();
     let tol = check::tolerances(&spec, &data, &want).unwrap();
-    let conv = Conv2d::new(gpu, spec, &data.weights, data.bias.as_deref())
-        .unwrap()
-        .with_kernel(kernel)
-        .with_split_k(split_k);
-    let x = GpuTensor::from_tensor(gpu, &data.input).unwrap();
-    let y = GpuTensor::full(gpu, want.shape(), f32::NAN).unwrap();
-    conv.run_into(&x, &y).unwrap();
-    let got = y.read_async().await.unwrap();
+    let got = run_conv(gpu, spec, kernel, split_k, &data).await;
     let ratio = check::worst_ratio(got.data(), want.data(), Some(&tol));
     assert!(
         ratio <= 1.0,
         "{case} ({kernel:?}, {split_k:?}): worst |diff|/tolerance {ratio}"
     );
-    // Exact data: the sums are exact in f32, so GPU and reference agree bit for bit.
+    // Small integers: the sums are exact in f32, so GPU and reference agree bit for bit.
     let exact = ConvData {
         input: Tensor::new(input, check::small_ints(seed, input.len().unwrap())).unwrap(),
         weights: check::small_ints(seed ^ 1, spec.weight_count()),
         bias: spec.bias.then(|| check::small_ints(seed ^ 2, spec.c_out)),
     };
     let want = exact.reference(&spec).unwrap();
-    let conv = Conv2d::new(gpu, spec, &exact.weights, exact.bias.as_deref())
-        .unwrap()
-        .with_kernel(kernel)
-        .with_split_k(split_k);
-    let x = GpuTensor::from_tensor(gpu, &exact.input).unwrap();
-    let y = GpuTensor::full(gpu, want.shape(), f32::NAN).unwrap();
-    conv.run_into(&x, &y).unwrap();
-    let got = y.read_async().await.unwrap();
+    let got = run_conv(gpu, spec, kernel, split_k, &exact).await;
     let ratio = check::worst_ratio(got.data(), want.data(), None);
     assert!(
         ratio == 0.0,
         "{case} ({kernel:?}): not bit-exact on small integers"
     );
+}
+
+/// One run of the conv on `data` into an output poisoned with NaN first, read back.
+async fn run_conv(
+    gpu: &Gpu,
+    spec: Conv2dSpec,
+    kernel: ConvKernel,
+    split_k: SplitK,
+    data: &ConvData,
+) -> Tensor {
+    let conv = Conv2d::new(gpu, spec, &data.weights, data.bias.as_deref())
+        .unwrap()
+        .with_kernel(kernel)
+        .with_split_k(split_k);
+    let x = GpuTensor::from_tensor(gpu, &data.input).unwrap();
+    let output = conv.output_shape(data.input.shape()).unwrap();
+    let y = GpuTensor::full(gpu, output, f32::NAN).unwrap();
+    conv.run_into(&x, &y).unwrap();
+    y.read_async().await.unwrap()
 }
 
 #[wasm_bindgen_test]
