@@ -367,3 +367,25 @@ fn the_check_catches_unwritten_and_wrong_elements() {
         f64::INFINITY
     );
 }
+
+#[wasm_bindgen_test]
+async fn a_destroyed_device_gives_typed_errors_not_panics() {
+    // The browser reports the loss (and any error it causes) asynchronously; a read after it
+    // must come back as an error, and the calls after that too.
+    let gpu = gpu().await;
+    let x = GpuTensor::from_slice(&gpu, Shape::new(1, 1, 2, 2), &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    gpu.device().destroy();
+    assert!(
+        x.read_async().await.is_err(),
+        "read after destroy succeeded"
+    );
+    let conv = Conv2d::new(&gpu, Conv2dSpec::pointwise(1, 1), &[1.0], Some(&[0.0]));
+    let again = match conv {
+        Err(e) => Err(e),
+        Ok(conv) => match conv.run(&x) {
+            Err(e) => Err(e),
+            Ok(y) => y.read_async().await.map(|_| ()),
+        },
+    };
+    assert!(again.is_err(), "a conv after destroy succeeded");
+}
