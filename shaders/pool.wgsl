@@ -30,8 +30,10 @@ struct PoolParams {
 @group(0) @binding(4) var<uniform> params: PoolParams;
 
 const WORKGROUP_SIZE: u32 = 64u;
-// The lowest finite f32: the starting point of a max that only sees finite inputs.
-const LOWEST: f32 = -3.40282347e38;
+// The lowest finite f32: the starting point of a max that only sees finite inputs. Written
+// exactly: Chromium's WGSL compiler (Tint) rejects the usual 9-digit -3.40282347e38, which
+// lies just past it.
+const LOWEST: f32 = -3.40282346638528859811704183484516925440e38;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(

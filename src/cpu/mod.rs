@@ -6,6 +6,7 @@
 //! multi-threaded, vectorised path for real work on the CPU, checked against the reference like
 //! the GPU kernels are.
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod fast;
 pub mod network;
 pub(crate) mod ops;

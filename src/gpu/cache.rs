@@ -35,16 +35,24 @@ pub(crate) const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// The environment variable that moves the cache (a directory) or turns it off (`off`, `0` or
 /// empty).
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) const ENV: &str = "SEPCONV_TUNE_CACHE";
 
 /// The cache directory: [`ENV`]'s, else `sepconv` in the user's cache directory; `None` when
 /// turned off or when there is no such directory (the web).
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn default_dir() -> Option<PathBuf> {
     match std::env::var_os(ENV) {
         Some(v) if v.is_empty() || v == "off" || v == "0" => None,
         Some(v) => Some(PathBuf::from(v)),
         None => dirs::cache_dir().map(|d| d.join("sepconv")),
     }
+}
+
+/// No file system on the web: measured choices live in memory only.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn default_dir() -> Option<PathBuf> {
+    None
 }
 
 /// What a cache file is tied to: its header lines.

@@ -39,7 +39,8 @@ impl std::fmt::Debug for Gpu {
 
 impl Gpu {
     /// Picks the best adapter and opens a device on it, blocking until done.
-    /// See [`Gpu::new_async`].
+    /// See [`Gpu::new_async`]. Not on wasm32, where nothing may block.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Self> {
         pollster::block_on(Self::new_async())
     }
@@ -175,7 +176,8 @@ impl Gpu {
     /// Blocks until all submitted work has finished.
     ///
     /// # Errors
-    /// [`Error::DeviceLost`] when the device is gone.
+    /// [`Error::DeviceLost`] when the device is gone; on wasm32 always
+    /// [`Error::Unsupported`]: a web page cannot block (await [`crate::GpuTensor::read_async`]).
     pub fn wait(&self) -> Result<()> {
         self.inner.device.wait()
     }

@@ -29,6 +29,16 @@ impl Device {
             let mut slot = lost_flag.lock().unwrap_or_else(|e| e.into_inner());
             *slot = Some(format!("{reason:?}: {message}"));
         });
+        // In a browser, errors reach error scopes only asynchronously (see `catch_errors`): the
+        // first one marks the device unusable, and the next operation reports it.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let flag = Arc::clone(&lost);
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let mut slot = flag.lock().unwrap_or_else(|e| e.into_inner());
+                slot.get_or_insert_with(|| format!("GPU error reported by the browser: {e}"));
+            }));
+        }
         Self {
             device,
             queue,
@@ -43,6 +53,11 @@ impl Device {
     /// # Errors
     /// [`Error::DeviceLost`] when the device is gone.
     pub(crate) fn wait(&self) -> Result<()> {
+        if cfg!(target_arch = "wasm32") {
+            return Err(Error::Unsupported {
+                reason: "Gpu::wait blocks, which a web page cannot do; await a read_async".into(),
+            });
+        }
         self.check_alive()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
@@ -160,6 +175,7 @@ impl Device {
 
 /// Runs `f` inside validation, out-of-memory and internal error scopes on `device` and turns
 /// the first error they caught into [`Error::Gpu`].
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn catch_errors<T>(
     device: &wgpu::Device,
     during: &'static str,
@@ -189,4 +205,16 @@ pub(crate) fn catch_errors<T>(
             })
         }
     }
+}
+
+/// Runs `f`. In a browser a popped error scope answers only once the page yields to its event
+/// loop, which a synchronous call cannot wait for; errors go to the device's
+/// uncaptured-error handler instead (set in `Device::new`), and the next operation reports them.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn catch_errors<T>(
+    _device: &wgpu::Device,
+    _during: &'static str,
+    f: impl FnOnce() -> T,
+) -> Result<T> {
+    Ok(f())
 }

@@ -1,5 +1,6 @@
 //! [`GpuNetwork`]: a whole [`Network`] on the GPU, every activation staying there.
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::time::{Duration, Instant};
 
 use super::ops;
@@ -225,7 +226,9 @@ impl GpuNetwork {
 
     /// Runs the network on `input` node by node, waiting for each to finish, and returns every
     /// output (as [`GpuNetwork::run_all`]) and each node's wall time (submit to done; zero
-    /// for the input). Slower than [`GpuNetwork::run`] by one round trip per node.
+    /// for the input). Slower than [`GpuNetwork::run`] by one round trip per node. Not on
+    /// wasm32, where nothing may block.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn run_timed(&self, input: &GpuTensor) -> Result<(Vec<GpuTensor>, Vec<Duration>)> {
         self.check_input(input)?;
         let n = self.net.nodes().len();

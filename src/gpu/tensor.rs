@@ -92,7 +92,9 @@ impl GpuTensor {
         &self.gpu
     }
 
-    /// Reads the tensor back to the host, blocking until done.
+    /// Reads the tensor back to the host, blocking until done. Not on wasm32 (use
+    /// [`GpuTensor::read_async`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read(&self) -> Result<Tensor> {
         pollster::block_on(self.read_async())
     }

@@ -14,6 +14,7 @@ use super::recent::Recent;
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Shape};
 use std::sync::Mutex;
+#[cfg(not(target_arch = "wasm32"))]
 use std::time::{Duration, Instant};
 
 /// One run (or one piece of a run split past the binding limit) of a conv: the piece's spec
@@ -158,14 +159,17 @@ impl Tuner {
 }
 
 /// Most timed runs of each candidate, after one untimed run of each.
+#[cfg(not(target_arch = "wasm32"))]
 const TIMED_RUNS: usize = 3;
 
 /// Past this ratio of medians after a round, further rounds would not change the answer.
+#[cfg(not(target_arch = "wasm32"))]
 const CLEAR_RATIO: f64 = 2.0;
 
 /// The faster of `candidates` by median wall time of `run`, which must submit one run of the
 /// candidate and wait for the device. The candidates alternate, so drifting load on the
 /// machine affects both alike; ties go to the first.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn faster<T: Copy>(
     candidates: [T; 2],
     mut run: impl FnMut(T) -> Result<()>,
@@ -198,6 +202,13 @@ pub(crate) fn faster<T: Copy>(
     })
 }
 
+/// The first candidate, unmeasured: a web page cannot wait for the device between timed runs.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn faster<T: Copy>(candidates: [T; 2], _run: impl FnMut(T) -> Result<()>) -> Result<T> {
+    Ok(candidates[0])
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 fn median(times: &[Duration]) -> Duration {
     let mut sorted = times.to_vec();
     sorted.sort();
