@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use super::device::{catch_errors, Device};
 use super::pipelines::Pipelines;
+use super::scoped::{catch_errors, ScopedDevice};
 use super::tune::Tuner;
 use crate::error::{Error, Result};
 
@@ -22,7 +22,7 @@ pub struct Gpu {
 }
 
 struct Inner {
-    device: Device,
+    device: ScopedDevice,
     pipelines: Pipelines,
     /// Every measured choice of the device's convs, blocks and networks.
     tuner: Tuner,
@@ -106,7 +106,7 @@ impl Gpu {
         let tuner = Tuner::new(&info, &limits);
         Ok(Self {
             inner: Arc::new(Inner {
-                device: Device::new(device, queue, info, limits),
+                device: ScopedDevice::new(device, queue, info, limits),
                 pipelines,
                 tuner,
             }),
@@ -183,11 +183,11 @@ impl Gpu {
     }
 
     /// The device with its error scopes, for the layers below (pipelines).
-    pub(crate) fn dev(&self) -> &Device {
+    pub(crate) fn dev(&self) -> &ScopedDevice {
         &self.inner.device
     }
 
-    // The device's checked operations, for the kernels (see `Device`).
+    // The device's checked operations, for the kernels (see `ScopedDevice`).
 
     pub(crate) fn lost_or(&self, err: Error) -> Error {
         self.inner.device.lost_or(err)

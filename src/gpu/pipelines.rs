@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::device::Device;
+use super::scoped::ScopedDevice;
 use crate::error::Result;
 
 /// One WGSL file per kernel family, embedded at compile time after the parts it shares with
@@ -261,7 +261,11 @@ impl OpPipelines {
 
     /// The pipeline for `shader`, compiled on first use and cached. Compilation errors come
     /// back as [`Error::Gpu`].
-    pub(crate) fn get(&self, dev: &Device, shader: OpShader) -> Result<wgpu::ComputePipeline> {
+    pub(crate) fn get(
+        &self,
+        dev: &ScopedDevice,
+        shader: OpShader,
+    ) -> Result<wgpu::ComputePipeline> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = cache.get(&shader) {
             return Ok(p.clone());
@@ -329,7 +333,7 @@ impl Pipelines {
     /// cached. Compilation errors come back as [`crate::Error::Gpu`].
     pub(crate) fn get(
         &self,
-        dev: &Device,
+        dev: &ScopedDevice,
         shader: Shader,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
@@ -348,7 +352,7 @@ impl Pipelines {
     /// use and cached.
     pub(crate) fn tiled(
         &self,
-        dev: &Device,
+        dev: &ScopedDevice,
         shader: TiledShader,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
@@ -360,7 +364,7 @@ impl Pipelines {
     /// The bind-group layout of the tiled `shader`.
     pub(crate) fn tiled_layout(
         &self,
-        dev: &Device,
+        dev: &ScopedDevice,
         shader: TiledShader,
     ) -> Result<wgpu::BindGroupLayout> {
         self.tiled_layouts(dev, shader).map(|(layout, _)| layout)
@@ -375,7 +379,7 @@ impl Pipelines {
     /// invocations per workgroup.
     fn tiled_layouts(
         &self,
-        dev: &Device,
+        dev: &ScopedDevice,
         shader: TiledShader,
     ) -> Result<(wgpu::BindGroupLayout, wgpu::PipelineLayout)> {
         let shader = shader.layout_of();
@@ -439,7 +443,7 @@ impl Pipelines {
 
     fn compile(
         &self,
-        dev: &Device,
+        dev: &ScopedDevice,
         label: &'static str,
         source: &'static str,
         entry_point: &'static str,

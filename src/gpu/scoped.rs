@@ -1,4 +1,4 @@
-//! [`Device`]: a wgpu device and queue with their limits, whose every call runs inside error
+//! [`ScopedDevice`]: a wgpu device and queue with their limits, whose every call runs inside error
 //! scopes and checks that the device is still alive. The layer below the pipelines and the
 //! [`super::Gpu`]; nothing here knows about convolutions.
 
@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex};
 
 /// The device, its queue, what the adapter said about itself, and its health.
-pub(crate) struct Device {
+pub(crate) struct ScopedDevice {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) info: wgpu::AdapterInfo,
@@ -15,7 +15,7 @@ pub(crate) struct Device {
     lost: Arc<Mutex<Option<String>>>,
 }
 
-impl Device {
+impl ScopedDevice {
     /// Wraps `device`, watching for its loss.
     pub(crate) fn new(
         device: wgpu::Device,
@@ -209,7 +209,7 @@ pub(crate) fn catch_errors<T>(
 
 /// Runs `f`. In a browser a popped error scope answers only once the page yields to its event
 /// loop, which a synchronous call cannot wait for; errors go to the device's
-/// uncaptured-error handler instead (set in `Device::new`), and the next operation reports them.
+/// uncaptured-error handler instead (set in `ScopedDevice::new`), and the next operation reports them.
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn catch_errors<T>(
     _device: &wgpu::Device,
