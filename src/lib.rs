@@ -27,6 +27,7 @@
 
 pub mod accounting;
 pub mod cpu;
+mod device;
 mod error;
 mod gpu;
 pub mod layers;
@@ -35,6 +36,8 @@ pub mod ops;
 mod spec;
 mod tensor;
 
+pub use cpu::fast::CpuNetwork;
+pub use device::{Device, Engine, Runner, Selection};
 pub use error::{Error, Result};
 pub use gpu::ops as gpu_ops;
 pub use gpu::{

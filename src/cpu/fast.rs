@@ -20,11 +20,19 @@
 //! (image × group × pixel block, or × channel block for short pixel rows) and spread over
 //! rayon's global pool; with fewer blocks than threads the product itself runs in parallel.
 //!
+//! Whole networks run on this path through [`CpuNetwork`], with multi-threaded versions of the
+//! other ops (add, concatenation, activation, pooling, channel shuffle) that match
+//! [`crate::cpu::ops`] bit for bit.
+//!
 //! Results agree with [`crate::cpu::reference::conv2d`] to within `f32` rounding of the sums
 //! (the order of the sums differs from the reference's, and between kinds); on data whose sums
 //! are exact in `f32` (small integers) they agree bit for bit.
 
 mod depthwise;
+mod network;
+mod ops;
+
+pub use network::CpuNetwork;
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
