@@ -220,14 +220,15 @@ fn cpu_network_rejects_wrong_inputs() {
         fast.run_node_into(2, &[&y], &mut bad_out),
         Err(Error::Incompatible { .. })
     ));
-    // A network without weights for a conv.
-    let empty = NetworkWeights::new(&net, vec![None; net.nodes().len()]);
-    if let Ok(empty) = empty {
-        assert!(matches!(
-            CpuNetwork::new(&net, &empty),
-            Err(Error::Incompatible { .. })
-        ));
-    }
+    // Weights of a network with no convolutions: the first conv finds none.
+    let mut ops = NetworkBuilder::new("ops", net.input_shape(), Counting::WEIGHTS).unwrap();
+    let x0 = ops.input();
+    ops.activation("relu", x0, sepconv::Activation::Relu).unwrap();
+    let no_convs = NetworkWeights::random(&ops.build(), 3).unwrap();
+    assert!(matches!(
+        CpuNetwork::new(&net, &no_convs),
+        Err(Error::Incompatible { .. })
+    ));
 }
 
 #[test]
