@@ -48,9 +48,9 @@ use std::time::{Duration, Instant};
 
 use sepconv::cpu::fast::Conv2dCpu;
 use sepconv::cpu::{self, reference};
+use sepconv::layers::{Layer, LAYERS};
 use sepconv::networks::weights::{random_input, NetworkWeights};
 use sepconv::networks::{mobilenet_v1, mobilenet_v2, Network};
-use sepconv::layers::{Layer, LAYERS};
 use sepconv::{
     BlockPath, Conv2d, ConvKernel, ConvKind, CpuNetwork, Fusion, Gpu, GpuNetwork, GpuTensor,
     SeparableBlock, Tensor,
@@ -803,6 +803,26 @@ fn main() -> Result<(), BoxError> {
             .map(|e| format!(", {e} {} ms", opt(sum(&|r| r.peers.get(e).copied()), 3)))
             .collect::<String>()
     );
+
+    // Per kind: the fast path's summed time against each engine's.
+    for e in &engines {
+        let mut kinds: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
+        for r in &rows {
+            if let Some(&p) = r.peers.get(e) {
+                let k = kinds.entry(r.kind.as_str()).or_default();
+                k.0 += r.cpu_ms;
+                k.1 += p;
+                k.2 = k.2.max(r.cpu_ms / p);
+            }
+        }
+        let cells: Vec<String> = kinds
+            .iter()
+            .map(|(k, (c, p, worst))| format!("{k} {:.2}× (worst layer {worst:.2}×)", c / p))
+            .collect();
+        if !cells.is_empty() {
+            println!("cpu ÷ {e} by kind: {}", cells.join(", "));
+        }
+    }
 
     // Whole networks: fast CPU path, GPU, checker.
     let mut networks_csv = String::from("network,cpu_ms,gpu_ms,check_ms,gpu_over_cpu\n");

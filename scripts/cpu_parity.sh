@@ -15,7 +15,7 @@ cargo build --release -q --example report
 for r in $(seq 1 "$ROUNDS"); do
   mkdir -p "$OUT/run$r"
   peer="$OUT/run$r/ort.txt"
-  "$PY" "$PEERS/ort/bench.py" --engine ort > "$peer" 2>&1
+  "$PY" "$PEERS/ort/bench.py" --engine ort --layers "$PEERS/../bench/layers.json" > "$peer" 2>&1
   for m in mobilenet_v1 mobilenet_v2 effnet_lite0; do
     if [ -f "$PEERS/models/$m.onnx" ]; then
       "$PY" "$PEERS/models/bench_model.py" "$PEERS/models/$m.onnx" --name "$m" >> "$peer"

@@ -243,7 +243,10 @@ mod tests {
     fn auto_never_keeps_a_software_adapter() {
         let (keep, why) = auto_choice(wgpu::DeviceType::Cpu, "llvmpipe (LLVM 19, 256 bits)");
         assert!(!keep);
-        assert!(why.starts_with("CPU (fast path)") && why.contains("llvmpipe"), "{why}");
+        assert!(
+            why.starts_with("CPU (fast path)") && why.contains("llvmpipe"),
+            "{why}"
+        );
         for hardware in [
             wgpu::DeviceType::DiscreteGpu,
             wgpu::DeviceType::IntegratedGpu,

@@ -16,8 +16,8 @@ mod common;
 use common::{assert_matches, tolerances, ConvData};
 use sepconv::networks::weights::{random_input, NetworkWeights};
 use sepconv::networks::{
-    AlexNet, Counting, MobileNetV1, MobileNetV2, Network, NetworkBuilder, Op, ResNet,
-    ShuffleNetV1, Xception,
+    AlexNet, Counting, MobileNetV1, MobileNetV2, Network, NetworkBuilder, Op, ResNet, ShuffleNetV1,
+    Xception,
 };
 use sepconv::{cpu, CpuNetwork, Device, Error, Runner, Shape, Tensor};
 
@@ -71,7 +71,13 @@ fn check_network(net: &Network, seed: u64) -> usize {
             }
             _ => assert_matches(&case, seed, &alone, &reference, None),
         }
-        assert_matches(&format!("{case}, in the chain"), seed, &got[id], &alone, None);
+        assert_matches(
+            &format!("{case}, in the chain"),
+            seed,
+            &got[id],
+            &alone,
+            None,
+        );
         let tol = chained_tolerance(&want[id]);
         assert_matches(
             &format!("{case}, end to end"),
@@ -223,7 +229,8 @@ fn cpu_network_rejects_wrong_inputs() {
     // Weights of a network with no convolutions: the first conv finds none.
     let mut ops = NetworkBuilder::new("ops", net.input_shape(), Counting::WEIGHTS).unwrap();
     let x0 = ops.input();
-    ops.activation("relu", x0, sepconv::Activation::Relu).unwrap();
+    ops.activation("relu", x0, sepconv::Activation::Relu)
+        .unwrap();
     let no_convs = NetworkWeights::random(&ops.build(), 3).unwrap();
     assert!(matches!(
         CpuNetwork::new(&net, &no_convs),
@@ -255,7 +262,11 @@ fn an_op_network_matches_the_reference_bit_for_bit() {
     };
     let p = b.pool("avg same", m, avg).unwrap();
     let q = b
-        .pool("avg padded", p, Pool2d::avg([2, 2], [1, 1], Padding::uniform(1)))
+        .pool(
+            "avg padded",
+            p,
+            Pool2d::avg([2, 2], [1, 1], Padding::uniform(1)),
+        )
         .unwrap();
     b.global_avg_pool("gap", q).unwrap();
     let net = b.build();
@@ -265,7 +276,10 @@ fn an_op_network_matches_the_reference_bit_for_bit() {
     )
     .unwrap();
     let weights = NetworkWeights::random(&net, 5).unwrap();
-    let got = CpuNetwork::new(&net, &weights).unwrap().run_all(&x).unwrap();
+    let got = CpuNetwork::new(&net, &weights)
+        .unwrap()
+        .run_all(&x)
+        .unwrap();
     let want = cpu::network::forward(&net, &weights, &x).unwrap();
     for (id, node) in net.nodes().iter().enumerate() {
         assert_matches(&node.name, 5, &got[id], &want[id], None);

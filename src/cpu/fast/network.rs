@@ -104,12 +104,9 @@ impl CpuNetwork {
                 }
             }
         }
-        outputs
-            .pop()
-            .flatten()
-            .ok_or_else(|| Error::Incompatible {
-                reason: "the network has no nodes".into(),
-            })
+        outputs.pop().flatten().ok_or_else(|| Error::Incompatible {
+            reason: "the network has no nodes".into(),
+        })
     }
 
     /// Runs the network on `input` and returns every node's output, indexed by node id (entry

@@ -42,13 +42,7 @@ pub(super) fn activation(x: &[f32], activation: Activation, out: &mut [f32]) {
 
 /// `out = activation([a, b])` along channels, per batch item `a`'s channels then `b`'s;
 /// `a` is `[n, ca, h, w]`, `b` is `[n, cb, h, w]`.
-pub(super) fn concat(
-    a: &[f32],
-    b: &[f32],
-    n: usize,
-    activation: Activation,
-    out: &mut [f32],
-) {
+pub(super) fn concat(a: &[f32], b: &[f32], n: usize, activation: Activation, out: &mut [f32]) {
     let (block_a, block_b) = (a.len() / n.max(1), b.len() / n.max(1));
     out.par_chunks_mut(block_a + block_b)
         .enumerate()
@@ -103,7 +97,8 @@ pub(super) fn pool2d(x: &[f32], xs: Shape, pool: &Pool2d, ys: Shape, out: &mut [
                             .flat_map(|row| row.iter())
                             .fold(f32::NEG_INFINITY, |m, &v| m.max(v)),
                         PoolKind::Avg { count_include_pad } => {
-                            let sum: f64 = rows.flat_map(|row| row.iter()).map(|&v| f64::from(v)).sum();
+                            let sum: f64 =
+                                rows.flat_map(|row| row.iter()).map(|&v| f64::from(v)).sum();
                             let count = if count_include_pad {
                                 kh * kw
                             } else {
