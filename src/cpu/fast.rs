@@ -10,9 +10,15 @@
 //! - **Pointwise**, and grouped layers with a 1×1 kernel, stride 1 and no padding: per image
 //!   and group, one matrix product `W_g [c_out/g × c_in/g] · X_g [c_in/g × h·w]` straight on the
 //!   NCHW data, no copies.
-//! - **Grouped / standard** (and strided pointwise): the same product over an im2col matrix
-//!   `[c_in/g·kh·kw × pixels]`, built one block of output pixels at a time so that the scratch
-//!   memory stays bounded (at most [`SCRATCH_FLOATS`] per block, whatever the layer).
+//! - **Grouped / standard with stride 1** (and padded pointwise): the same product over an
+//!   im2col matrix built from zero-padded input rows laid flat, so that each of its rows is one
+//!   contiguous copy (`FlatRows`), one band of output rows at a time; the few extra columns
+//!   this computes are dropped when the result is copied out.
+//! - **Strided grouped / standard** (and strided pointwise): the product over an im2col matrix
+//!   `[c_in/g·kh·kw × pixels]`, built one block of output pixels at a time.
+//!
+//! Either way the im2col matrix of a block stays within [`SCRATCH_FLOATS`], whatever the layer,
+//! and the scratch is kept per thread between calls.
 //!
 //! Matrix products go to [faer](https://docs.rs/faer)'s `matmul`, which picks AVX-512 or
 //! AVX2+FMA kernels at run time. Bias and the activation are applied to each output block
@@ -501,11 +507,12 @@ impl FlatRows {
         rows + (geo.plane.kh - 1) * geo.plane.dh + 1
     }
 
-    /// Stride 1. The general im2col ([`im2col`]) copies one short segment per output row, tap
-    /// and channel; on small planes those copies cost more than the product (56 % of
-    /// resnext50_c5's time), and their code turned out fragile (see BENCHMARKS.md).
+    /// Stride 1, and one output row's im2col matrix within [`SCRATCH_FLOATS`]. The general
+    /// im2col ([`im2col`]) copies one short segment per output row, tap and channel; on small
+    /// planes those copies cost more than the product (56 % of resnext50_c5's time).
     fn fits(geo: &Geometry) -> bool {
-        geo.plane.sh == 1 && geo.plane.sw == 1
+        let p = &geo.plane;
+        p.sh == 1 && p.sw == 1 && geo.k * Self::new(geo).wp <= SCRATCH_FLOATS
     }
 }
 
@@ -683,9 +690,7 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
     } else if n >= 4 {
         copy_blocks::<4>(dst, src);
     } else {
-        for i in 0..n {
-            dst[i] = src[i];
-        }
+        dst.copy_from_slice(src);
     }
 }
 
