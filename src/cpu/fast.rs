@@ -496,8 +496,17 @@ impl FlatRows {
     fn new(geo: &Geometry) -> Self {
         let p = &geo.plane;
         let wp = p.wo + (p.kw - 1) * p.dw;
-        let band = (SCRATCH_FLOATS / (geo.k * wp).max(1)).clamp(1, p.ho);
-        Self { wp, band }
+        let max_band = (SCRATCH_FLOATS / (geo.k * wp).max(1)).clamp(1, p.ho);
+        // At least two blocks per thread where the rows allow, and bands of equal height.
+        let units = geo.x.n * geo.groups;
+        let bands =
+            p.ho.div_ceil(max_band)
+                .max((2 * threads()).div_ceil(units))
+                .min(p.ho);
+        Self {
+            wp,
+            band: p.ho.div_ceil(bands),
+        }
     }
 
     /// Rows of one band's padded plane for `rows` output rows: the rows they read, plus one
