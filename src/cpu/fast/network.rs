@@ -91,16 +91,31 @@ impl CpuNetwork {
         let n = self.net.nodes().len();
         let mut outputs: Vec<Option<Tensor>> = Vec::with_capacity(n);
         outputs.push(Some(input.clone()));
+        // Buffers of activations no later node reads, reused for the next outputs: every op
+        // overwrites its whole output, and a fresh multi-megabyte buffer costs its page faults
+        // on every run.
+        let mut free: Vec<Vec<f32>> = Vec::new();
         for id in 1..n {
-            let y = {
-                let inputs = self.inputs_of(id, &outputs)?;
-                self.run_node(id, &inputs)?
+            let shape = self.net.nodes()[id].output;
+            let len = shape.len()?;
+            let mut data = match free.iter().position(|b| b.capacity() >= len) {
+                Some(i) => free.swap_remove(i),
+                None => Vec::with_capacity(len),
             };
+            data.resize(len, 0.0);
+            let mut y = Tensor::new(shape, data)?;
+            {
+                let inputs = self.inputs_of(id, &outputs)?;
+                self.run_node_into(id, &inputs, &mut y)?;
+            }
             outputs.push(Some(y));
-            // Free what no later node reads.
             for &i in &self.net.nodes()[id].inputs {
                 if self.last_use[i] == id {
-                    outputs[i] = None;
+                    if let Some(t) = outputs[i].take() {
+                        if i > 0 {
+                            free.push(t.into_data());
+                        }
+                    }
                 }
             }
         }
