@@ -12,7 +12,8 @@
 //!   compared against, not a competitor. When the adapter is a software one
 //!   (`wgpu::DeviceType::Cpu`: lavapipe, llvmpipe, SwiftShader, WARP) the header says so: the
 //!   fast CPU path is then the faster choice on this machine. `--no-check` skips the reference
-//!   (and its comparison); `--no-networks` skips the whole networks (also skipped with `--only`).
+//!   (and its comparison); `--no-networks` skips the whole networks; with `--only`, only the
+//!   networks it names (`mobilenet_v1`, `mobilenet_v2`) run.
 //! - Timing, per layer and path: the first call alone, then warm-up (≥ 3 calls and ≥ 0.1 s),
 //!   then calls timed one by one until they add up to ≥ 0.3 s (≥ 5 calls); the **median** is
 //!   reported. GPU times are one dispatch on resident buffers plus the wait for it (`gpu ms`)
@@ -826,7 +827,14 @@ fn main() -> Result<(), BoxError> {
 
     // Whole networks: fast CPU path, GPU, checker.
     let mut networks_csv = String::from("network,cpu_ms,gpu_ms,check_ms,gpu_over_cpu\n");
-    if args.networks && args.only.is_none() {
+    let wanted = |key: &str| {
+        args.networks
+            && args
+                .only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|n| n == key))
+    };
+    if wanted("mobilenet_v1") || wanted("mobilenet_v2") {
         println!(
             "\nwhole network        {:>9}  {:>9}  {:>9}  {:>10}{}",
             "cpu ms",
@@ -842,6 +850,9 @@ fn main() -> Result<(), BoxError> {
             ("mobilenet_v1", mobilenet_v1(1.0, 224)?),
             ("mobilenet_v2", mobilenet_v2(1.0, 224)?),
         ] {
+            if !wanted(key) {
+                continue;
+            }
             let n = measure_network(&net, gpu.as_ref(), args.check)?;
             let peer_cells: String = engines
                 .iter()
@@ -925,7 +936,13 @@ fn main() -> Result<(), BoxError> {
     std::fs::write(args.out.join("report.csv"), csv)?;
     std::fs::write(args.out.join("report.json"), to_json(&head, &cols, &table))?;
     let png = args.out.join("report.png");
-    match load_font(args.font.as_deref()) {
+    // No layer rows (an `--only` naming networks alone): no chart, whose axes need a range.
+    let font = if rows.is_empty() {
+        Err("no layers to chart".into())
+    } else {
+        load_font(args.font.as_deref())
+    };
+    match font {
         Ok(()) => {
             draw_chart(
                 &png,
