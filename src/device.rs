@@ -130,8 +130,8 @@ fn auto_choice(device_type: wgpu::DeviceType, name: &str) -> (bool, String) {
         (
             false,
             format!(
-                "CPU (fast path): the only GPU adapter, {name}, is a software one (it runs on \
-                 these same CPU cores, slower than the fast path)"
+                "CPU (fast path): the best adapter wgpu found, {name}, is a software one (it \
+                 runs on these same CPU cores, slower than the fast path)"
             ),
         )
     } else {
@@ -150,7 +150,7 @@ impl Selection {
         self.gpu.is_none()
     }
 
-    /// One line: what was chosen and why (e.g. `CPU (fast path): the only GPU adapter,
+    /// One line: what was chosen and why (e.g. `CPU (fast path): the best adapter wgpu found,
     /// llvmpipe (LLVM 19.1.7, 256 bits), is a software one …`).
     pub fn reason(&self) -> &str {
         &self.reason
