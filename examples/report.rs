@@ -1,11 +1,19 @@
 //! Runs the 41 benchmark layers once each on the fast CPU path and on the GPU, measures the
-//! adapter's own ceilings, and writes a table (stdout, CSV, JSON) and a PNG chart.
+//! adapter's own ceilings, and writes a table (stdout, CSV, JSON) and a PNG chart; then whole
+//! networks (MobileNet v1 and v2, 1.0-224) on the fast CPU path and the GPU.
 //!
 //! ```text
-//! cargo run --release --example report -- [--out DIR] [--only a,b] [--no-gpu]
-//!                                         [--peer FILE]... [--font FILE.ttf]
+//! cargo run --release --example report -- [--out DIR] [--only a,b] [--no-gpu] [--no-check]
+//!                                         [--no-networks] [--peer FILE]... [--font FILE.ttf]
 //! ```
 //!
+//! - Three figures per layer and per network: the fast CPU path (`cpu ms`), the GPU (`gpu
+//!   ms`), and the f64 reference's time (`check ms`, one call): the checker that both are
+//!   compared against, not a competitor. When the adapter is a software one
+//!   (`wgpu::DeviceType::Cpu`: lavapipe, llvmpipe, SwiftShader, WARP) the header says so: the
+//!   fast CPU path is then the faster choice on this machine. `--no-check` skips the reference
+//!   (and its comparison); `--no-networks` skips the whole networks; with `--only`, only the
+//!   networks it names (`mobilenet_v1`, `mobilenet_v2`) run.
 //! - Timing, per layer and path: the first call alone, then warm-up (≥ 3 calls and ≥ 0.1 s),
 //!   then calls timed one by one until they add up to ≥ 0.3 s (≥ 5 calls); the **median** is
 //!   reported. GPU times are one dispatch on resident buffers plus the wait for it (`gpu ms`)
@@ -40,9 +48,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sepconv::cpu::fast::Conv2dCpu;
+use sepconv::cpu::{self, reference};
 use sepconv::networks::layers::{Layer, LAYERS};
+use sepconv::networks::weights::{random_input, NetworkWeights};
+use sepconv::networks::{mobilenet_v1, mobilenet_v2, Network};
 use sepconv::{
-    BlockPath, Conv2d, ConvKernel, ConvKind, Fusion, Gpu, GpuTensor, SeparableBlock, Tensor, Tuning,
+    BlockPath, Conv2d, ConvKernel, ConvKind, CpuNetwork, Fusion, Gpu, GpuNetwork, GpuTensor,
+    SeparableBlock, Tensor, Tuning,
 };
 
 type BoxError = Box<dyn std::error::Error>;
@@ -53,6 +65,8 @@ struct Args {
     gpu: bool,
     peers: Vec<PathBuf>,
     font: Option<PathBuf>,
+    check: bool,
+    networks: bool,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -62,6 +76,8 @@ fn parse_args() -> Result<Args, BoxError> {
         gpu: true,
         peers: Vec::new(),
         font: None,
+        check: true,
+        networks: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -70,10 +86,12 @@ fn parse_args() -> Result<Args, BoxError> {
             "--out" => args.out = PathBuf::from(value("--out")?),
             "--only" => args.only = Some(value("--only")?.split(',').map(str::to_owned).collect()),
             "--no-gpu" => args.gpu = false,
+            "--no-check" => args.check = false,
+            "--no-networks" => args.networks = false,
             "--peer" => args.peers.push(PathBuf::from(value("--peer")?)),
             "--font" => args.font = Some(PathBuf::from(value("--font")?)),
             "-h" | "--help" => {
-                println!("usage: report [--out DIR] [--only a,b] [--no-gpu] [--peer FILE]... [--font FILE.ttf]");
+                println!("usage: report [--out DIR] [--only a,b] [--no-gpu] [--no-check] [--no-networks] [--peer FILE]... [--font FILE.ttf]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)").into()),
@@ -284,6 +302,8 @@ struct Row {
     min_bytes: u64,
     cpu_first_ms: f64,
     cpu_ms: f64,
+    /// One call of the f64 reference, the checker.
+    check_ms: Option<f64>,
     gpu_first_ms: Option<f64>,
     gpu_ms: Option<f64>,
     /// Process CPU time per resident GPU call (the driver's threads, on a software adapter).
@@ -308,7 +328,12 @@ impl Row {
     }
 }
 
-fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, BoxError> {
+fn measure_layer(
+    i: usize,
+    l: &'static Layer,
+    gpu: Option<&Gpu>,
+    check: bool,
+) -> Result<Row, BoxError> {
     let spec = l.spec();
     let shape = l.input_shape();
     let x = Tensor::new(shape, uniform(3 * i as u64 + 1, shape.len()?))?;
@@ -320,6 +345,28 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
     let cpu = Conv2dCpu::new(spec, &w, Some(&b))?;
     let mut out = Tensor::full(out_shape, 0.0)?;
     let cpu_timing = time_calls(|| Ok(cpu.run_into(&x, &mut out)?))?;
+    // The checker: one call of the f64 reference, and the fast path against it.
+    let check_ms = if check {
+        let start = Instant::now();
+        let want = reference::conv2d(&spec, &x, &w, Some(&b))?;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        let worst = out
+            .data()
+            .iter()
+            .zip(want.data())
+            .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+            .fold(0f32, f32::max);
+        if worst.is_nan() || worst > 1e-3 {
+            return Err(format!(
+                "{}: fast path and reference disagree (worst relative {worst})",
+                l.name
+            )
+            .into());
+        }
+        Some(ms)
+    } else {
+        None
+    };
 
     let (mut gpu_first_ms, mut gpu_ms, mut gpu_cpu_ms, mut gpu_e2e_ms) = (None, None, None, None);
     let (mut gpu_kernel, mut windows_ms, mut gemm_ms, mut gemm_slices) = (None, None, None, None);
@@ -376,6 +423,7 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
         min_bytes,
         cpu_first_ms: cpu_timing.first * 1e3,
         cpu_ms: cpu_timing.median * 1e3,
+        check_ms,
         gpu_first_ms,
         gpu_ms,
         gpu_cpu_ms,
@@ -385,6 +433,72 @@ fn measure_layer(i: usize, l: &'static Layer, gpu: Option<&Gpu>) -> Result<Row, 
         gemm_ms,
         gemm_slices,
         peers: BTreeMap::new(),
+    })
+}
+
+/// One whole network's three figures.
+struct NetworkRow {
+    cpu_ms: f64,
+    gpu_ms: Option<f64>,
+    check_ms: Option<f64>,
+}
+
+/// Times `net` whole on the fast CPU path and the GPU (same protocol as the layers, after a
+/// first run that also makes the GPU's measured kernel choices), checks both against one run
+/// of the reference.
+fn measure_network(net: &Network, gpu: Option<&Gpu>, check: bool) -> Result<NetworkRow, BoxError> {
+    let weights = NetworkWeights::random(net, 2017)?;
+    let x = random_input(net.input_shape(), 2017)?;
+    let fast = CpuNetwork::new(net, &weights)?;
+    let mut logits = fast.run(&x)?;
+    let cpu_ms = time_calls(|| {
+        logits = fast.run(&x)?;
+        Ok(())
+    })?
+    .median
+        * 1e3;
+    let mut gpu_logits = None;
+    let gpu_ms = match gpu {
+        Some(gpu) => {
+            let gnet = GpuNetwork::new(gpu, net, &weights)?;
+            let t = time_calls(|| {
+                let gx = GpuTensor::from_tensor(gpu, &x)?;
+                gpu_logits = Some(gnet.run(&gx)?.read()?);
+                Ok(())
+            })?;
+            Some(t.median * 1e3)
+        }
+        None => None,
+    };
+    let check_ms = if check {
+        let start = Instant::now();
+        let want = cpu::network::forward(net, &weights, &x)?;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        let want = &want[want.len() - 1];
+        for (side, got) in [("fast path", Some(&logits)), ("GPU", gpu_logits.as_ref())] {
+            let Some(got) = got else { continue };
+            let worst = got
+                .data()
+                .iter()
+                .zip(want.data())
+                .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+                .fold(0f32, f32::max);
+            if worst.is_nan() || worst > 1e-3 {
+                return Err(format!(
+                    "{}: {side} and reference disagree at the logits (worst relative {worst})",
+                    net.name()
+                )
+                .into());
+            }
+        }
+        Some(ms)
+    } else {
+        None
+    };
+    Ok(NetworkRow {
+        cpu_ms,
+        gpu_ms,
+        check_ms,
     })
 }
 
@@ -523,7 +637,7 @@ fn main() -> Result<(), BoxError> {
                 continue;
             }
         }
-        let mut row = measure_layer(i, l, gpu.as_ref())?;
+        let mut row = measure_layer(i, l, gpu.as_ref(), args.check)?;
         for e in &engines {
             if let Some(ms) = peers.get(&(e.clone(), l.name.to_owned())) {
                 row.peers.insert(e.clone(), *ms);
@@ -558,6 +672,21 @@ fn main() -> Result<(), BoxError> {
         )?,
         _ => writeln!(head, "# no GPU")?,
     }
+    if let Some(g) = &gpu {
+        if g.adapter_info().device_type == wgpu::DeviceType::Cpu {
+            writeln!(
+                head,
+                "# note: {} is a software adapter (it runs the shaders on this machine's CPU \
+                 cores); the fast CPU path is the faster choice here, and Device::Auto picks it",
+                g.adapter_name()
+            )?;
+        }
+    }
+    writeln!(
+        head,
+        "# cpu: the fast CPU path; gpu: the GPU; check: one call of the f64 reference, the \
+         checker both are compared against (not a competitor)"
+    )?;
     print!("{head}");
 
     // Table.
@@ -568,6 +697,7 @@ fn main() -> Result<(), BoxError> {
         "cpu_ms",
         "cpu_gflops",
         "gpu_ms",
+        "check_ms",
         "gpu_cpu_ms",
         "gpu_e2e_ms",
         "gpu_gflops",
@@ -600,6 +730,7 @@ fn main() -> Result<(), BoxError> {
             format!("{:.4}", r.cpu_ms),
             format!("{:.1}", r.gflops(r.cpu_ms)),
             opt(r.gpu_ms, 4),
+            opt(r.check_ms, 2),
             opt(r.gpu_cpu_ms, 2),
             opt(r.gpu_e2e_ms, 4),
             opt(gpu_gflops, 2),
@@ -664,15 +795,98 @@ fn main() -> Result<(), BoxError> {
     }
     let sum = |f: &dyn Fn(&Row) -> Option<f64>| rows.iter().map(f).sum::<Option<f64>>();
     println!(
-        "total: cpu {:.3} ms, gpu {} ms, gpu e2e {} ms{}",
+        "total: cpu {:.3} ms, gpu {} ms, gpu e2e {} ms, check {} ms{}",
         rows.iter().map(|r| r.cpu_ms).sum::<f64>(),
         opt(sum(&|r| r.gpu_ms), 3),
         opt(sum(&|r| r.gpu_e2e_ms), 3),
+        opt(sum(&|r| r.check_ms), 1),
         engines
             .iter()
             .map(|e| format!(", {e} {} ms", opt(sum(&|r| r.peers.get(e).copied()), 3)))
             .collect::<String>()
     );
+
+    // Per kind: the fast path's summed time against each engine's.
+    for e in &engines {
+        let mut kinds: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
+        for r in &rows {
+            if let Some(&p) = r.peers.get(e) {
+                let k = kinds.entry(r.kind.as_str()).or_default();
+                k.0 += r.cpu_ms;
+                k.1 += p;
+                k.2 = k.2.max(r.cpu_ms / p);
+            }
+        }
+        let cells: Vec<String> = kinds
+            .iter()
+            .map(|(k, (c, p, worst))| format!("{k} {:.2}× (worst layer {worst:.2}×)", c / p))
+            .collect();
+        if !cells.is_empty() {
+            println!("cpu ÷ {e} by kind: {}", cells.join(", "));
+        }
+    }
+
+    // Whole networks: fast CPU path, GPU, checker.
+    let mut networks_csv = String::from("network,cpu_ms,gpu_ms,check_ms,gpu_over_cpu\n");
+    let wanted = |key: &str| {
+        args.networks
+            && args
+                .only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|n| n == key))
+    };
+    if wanted("mobilenet_v1") || wanted("mobilenet_v2") {
+        println!(
+            "\nwhole network        {:>9}  {:>9}  {:>9}  {:>10}{}",
+            "cpu ms",
+            "gpu ms",
+            "check ms",
+            "gpu / cpu",
+            engines
+                .iter()
+                .map(|e| format!("  {:>9}  {:>10}", format!("{e} ms"), format!("cpu / {e}")))
+                .collect::<String>()
+        );
+        for (key, net) in [
+            ("mobilenet_v1", mobilenet_v1(1.0, 224)?),
+            ("mobilenet_v2", mobilenet_v2(1.0, 224)?),
+        ] {
+            if !wanted(key) {
+                continue;
+            }
+            let n = measure_network(&net, gpu.as_ref(), args.check)?;
+            let peer_cells: String = engines
+                .iter()
+                .map(|e| {
+                    let p = peers.get(&(e.clone(), key.to_owned())).copied();
+                    format!(
+                        "  {:>9}  {:>10}",
+                        opt(p, 3),
+                        opt(p.map(|p| n.cpu_ms / p), 2)
+                    )
+                })
+                .collect();
+            println!(
+                "{key:<20} {:>9.3}  {:>9}  {:>9}  {:>10}{peer_cells}",
+                n.cpu_ms,
+                opt(n.gpu_ms, 3),
+                opt(n.check_ms, 1),
+                opt(n.gpu_ms.map(|g| g / n.cpu_ms), 2)
+            );
+            writeln!(
+                networks_csv,
+                "{key},{:.4},{},{},{}",
+                n.cpu_ms,
+                opt(n.gpu_ms, 4),
+                opt(n.check_ms, 2),
+                opt(n.gpu_ms.map(|g| g / n.cpu_ms), 3)
+            )?;
+        }
+        println!(
+            "(medians of whole runs after a first untimed one; gpu: upload, one submission, \
+             logits read back; check: one run of the reference)"
+        );
+    }
 
     // Separable blocks, both paths.
     let blocks = match &gpu {
@@ -713,6 +927,9 @@ fn main() -> Result<(), BoxError> {
     if !blocks.is_empty() {
         std::fs::write(args.out.join("blocks.csv"), blocks_csv)?;
     }
+    if networks_csv.lines().count() > 1 {
+        std::fs::write(args.out.join("networks.csv"), networks_csv)?;
+    }
     let mut csv = cols.join(",") + "\n";
     for r in &table {
         csv += &(r.join(",") + "\n");
@@ -720,7 +937,13 @@ fn main() -> Result<(), BoxError> {
     std::fs::write(args.out.join("report.csv"), csv)?;
     std::fs::write(args.out.join("report.json"), to_json(&head, &cols, &table))?;
     let png = args.out.join("report.png");
-    match load_font(args.font.as_deref()) {
+    // No layer rows (an `--only` naming networks alone): no chart, whose axes need a range.
+    let font = if rows.is_empty() {
+        Err("no layers to chart".into())
+    } else {
+        load_font(args.font.as_deref())
+    };
+    match font {
         Ok(()) => {
             draw_chart(
                 &png,

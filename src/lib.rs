@@ -30,6 +30,7 @@
 
 pub mod accounting;
 pub mod cpu;
+mod device;
 mod error;
 mod gpu;
 pub mod networks;
@@ -40,6 +41,8 @@ mod shape;
 mod spec;
 mod tensor;
 
+pub use cpu::fast::CpuNetwork;
+pub use device::{Device, Engine, Runner, Selection};
 pub use error::{Error, Result};
 pub use gpu::{
     BlockPath, Conv2d, ConvKernel, Fusion, Gpu, GpuNetwork, GpuTensor, SeparableBlock, SplitK,

@@ -10,9 +10,15 @@
 //! - **Pointwise**, and grouped layers with a 1×1 kernel, stride 1 and no padding: per image
 //!   and group, one matrix product `W_g [c_out/g × c_in/g] · X_g [c_in/g × h·w]` straight on the
 //!   NCHW data, no copies.
-//! - **Grouped / standard** (and strided pointwise): the same product over an im2col matrix
-//!   `[c_in/g·kh·kw × pixels]`, built one block of output pixels at a time so that the scratch
-//!   memory stays bounded (at most [`SCRATCH_FLOATS`] per block, whatever the layer).
+//! - **Grouped / standard with stride 1** (and padded pointwise): the same product over an
+//!   im2col matrix built from zero-padded input rows laid flat, so that each of its rows is one
+//!   contiguous copy (`FlatRows`), one band of output rows at a time; the few extra columns
+//!   this computes are dropped when the result is copied out.
+//! - **Strided grouped / standard** (and strided pointwise): the product over an im2col matrix
+//!   `[c_in/g·kh·kw × pixels]`, built one block of output pixels at a time.
+//!
+//! Either way the im2col matrix of a block stays within [`SCRATCH_FLOATS`], whatever the layer,
+//! and the scratch is kept per thread between calls.
 //!
 //! Matrix products go to [faer](https://docs.rs/faer)'s `matmul`, which picks AVX-512 or
 //! AVX2+FMA kernels at run time. Bias and the activation are applied to each output block
@@ -20,11 +26,19 @@
 //! (image × group × pixel block, or × channel block for short pixel rows) and spread over
 //! rayon's global pool; with fewer blocks than threads the product itself runs in parallel.
 //!
+//! Whole networks run on this path through [`CpuNetwork`], with multi-threaded versions of the
+//! other ops (add, concatenation, activation, pooling, channel shuffle) that match
+//! [`crate::cpu::ops`] bit for bit.
+//!
 //! Results agree with [`crate::cpu::reference::conv2d`] to within `f32` rounding of the sums
 //! (the order of the sums differs from the reference's, and between kinds); on data whose sums
 //! are exact in `f32` (small integers) they agree bit for bit.
 
 mod depthwise;
+mod network;
+mod ops;
+
+pub use network::CpuNetwork;
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -246,6 +260,7 @@ fn run(
             run_depthwise(&geo, multiplier, x, weights, bias, out)
         }
         _ if geo.is_direct_gemm(spec) => run_direct_gemm(&geo, x, weights, bias, out),
+        _ if FlatRows::fits(&geo) => run_flat_gemm(&geo, x, weights, bias, out),
         _ => run_im2col_gemm(&geo, x, weights, bias, out),
     }
 }
@@ -452,17 +467,167 @@ fn run_im2col_gemm(
         Par::Seq
     };
     let rows = geo.cout_g;
-    list.into_par_iter()
-        .for_each_init(Vec::new, |scratch: &mut Vec<f32>, mut block| {
-            let cols = block.c.ncols();
-            scratch.resize(k * cols, 0.0);
+    list.into_par_iter().for_each(|mut block| {
+        let cols = block.c.ncols();
+        with_scratch(k * cols, |scratch| {
             im2col(geo, x, block.n, block.g, block.p0, cols, scratch);
             let a_off = block.g * rows * k;
             let a = MatRef::from_row_major_slice(&weights[a_off..a_off + rows * k], rows, k);
-            let b = MatRef::from_row_major_slice(&scratch[..k * cols], k, cols);
+            let b = MatRef::from_row_major_slice(scratch, k, cols);
             matmul(block.c.as_mut(), Accum::Replace, a, b, 1.0, par);
-            epilogue(geo, &mut block, bias);
         });
+        epilogue(geo, &mut block, bias);
+    });
+}
+
+/// Sizes of the flat-rows product ([`run_flat_gemm`]) for a stride-1 layer. Input planes are
+/// zero-padded to rows of `wp = wo + (kw-1)·dw` and laid out flat, so that output `(oh, ow)`
+/// sits at column `oh·wp + ow` and every im2col row `(ic, ky, kx)` is one contiguous run of the
+/// padded plane, from `ky·dh·wp + kx·dw`. Output rows are taken `band` at a time, so that the
+/// im2col matrix of a band (`k × band·wp`) stays within [`SCRATCH_FLOATS`] where it can.
+#[derive(Debug, Clone, Copy)]
+struct FlatRows {
+    wp: usize,
+    /// Output rows per band.
+    band: usize,
+}
+
+impl FlatRows {
+    fn new(geo: &Geometry) -> Self {
+        let p = &geo.plane;
+        let wp = p.wo + (p.kw - 1) * p.dw;
+        let max_band = (SCRATCH_FLOATS / (geo.k * wp).max(1)).clamp(1, p.ho);
+        // At least two blocks per thread where the rows allow, and bands of equal height.
+        let units = geo.x.n * geo.groups;
+        let bands =
+            p.ho.div_ceil(max_band)
+                .max((2 * threads()).div_ceil(units))
+                .min(p.ho);
+        Self {
+            wp,
+            band: p.ho.div_ceil(bands),
+        }
+    }
+
+    /// Rows of one band's padded plane for `rows` output rows: the rows they read, plus one
+    /// zero row that the last runs read into (at most `(kw-1)·dw` values past the last full
+    /// row).
+    fn padded_rows(&self, geo: &Geometry, rows: usize) -> usize {
+        rows + (geo.plane.kh - 1) * geo.plane.dh + 1
+    }
+
+    /// Stride 1, and one output row's im2col matrix within [`SCRATCH_FLOATS`]. The general
+    /// im2col ([`im2col`]) copies one short segment per output row, tap and channel; on small
+    /// planes those copies cost more than the product (56 % of resnext50_c5's time).
+    fn fits(geo: &Geometry) -> bool {
+        let p = &geo.plane;
+        p.sh == 1 && p.sw == 1 && geo.k * Self::new(geo).wp <= SCRATCH_FLOATS
+    }
+}
+
+/// Stride-1 grouped and standard layers: per image, group and band of output rows, the
+/// band's padded planes, the im2col matrix as one contiguous copy per row ([`FlatRows`]), one
+/// product into a `[c_out/g × band·wp]` scratch, then the valid columns copied out through
+/// bias and activation. Computes `(wp - wo) / wp` more columns than needed (2/9 on 7×7, 3×3;
+/// 2/58 on 56×56) to save the copies.
+fn run_flat_gemm(
+    geo: &Geometry,
+    x: &[f32],
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let p = geo.plane;
+    let f = FlatRows::new(geo);
+    let (k, rows, cin_g) = (geo.k, geo.cout_g, geo.cin_g);
+    let in_plane = p.h * p.w;
+    let list = blocks(geo, out, 1, f.band * p.wo);
+    let t = threads();
+    let par = if list.len() < t {
+        Par::rayon(t)
+    } else {
+        Par::Seq
+    };
+    let act = geo.act;
+    list.into_par_iter().for_each(|mut block| {
+        let oh0 = block.p0 / p.wo;
+        let bh = block.c.ncols() / p.wo;
+        let hb = f.padded_rows(geo, bh);
+        let len = bh * f.wp;
+        let padded = hb * f.wp;
+        with_scratch(cin_g * padded + k * len + rows * len, |scratch| {
+            let (planes, rest) = scratch.split_at_mut(cin_g * padded);
+            let (col, c) = rest.split_at_mut(k * len);
+            // The band's padded planes: row r is input row oh0 + r - pt.
+            for (icg, plane) in planes.chunks_exact_mut(padded).enumerate() {
+                let ic = block.g * cin_g + icg;
+                let xs = &x[(block.n * geo.x.c + ic) * in_plane..][..in_plane];
+                for (r, row) in plane.chunks_exact_mut(f.wp).enumerate() {
+                    match (oh0 + r).checked_sub(p.pt).filter(|&ir| ir < p.h) {
+                        None => row.fill(0.0),
+                        Some(ir) => {
+                            // Input columns land at [pl, pl + w), clipped to the row.
+                            let lo = p.pl.min(f.wp);
+                            let hi = (p.pl + p.w).min(f.wp);
+                            row[..lo].fill(0.0);
+                            row[hi..].fill(0.0);
+                            copy_short(&mut row[lo..hi], &xs[ir * p.w..ir * p.w + hi - lo]);
+                        }
+                    }
+                }
+            }
+            // The im2col matrix: row (ic, ky, kx) is one run of the padded plane.
+            let mut dst_rows = col.chunks_exact_mut(len);
+            for plane in planes.chunks_exact(padded) {
+                for ky in 0..p.kh {
+                    for kx in 0..p.kw {
+                        let start = ky * p.dh * f.wp + kx * p.dw;
+                        if let Some(dst) = dst_rows.next() {
+                            copy_short(dst, &plane[start..start + len]);
+                        }
+                    }
+                }
+            }
+            let a_off = block.g * rows * k;
+            let a = MatRef::from_row_major_slice(&weights[a_off..a_off + rows * k], rows, k);
+            let b = MatRef::from_row_major_slice(col, k, len);
+            let cm = MatMut::from_row_major_slice_mut(c, rows, len);
+            matmul(cm, Accum::Replace, a, b, 1.0, par);
+            // The valid columns, through bias and activation.
+            for (i, src) in c.chunks_exact(len).enumerate() {
+                let bv = bias.map_or(0.0, |b| b[block.g * rows + i]);
+                let row = block.c.as_mut().row_mut(i);
+                // Output rows are contiguous (`blocks` cuts a row-major matrix by columns).
+                if let Some(row) = row.try_as_row_major_mut() {
+                    let row = row.as_slice_mut();
+                    for (d, s) in row.chunks_exact_mut(p.wo).zip(src.chunks_exact(f.wp)) {
+                        for (d, &v) in d.iter_mut().zip(&s[..p.wo]) {
+                            *d = act.apply(v + bv);
+                        }
+                    }
+                }
+            }
+        });
+    });
+}
+
+/// Runs `f` on `len` floats of this thread's scratch buffer (contents unspecified), kept from
+/// call to call. A fresh buffer per call was measured to cost more than the layer on some
+/// runs: blocks of a few hundred KiB come from `mmap`, so every call paid page faults and an
+/// `munmap`, depending on the allocator's history (alexnet_conv4 2.2 ms or 20–37 ms from the
+/// same code). A nested call on the same thread (rayon runs other blocks inside a parallel
+/// product) finds the buffer taken and allocates its own.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut buf = SCRATCH.take();
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let r = f(&mut buf[..len]);
+    SCRATCH.set(buf);
+    r
 }
 
 /// Fills `col` (`[c_in/g·kh·kw × cols]`, row-major) with the inputs of output pixels
@@ -518,21 +683,44 @@ fn im2col(geo: &Geometry, x: &[f32], n: usize, g: usize, p0: usize, cols: usize,
     }
 }
 
-/// `dst.copy_from_slice(src)` for the short rows of small images: whole blocks of 8 as
-/// fixed-size copies (a few vector moves) instead of a `memmove` call per row.
+/// `dst.copy_from_slice(src)` for the short runs of small images, as fixed-size copies (a few
+/// vector moves) instead of a `memcpy` call: blocks of 8, then the last 8 again (overlapping)
+/// for the rest, or blocks of 4 the same way below 8. A plain loop for the remainder is turned
+/// into a `memcpy` call by the compiler, in some builds and not others; calls of 16–32 bytes
+/// then took most of a layer's time (BENCHMARKS.md).
 #[inline(always)]
 fn copy_short(dst: &mut [f32], src: &[f32]) {
-    if dst.len() >= 64 {
+    let n = dst.len().min(src.len());
+    let (dst, src) = (&mut dst[..n], &src[..n]);
+    if n >= 256 {
         dst.copy_from_slice(src);
-        return;
+    } else if n >= 8 {
+        copy_blocks::<8>(dst, src);
+    } else if n >= 4 {
+        copy_blocks::<4>(dst, src);
+    } else {
+        dst.copy_from_slice(src);
     }
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
-    for (d8, s8) in (&mut d).zip(&mut s) {
-        let s8: &[f32; 8] = s8.try_into().unwrap_or(&[0.0; 8]);
-        d8.copy_from_slice(s8);
+}
+
+/// Copies `src` into `dst` (same length, at least `N`) in blocks of `N`, the last block
+/// overlapping the one before.
+#[inline(always)]
+fn copy_blocks<const N: usize>(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    let mut i = 0;
+    while i + N <= n {
+        copy_block::<N>(&mut dst[i..i + N], &src[i..i + N]);
+        i += N;
     }
-    for (x, y) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *x = *y;
+    if i < n {
+        copy_block::<N>(&mut dst[n - N..], &src[n - N..]);
+    }
+}
+
+#[inline(always)]
+fn copy_block<const N: usize>(dst: &mut [f32], src: &[f32]) {
+    if let (Ok(d), Ok(s)) = (<&mut [f32; N]>::try_from(dst), <&[f32; N]>::try_from(src)) {
+        *d = *s;
     }
 }
