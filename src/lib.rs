@@ -26,12 +26,15 @@
 #![forbid(unsafe_code)]
 
 pub mod accounting;
+pub mod checkpoint;
 pub mod cpu;
 mod error;
 mod gpu;
+pub mod imagenet;
 pub mod layers;
 pub mod networks;
 pub mod ops;
+pub mod preprocess;
 mod spec;
 mod tensor;
 

@@ -1,0 +1,183 @@
+//! Photos to network inputs: decode PNG or JPEG with the `image` crate, crop the centre,
+//! resize to the network's resolution, normalise per the model's preset, lay out as NCHW.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::spec::Shape;
+use crate::tensor::Tensor;
+
+/// Per-channel normalisation: `(pixel · scale − mean[c]) / std[c]` for RGB pixels read as
+/// 0–255 integers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalization {
+    /// Multiplies the 0–255 pixel first (1 keeps 0–255, 1/255 maps to 0–1).
+    pub scale: f32,
+    /// Subtracted per RGB channel, after scaling.
+    pub mean: [f32; 3],
+    /// Divides per RGB channel, last.
+    pub std: [f32; 3],
+}
+
+impl Normalization {
+    /// EfficientNet-Lite (TensorFlow's lite release and its PyTorch port): `(x − 127) / 128`
+    /// on 0–255.
+    pub const EFFICIENTNET_LITE: Self = Self {
+        scale: 1.0,
+        mean: [127.0; 3],
+        std: [128.0; 3],
+    };
+    /// torchvision's ImageNet models: 0–1, then mean (0.485, 0.456, 0.406), std (0.229,
+    /// 0.224, 0.225).
+    pub const IMAGENET: Self = Self {
+        scale: 1.0 / 255.0,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
+}
+
+/// How a photo becomes an input: the centre square crop of `crop` of the shorter side, resized
+/// (Catmull–Rom) to `resolution × resolution`, normalised.
+///
+/// [`Preprocess::efficientnet`] is TensorFlow's EfficientNet evaluation (crop `r / (r + 32)`
+/// of the shorter side, bicubic resize); [`Preprocess::torchvision`] is torchvision's resize
+/// to 256 and centre crop of 224 (crop 224/256 = 0.875).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocess {
+    /// Output height and width in pixels.
+    pub resolution: usize,
+    /// Fraction of the shorter side kept by the centre crop, in (0, 1].
+    pub crop: f64,
+    /// Normalisation after resizing.
+    pub normalization: Normalization,
+}
+
+/// The largest photo accepted, in pixels per side and decoded bytes: larger files are refused
+/// before decoding ([`Error::BadFile`]), so a hostile header cannot ask for gigabytes.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+/// See [`MAX_IMAGE_SIDE`].
+pub const MAX_IMAGE_BYTES: u64 = 512 << 20;
+
+impl Preprocess {
+    /// EfficientNet(-Lite) evaluation at `resolution`: crop `r/(r+32)`, EfficientNet-Lite's
+    /// normalisation.
+    pub fn efficientnet(resolution: usize) -> Self {
+        Self {
+            resolution,
+            crop: resolution as f64 / (resolution as f64 + 32.0),
+            normalization: Normalization::EFFICIENTNET_LITE,
+        }
+    }
+
+    /// torchvision's evaluation at `resolution`: crop 0.875, ImageNet normalisation.
+    pub fn torchvision(resolution: usize) -> Self {
+        Self {
+            resolution,
+            crop: 0.875,
+            normalization: Normalization::IMAGENET,
+        }
+    }
+
+    /// Decodes the PNG or JPEG at `path` and makes a `[1, 3, r, r]` input of it.
+    ///
+    /// # Errors
+    /// [`Error::BadFile`] when the file cannot be read, is of no supported format, is
+    /// truncated or corrupt, or is larger than [`MAX_IMAGE_SIDE`] / [`MAX_IMAGE_BYTES`]; the
+    /// errors of [`Preprocess::image`].
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Tensor> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| bad_image(path, e.to_string()))?;
+        self.decode(&bytes)
+            .map_err(|e| match e {
+                Error::BadFile { reason, .. } => bad_image(path, reason),
+                other => other,
+            })
+    }
+
+    /// [`Preprocess::open`] for an encoded image held in memory.
+    ///
+    /// # Errors
+    /// As [`Preprocess::open`].
+    pub fn decode(&self, bytes: &[u8]) -> Result<Tensor> {
+        let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| bad_image(Path::new("<bytes>"), e.to_string()))?;
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(MAX_IMAGE_SIDE);
+        limits.max_image_height = Some(MAX_IMAGE_SIDE);
+        limits.max_alloc = Some(MAX_IMAGE_BYTES);
+        reader.limits(limits);
+        let decoded = reader
+            .decode()
+            .map_err(|e| bad_image(Path::new("<bytes>"), e.to_string()))?;
+        self.image(&decoded.to_rgb8())
+    }
+
+    /// Makes a `[1, 3, r, r]` input of a decoded RGB image.
+    ///
+    /// # Errors
+    /// [`Error::Zero`] for a zero resolution or an empty image, [`Error::InvalidArgument`]
+    /// for a crop outside (0, 1].
+    pub fn image(&self, rgb: &image::RgbImage) -> Result<Tensor> {
+        let r = self.resolution;
+        if r == 0 {
+            return Err(Error::Zero {
+                what: "preprocess resolution",
+            });
+        }
+        if !(self.crop > 0.0 && self.crop <= 1.0) {
+            return Err(Error::InvalidArgument {
+                what: "centre crop",
+                reason: format!("{} is not in (0, 1]", self.crop),
+            });
+        }
+        let (w, h) = rgb.dimensions();
+        if w == 0 || h == 0 {
+            return Err(Error::Zero { what: "image side" });
+        }
+        let side = ((f64::from(w.min(h)) * self.crop).round() as u32).clamp(1, w.min(h));
+        let (x0, y0) = ((w - side) / 2, (h - side) / 2);
+        let crop = image::imageops::crop_imm(rgb, x0, y0, side, side).to_image();
+        let size = u32::try_from(r).map_err(|_| Error::InvalidArgument {
+            what: "preprocess resolution",
+            reason: format!("{r} pixels does not fit an image"),
+        })?;
+        let resized =
+            image::imageops::resize(&crop, size, size, image::imageops::FilterType::CatmullRom);
+        let norm = self.normalization;
+        let plane = r * r;
+        let mut data = vec![0f32; 3 * plane];
+        for (i, px) in resized.pixels().enumerate() {
+            for c in 0..3 {
+                data[c * plane + i] =
+                    (f32::from(px[c]) * norm.scale - norm.mean[c]) / norm.std[c];
+            }
+        }
+        Tensor::new(Shape::new(1, 3, r, r), data)
+    }
+}
+
+fn bad_image(path: &Path, reason: impl Into<String>) -> Error {
+    Error::BadFile {
+        what: "image",
+        file: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Softmax of `logits`, computed in `f64` around the maximum.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let exps: Vec<f64> = logits.iter().map(|&v| f64::from(v - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|&e| (e / sum) as f32).collect()
+}
+
+/// Indices of the `k` largest values, largest first (ordered by `f32::total_cmp`; ties: lower
+/// index first).
+pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    order.truncate(k);
+    order
+}
