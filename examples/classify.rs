@@ -6,7 +6,8 @@
 //! ```text
 //! cargo run --release --example classify -- --weights FILE PHOTO… [OPTIONS]
 //!
-//! --weights FILE     a checkpoint: .pth/.pt (PyTorch, zip or legacy) or .safetensors
+//! --weights FILE     a checkpoint: .pth/.pt (PyTorch, zip or legacy) or .safetensors;
+//!                    `random` for seeded random weights (timing only: the classes mean nothing)
 //! --net NAME         efficientnet-lite0..4 (default, with the EfficientNet-PyTorch port's
 //!                    names) or mobilenet-v2 (torchvision's names)
 //! --device D         gpu, cpu, or both (default): where to run; with both, the GPU's result
@@ -107,7 +108,8 @@ fn model(name: &str) -> Result<(Network, KeyMap, Preprocess), String> {
         let keys: KeyMap = Box::new(keys::efficientnet_lite(EFFICIENTNET_LITE_BN_EPS));
         Ok((net, keys, Preprocess::efficientnet(config.resolution)))
     } else if name == "mobilenet-v2" {
-        let net = keys::torchvision_mobilenet_v2(MobileNetV2::default()).map_err(|e| e.to_string())?;
+        let net =
+            keys::torchvision_mobilenet_v2(MobileNetV2::default()).map_err(|e| e.to_string())?;
         let keys: KeyMap = Box::new(keys::torchvision_mobilenet_v2_keys(&net));
         Ok((net, keys, Preprocess::torchvision(224)))
     } else {
@@ -117,7 +119,10 @@ fn model(name: &str) -> Result<(Network, KeyMap, Preprocess), String> {
 
 /// Runs `f` `runs` times after one untimed warm-up run; returns the last result and the
 /// median time.
-fn timed<T>(runs: usize, mut f: impl FnMut() -> sepconv::Result<T>) -> sepconv::Result<(T, Duration)> {
+fn timed<T>(
+    runs: usize,
+    mut f: impl FnMut() -> sepconv::Result<T>,
+) -> sepconv::Result<(T, Duration)> {
     let mut out = f()?;
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -134,20 +139,36 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn write_f32(path: &Path, values: &[f32]) -> std::io::Result<()> {
-    std::fs::write(path, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+    std::fs::write(
+        path,
+        values
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
 }
 
 fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     let (net, keys, pre) = model(&o.net)?;
     let t = Instant::now();
-    let dict = StateDict::open(&o.weights)?;
-    let weights: NetworkWeights = load_weights(&net, &dict, keys)?;
+    let (weights, source): (NetworkWeights, String) = if o.weights == Path::new("random") {
+        (
+            NetworkWeights::random(&net, 1)?,
+            "seeded random weights (timing only)".into(),
+        )
+    } else {
+        let dict = StateDict::open(&o.weights)?;
+        let source = format!(
+            "{} tensors from {} ({:?})",
+            dict.len(),
+            o.weights.display(),
+            dict.format()
+        );
+        (load_weights(&net, &dict, keys)?, source)
+    };
     println!(
-        "{}: {} tensors from {} ({:?}), loaded in {:.0} ms; {} parameters, {:.0} M MACs",
+        "{}: {source}, loaded in {:.0} ms; {} parameters, {:.0} M MACs",
         net.name(),
-        dict.len(),
-        o.weights.display(),
-        dict.format(),
         ms(t.elapsed()),
         net.total().params,
         net.total().macs as f64 / 1e6
@@ -185,7 +206,9 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         if o.device != Device::Gpu {
             let (logits, end_to_end) = timed(o.runs.min(2), || {
                 let mut all = cpu::network::forward(&net, &weights, &x)?;
-                let y = all.pop().ok_or(sepconv::Error::Incompatible { reason: "no output".into() })?;
+                let y = all.pop().ok_or(sepconv::Error::Incompatible {
+                    reason: "no output".into(),
+                })?;
                 let _ = softmax(y.data());
                 Ok(y)
             })?;
@@ -193,7 +216,11 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         }
         let (device, logits, _, _) = &results[0];
         let p = softmax(logits.data());
-        println!("\n{} (decoded and preprocessed in {:.1} ms), on the {device}:", photo.display(), ms(decode));
+        println!(
+            "\n{} (decoded and preprocessed in {:.1} ms), on the {device}:",
+            photo.display(),
+            ms(decode)
+        );
         for i in top_k(&p, 5) {
             let name = classes.get(i).map_or("?", |c| c.names);
             println!("  {i:4}  {:6.2}%  {name}", 100.0 * p[i]);
@@ -202,12 +229,22 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
             if device == &"gpu" {
                 println!("  {device}: {:.1} ms per image resident, {:.1} ms end to end (upload, run, read, softmax)", ms(*resident), ms(*end_to_end));
             } else {
-                println!("  {device}: {:.1} ms per image (reference path, f64 accumulation)", ms(*end_to_end));
+                println!(
+                    "  {device}: {:.1} ms per image (reference path, f64 accumulation)",
+                    ms(*end_to_end)
+                );
             }
         }
         if let [(_, a, _, _), (_, b, _, _)] = results.as_slice() {
-            let rms = (b.data().iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / b.data().len() as f64).sqrt();
-            let worst = a.data().iter().zip(b.data()).map(|(x, y)| f64::from((x - y).abs())).fold(0.0, f64::max);
+            let rms = (b.data().iter().map(|&v| f64::from(v).powi(2)).sum::<f64>()
+                / b.data().len() as f64)
+                .sqrt();
+            let worst = a
+                .data()
+                .iter()
+                .zip(b.data())
+                .map(|(x, y)| f64::from((x - y).abs()))
+                .fold(0.0, f64::max);
             let same = top_k(&p, 5) == top_k(&softmax(b.data()), 5);
             println!(
                 "  GPU vs CPU: max |Δlogit| {worst:.2e} ({:.1e} of the logits' RMS), top-5 {}",
@@ -217,7 +254,9 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         }
         if let Some(dir) = &o.dump {
             std::fs::create_dir_all(dir)?;
-            let stem = photo.file_stem().map_or("photo".into(), |s| s.to_string_lossy().into_owned());
+            let stem = photo
+                .file_stem()
+                .map_or("photo".into(), |s| s.to_string_lossy().into_owned());
             write_f32(&dir.join(format!("{stem}.input.bin")), x.data())?;
             write_f32(&dir.join(format!("{stem}.logits.bin")), logits.data())?;
         }

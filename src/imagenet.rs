@@ -51,6 +51,8 @@ mod tests {
         assert_eq!(c[285].name(), "Egyptian cat");
         assert_eq!(c[967].name(), "espresso");
         assert_eq!(c[999].synset, "n15075141");
-        assert!(c.iter().all(|c| c.synset.len() == 9 && c.synset.starts_with('n')));
+        assert!(c
+            .iter()
+            .all(|c| c.synset.len() == 9 && c.synset.starts_with('n')));
     }
 }

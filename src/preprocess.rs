@@ -90,11 +90,10 @@ impl Preprocess {
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Tensor> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| bad_image(path, e.to_string()))?;
-        self.decode(&bytes)
-            .map_err(|e| match e {
-                Error::BadFile { reason, .. } => bad_image(path, reason),
-                other => other,
-            })
+        self.decode(&bytes).map_err(|e| match e {
+            Error::BadFile { reason, .. } => bad_image(path, reason),
+            other => other,
+        })
     }
 
     /// [`Preprocess::open`] for an encoded image held in memory.
@@ -157,8 +156,7 @@ impl Preprocess {
         let mut data = vec![0f32; 3 * plane];
         for (i, px) in resized.pixels().enumerate() {
             for c in 0..3 {
-                data[c * plane + i] =
-                    (f32::from(px[c]) * norm.scale - norm.mean[c]) / norm.std[c];
+                data[c * plane + i] = (f32::from(px[c]) * norm.scale - norm.mean[c]) / norm.std[c];
             }
         }
         Tensor::new(Shape::new(1, 3, r, r), data)

@@ -6,7 +6,6 @@
 
 mod common;
 
-
 use common::gpu;
 use proptest::prelude::*;
 use sepconv::checkpoint::{keys, load_weights, Format, LayerKeys, StateDict};
@@ -42,12 +41,19 @@ fn random_checkpoint(
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     let mut trainable = 0u64;
     for (id, node) in net.nodes().iter().enumerate() {
-        let Some(spec) = node.op.conv_spec() else { continue };
+        let Some(spec) = node.op.conv_spec() else {
+            continue;
+        };
         let k = keys(id, node).unwrap_or_else(|| panic!("no keys for {}", node.name));
         let shape = if matches!(node.op, Op::FullyConnected { .. }) {
             vec![spec.c_out, spec.c_in]
         } else {
-            vec![spec.c_out, spec.c_in_per_group(), spec.kernel[0], spec.kernel[1]]
+            vec![
+                spec.c_out,
+                spec.c_in_per_group(),
+                spec.kernel[0],
+                spec.kernel[1],
+            ]
         };
         let n: usize = shape.iter().product();
         let fan_in = (n / spec.c_out) as f32;
@@ -58,16 +64,36 @@ fn random_checkpoint(
         tensors.push((format!("{}.weight", k.conv), shape, w));
         trainable += n as u64;
         if spec.bias {
-            tensors.push((format!("{}.bias", k.conv), vec![spec.c_out], values(seed ^ 0xb1a5 ^ id as u64, spec.c_out)));
+            tensors.push((
+                format!("{}.bias", k.conv),
+                vec![spec.c_out],
+                values(seed ^ 0xb1a5 ^ id as u64, spec.c_out),
+            ));
             trainable += spec.c_out as u64;
         }
         if let Some(bn) = k.batch_norm {
             let c = spec.c_out;
             let v = |salt: u64| values(seed ^ salt ^ (id as u64) << 8, c);
-            tensors.push((format!("{}.weight", bn.prefix), vec![c], v(1).iter().map(|x| 1.0 + 0.5 * x).collect()));
-            tensors.push((format!("{}.bias", bn.prefix), vec![c], v(2).iter().map(|x| 0.1 * x).collect()));
-            tensors.push((format!("{}.running_mean", bn.prefix), vec![c], v(3).iter().map(|x| 0.1 * x).collect()));
-            tensors.push((format!("{}.running_var", bn.prefix), vec![c], v(4).iter().map(|x| 1.0 + 0.5 * x).collect()));
+            tensors.push((
+                format!("{}.weight", bn.prefix),
+                vec![c],
+                v(1).iter().map(|x| 1.0 + 0.5 * x).collect(),
+            ));
+            tensors.push((
+                format!("{}.bias", bn.prefix),
+                vec![c],
+                v(2).iter().map(|x| 0.1 * x).collect(),
+            ));
+            tensors.push((
+                format!("{}.running_mean", bn.prefix),
+                vec![c],
+                v(3).iter().map(|x| 0.1 * x).collect(),
+            ));
+            tensors.push((
+                format!("{}.running_var", bn.prefix),
+                vec![c],
+                v(4).iter().map(|x| 1.0 + 0.5 * x).collect(),
+            ));
             trainable += 2 * c as u64;
         }
     }
@@ -82,15 +108,27 @@ fn tiny() -> Network {
         .conv(
             "features.0",
             b.input(),
-            Conv2dSpec::new(4, 8, [3, 3]).groups(2).padding(Padding::uniform(1)).bias(false).activation(Activation::Relu6),
+            Conv2dSpec::new(4, 8, [3, 3])
+                .groups(2)
+                .padding(Padding::uniform(1))
+                .bias(false)
+                .activation(Activation::Relu6),
             true,
         )
         .unwrap();
     let x = b
-        .conv("features.2", x, Conv2dSpec::depthwise(8, [3, 3]).stride([2, 2]).padding(Padding::same()), false)
+        .conv(
+            "features.2",
+            x,
+            Conv2dSpec::depthwise(8, [3, 3])
+                .stride([2, 2])
+                .padding(Padding::same()),
+            false,
+        )
         .unwrap();
     let x = b.global_avg_pool("pool", x).unwrap();
-    b.fully_connected("fc", x, 5, true, Activation::None).unwrap();
+    b.fully_connected("fc", x, 5, true, Activation::None)
+        .unwrap();
     b.build()
 }
 
@@ -116,17 +154,38 @@ fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
 fn safetensors_round_trip_and_float_conversions() {
     use safetensors::{tensor::TensorView, Dtype};
     let x = [1.5f32, -2.25, 0.0, 65504.0, 3.0e-5, -7.0];
-    let f16: Vec<u8> = x.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
-    let bf16: Vec<u8> = x.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect();
+    let f16: Vec<u8> = x
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+        .collect();
+    let bf16: Vec<u8> = x
+        .iter()
+        .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+        .collect();
     let f64b: Vec<u8> = x.iter().flat_map(|&v| f64::from(v).to_le_bytes()).collect();
     let f32b: Vec<u8> = x.iter().flat_map(|&v| v.to_le_bytes()).collect();
     let i64b: Vec<u8> = (0..6i64).flat_map(|v| v.to_le_bytes()).collect();
     let views = vec![
-        ("a.f16", TensorView::new(Dtype::F16, vec![2, 3], &f16).unwrap()),
-        ("a.bf16", TensorView::new(Dtype::BF16, vec![2, 3], &bf16).unwrap()),
-        ("a.f64", TensorView::new(Dtype::F64, vec![6], &f64b).unwrap()),
-        ("a.f32", TensorView::new(Dtype::F32, vec![3, 2], &f32b).unwrap()),
-        ("a.i64", TensorView::new(Dtype::I64, vec![6], &i64b).unwrap()),
+        (
+            "a.f16",
+            TensorView::new(Dtype::F16, vec![2, 3], &f16).unwrap(),
+        ),
+        (
+            "a.bf16",
+            TensorView::new(Dtype::BF16, vec![2, 3], &bf16).unwrap(),
+        ),
+        (
+            "a.f64",
+            TensorView::new(Dtype::F64, vec![6], &f64b).unwrap(),
+        ),
+        (
+            "a.f32",
+            TensorView::new(Dtype::F32, vec![3, 2], &f32b).unwrap(),
+        ),
+        (
+            "a.i64",
+            TensorView::new(Dtype::I64, vec![6], &i64b).unwrap(),
+        ),
     ];
     let bytes = safetensors::serialize(views, None).unwrap();
     let path = temp_file("floats.safetensors", &bytes);
@@ -136,10 +195,15 @@ fn safetensors_round_trip_and_float_conversions() {
     assert_eq!(dict.get("a.f32", &[3, 2]).unwrap(), x);
     assert_eq!(dict.get("a.f64", &[6]).unwrap(), x);
     let want16: Vec<f32> = x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
-    let wantb16: Vec<f32> = x.iter().map(|&v| half::bf16::from_f32(v).to_f32()).collect();
+    let wantb16: Vec<f32> = x
+        .iter()
+        .map(|&v| half::bf16::from_f32(v).to_f32())
+        .collect();
     assert_eq!(dict.get("a.f16", &[2, 3]).unwrap(), want16);
     assert_eq!(dict.get("a.bf16", &[2, 3]).unwrap(), wantb16);
-    assert!(matches!(dict.get("a.i64", &[6]), Err(Error::KeyDtype { key, dtype }) if key == "a.i64" && dtype == "I64"));
+    assert!(
+        matches!(dict.get("a.i64", &[6]), Err(Error::KeyDtype { key, dtype }) if key == "a.i64" && dtype == "I64")
+    );
     // Written back as f32 and read again: the same values.
     let again = StateDict::from_safetensors(&dict.to_safetensors().unwrap()).unwrap();
     assert_eq!(again.get("a.f16", &[2, 3]).unwrap(), want16);
@@ -152,7 +216,10 @@ fn lookups_give_typed_errors() {
     match dict.get("features.1.weight", &[2, 3]) {
         Err(e @ Error::MissingKey { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("features.1.weight") && msg.contains("features.0.weight"), "{msg}");
+            assert!(
+                msg.contains("features.1.weight") && msg.contains("features.0.weight"),
+                "{msg}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -173,16 +240,36 @@ fn lookups_give_typed_errors() {
     let partial = StateDict::from_tensors(
         full.keys()
             .filter(|k| *k != "features.1.running_var")
-            .map(|k| (k.to_owned(), full.shape(k).unwrap().to_vec(), full.get(k, full.shape(k).unwrap()).unwrap().to_vec()))
+            .map(|k| {
+                (
+                    k.to_owned(),
+                    full.shape(k).unwrap().to_vec(),
+                    full.get(k, full.shape(k).unwrap()).unwrap().to_vec(),
+                )
+            })
             .collect::<Vec<_>>(),
     )
     .unwrap();
-    assert!(matches!(load_weights(&net, &partial, tiny_keys), Err(Error::MissingKey { key, .. }) if key == "features.1.running_var"));
-    assert!(matches!(load_weights(&net, &full, |_, _| None), Err(Error::Incompatible { .. })));
+    assert!(
+        matches!(load_weights(&net, &partial, tiny_keys), Err(Error::MissingKey { key, .. }) if key == "features.1.running_var")
+    );
+    assert!(matches!(
+        load_weights(&net, &full, |_, _| None),
+        Err(Error::Incompatible { .. })
+    ));
     let extra_bn = |id, node: &sepconv::networks::Node| {
-        tiny_keys(id, node).map(|k| if k.conv == "features.2" { k.batch_norm("features.3", 1e-5) } else { k })
+        tiny_keys(id, node).map(|k| {
+            if k.conv == "features.2" {
+                k.batch_norm("features.3", 1e-5)
+            } else {
+                k
+            }
+        })
     };
-    assert!(matches!(load_weights(&net, &full, extra_bn), Err(Error::Incompatible { .. })));
+    assert!(matches!(
+        load_weights(&net, &full, extra_bn),
+        Err(Error::Incompatible { .. })
+    ));
 }
 
 #[test]
@@ -198,14 +285,23 @@ fn loaded_weights_fold_batch_norm_with_the_given_eps() {
     for o in 0..8 {
         let s = f64::from(g("weight")[o]) / (f64::from(g("running_var")[o]) + 1e-3f64).sqrt();
         for i in 0..18 {
-            assert_eq!(conv.weights[o * 18 + i], (f64::from(raw[o * 18 + i]) * s) as f32);
+            assert_eq!(
+                conv.weights[o * 18 + i],
+                (f64::from(raw[o * 18 + i]) * s) as f32
+            );
         }
         let b = f64::from(g("bias")[o]) - f64::from(g("running_mean")[o]) * s;
         assert_eq!(conv.bias.as_ref().unwrap()[o], b as f32);
     }
     // The bias-carrying depthwise and the classifier are copied as they are.
-    assert_eq!(w.layer(2).unwrap().bias.as_deref().unwrap(), dict.get("features.2.bias", &[8]).unwrap());
-    assert_eq!(w.layer(4).unwrap().weights, dict.get("fc.weight", &[5, 8]).unwrap());
+    assert_eq!(
+        w.layer(2).unwrap().bias.as_deref().unwrap(),
+        dict.get("features.2.bias", &[8]).unwrap()
+    );
+    assert_eq!(
+        w.layer(4).unwrap().weights,
+        dict.get("fc.weight", &[5, 8]).unwrap()
+    );
 }
 
 /// The EfficientNet-Lite variants against TensorFlow's `efficientnet/lite/README.md`: params
@@ -236,13 +332,28 @@ fn efficientnet_lite_reproduces_published_counts() {
 fn efficientnet_lite_variants_load_random_checkpoints() {
     for variant in 0..5 {
         let net = efficientnet_lite(variant).unwrap();
-        let (dict, trainable) = random_checkpoint(&net, keys::efficientnet_lite(EFFICIENTNET_LITE_BN_EPS), variant as u64);
+        let (dict, trainable) = random_checkpoint(
+            &net,
+            keys::efficientnet_lite(EFFICIENTNET_LITE_BN_EPS),
+            variant as u64,
+        );
         assert_eq!(trainable, net.total().params, "Lite{variant}");
-        let path = temp_file(&format!("lite{variant}.safetensors"), &dict.to_safetensors().unwrap());
+        let path = temp_file(
+            &format!("lite{variant}.safetensors"),
+            &dict.to_safetensors().unwrap(),
+        );
         let read = StateDict::open(&path).unwrap();
-        let w = load_weights(&net, &read, keys::efficientnet_lite(EFFICIENTNET_LITE_BN_EPS)).unwrap();
+        let w = load_weights(
+            &net,
+            &read,
+            keys::efficientnet_lite(EFFICIENTNET_LITE_BN_EPS),
+        )
+        .unwrap();
         let fc = net.nodes().iter().position(|n| n.name == "_fc").unwrap();
-        assert_eq!(w.layer(fc).unwrap().weights, read.get("_fc.weight", &[1000, 1280]).unwrap());
+        assert_eq!(
+            w.layer(fc).unwrap().weights,
+            read.get("_fc.weight", &[1000, 1280]).unwrap()
+        );
         std::fs::remove_file(path).unwrap();
     }
 }
@@ -253,24 +364,50 @@ fn efficientnet_lite_variants_load_random_checkpoints() {
 /// of its `state_dict()` less the 52 `num_batches_tracked`.
 #[test]
 fn torchvision_mobilenet_v2_loads_and_runs() {
-    let config = MobileNetV2 { alpha: 1.0, resolution: 64, classes: 1000, batch: 1 };
+    let config = MobileNetV2 {
+        alpha: 1.0,
+        resolution: 64,
+        classes: 1000,
+        batch: 1,
+    };
     let net = keys::torchvision_mobilenet_v2(config).unwrap();
     let (dict, _) = random_checkpoint(&net, keys::torchvision_mobilenet_v2_keys(&net), 5);
     assert_eq!(dict.len(), 314 - 52);
     let names: Vec<&str> = dict.keys().collect();
     for expected in [
-        "features.0.0.weight", "features.0.1.running_var", "features.1.conv.0.0.weight",
-        "features.1.conv.1.weight", "features.1.conv.2.running_mean", "features.2.conv.0.0.weight",
-        "features.2.conv.1.0.weight", "features.2.conv.2.weight", "features.2.conv.3.bias",
-        "features.17.conv.3.running_var", "features.18.0.weight", "features.18.1.weight",
-        "classifier.1.weight", "classifier.1.bias",
+        "features.0.0.weight",
+        "features.0.1.running_var",
+        "features.1.conv.0.0.weight",
+        "features.1.conv.1.weight",
+        "features.1.conv.2.running_mean",
+        "features.2.conv.0.0.weight",
+        "features.2.conv.1.0.weight",
+        "features.2.conv.2.weight",
+        "features.2.conv.3.bias",
+        "features.17.conv.3.running_var",
+        "features.18.0.weight",
+        "features.18.1.weight",
+        "classifier.1.weight",
+        "classifier.1.bias",
     ] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     // torchvision pads every 3×3 convolution by one on all sides.
     for node in net.nodes() {
         if let Op::Conv { spec, .. } = node.op {
-            assert_eq!(spec.padding, if spec.kernel == [3, 3] { Padding::uniform(1) } else { Padding::uniform(0) }, "{}", node.name);
+            assert_eq!(
+                spec.padding,
+                if spec.kernel == [3, 3] {
+                    Padding::uniform(1)
+                } else {
+                    Padding::uniform(0)
+                },
+                "{}",
+                node.name
+            );
         }
     }
     let path = temp_file("mobilenet_v2.safetensors", &dict.to_safetensors().unwrap());
@@ -278,8 +415,19 @@ fn torchvision_mobilenet_v2_loads_and_runs() {
     let w = load_weights(&net, &dict, keys::torchvision_mobilenet_v2_keys(&net)).unwrap();
     let x = random_input(net.input_shape(), 5).unwrap();
     let want = cpu::network::forward(&net, &w, &x).unwrap().pop().unwrap();
-    let got = GpuNetwork::new(gpu(), &net, &w).unwrap().run(&GpuTensor::from_tensor(gpu(), &x).unwrap()).unwrap().read().unwrap();
-    let rms = (want.data().iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / 1000.0).sqrt() as f32;
+    let got = GpuNetwork::new(gpu(), &net, &w)
+        .unwrap()
+        .run(&GpuTensor::from_tensor(gpu(), &x).unwrap())
+        .unwrap()
+        .read()
+        .unwrap();
+    let rms = (want
+        .data()
+        .iter()
+        .map(|v| f64::from(*v).powi(2))
+        .sum::<f64>()
+        / 1000.0)
+        .sqrt() as f32;
     assert!(rms > 1e-2, "degenerate logits");
     for (g, w) in got.data().iter().zip(want.data()) {
         assert!((g - w).abs() <= 1e-3 * rms + 1e-5 * w.abs(), "{g} vs {w}");
@@ -294,7 +442,9 @@ fn bad_files_give_typed_errors() {
     let (dict, _) = random_checkpoint(&net, tiny_keys, 1);
     let good = dict.to_safetensors().unwrap();
     let bad = |bytes: &[u8]| match StateDict::from_safetensors(bytes) {
-        Err(Error::BadFile { what: "checkpoint", .. }) => {}
+        Err(Error::BadFile {
+            what: "checkpoint", ..
+        }) => {}
         other => panic!("{other:?}"),
     };
     bad(&good[..good.len() - 1]); // truncated data
@@ -309,11 +459,27 @@ fn bad_files_give_typed_errors() {
     lies[at..at + 5].copy_from_slice(b"[9,9]"); // a shape its offsets do not hold
     bad(&lies);
     // Neither format: the PyTorch reader refuses it.
-    for bytes in [b"not a checkpoint at all".as_slice(), b"PK\x03\x04garbage", b"\x80\x02\x8a\x0a"] {
+    for bytes in [
+        b"not a checkpoint at all".as_slice(),
+        b"PK\x03\x04garbage",
+        b"\x80\x02\x8a\x0a",
+    ] {
         let path = temp_file("garbage.pt", bytes);
-        assert!(matches!(StateDict::open(&path), Err(Error::BadFile { what: "checkpoint", .. })), "{bytes:?}");
+        assert!(
+            matches!(
+                StateDict::open(&path),
+                Err(Error::BadFile {
+                    what: "checkpoint",
+                    ..
+                })
+            ),
+            "{bytes:?}"
+        );
     }
-    assert!(matches!(StateDict::open("/nonexistent/model.pth"), Err(Error::BadFile { .. })));
+    assert!(matches!(
+        StateDict::open("/nonexistent/model.pth"),
+        Err(Error::BadFile { .. })
+    ));
 }
 
 /// Mutations of a valid file: bytes overwritten (biased to the header, where the length
@@ -326,7 +492,11 @@ fn mutate(bytes: &[u8], edits: &[(usize, u8, u8)], cut: Option<usize>) -> Vec<u8
             break;
         }
         // Half the edits land in the first 256 bytes (header), the rest anywhere.
-        let i = if kind % 2 == 0 { at % out.len().min(256) } else { at % out.len() };
+        let i = if kind % 2 == 0 {
+            at % out.len().min(256)
+        } else {
+            at % out.len()
+        };
         match kind % 4 {
             0 | 1 => out[i] = value,
             2 => out[i..].iter_mut().take(8).for_each(|b| *b = 0xff),
@@ -367,7 +537,12 @@ fn gpu_runs_loaded_tiny_network() {
     assert_ne!(w, random);
     let x = random_input(net.input_shape(), 9).unwrap();
     let want = cpu::network::forward(&net, &w, &x).unwrap().pop().unwrap();
-    let got = GpuNetwork::new(gpu(), &net, &w).unwrap().run(&GpuTensor::from_tensor(gpu(), &x).unwrap()).unwrap().read().unwrap();
+    let got = GpuNetwork::new(gpu(), &net, &w)
+        .unwrap()
+        .run(&GpuTensor::from_tensor(gpu(), &x).unwrap())
+        .unwrap()
+        .read()
+        .unwrap();
     for (g, w) in got.data().iter().zip(want.data()) {
         assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{g} vs {w}");
     }
@@ -375,6 +550,18 @@ fn gpu_runs_loaded_tiny_network() {
 
 #[test]
 fn efficientnet_lite_rejects_unknown_variants() {
-    assert!(matches!(efficientnet_lite(5), Err(Error::InvalidArgument { .. })));
-    assert!(matches!(EfficientNetLite { variant: 9, resolution: 224, classes: 1000, batch: 1 }.build(), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        efficientnet_lite(5),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        EfficientNetLite {
+            variant: 9,
+            resolution: 224,
+            classes: 1000,
+            batch: 1
+        }
+        .build(),
+        Err(Error::InvalidArgument { .. })
+    ));
 }

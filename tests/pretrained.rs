@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use common::{assert_matches, gpu, tolerances, ConvData};
 use proptest::prelude::*;
 use sepconv::checkpoint::{keys, load_weights, Format, StateDict};
-use sepconv::networks::{efficientnet_lite, Network, Op, EFFICIENTNET_LITE_BN_EPS};
 use sepconv::networks::weights::NetworkWeights;
+use sepconv::networks::{efficientnet_lite, Network, Op, EFFICIENTNET_LITE_BN_EPS};
 use sepconv::preprocess::{softmax, top_k, Preprocess};
 use sepconv::{cpu, Error, GpuNetwork, GpuTensor, Tensor};
 
@@ -39,12 +39,18 @@ fn model_file(name: &str) -> PathBuf {
 fn lite0() -> (Network, NetworkWeights, StateDict) {
     let net = efficientnet_lite(0).unwrap();
     let dict = StateDict::open(model_file(CHECKPOINT)).unwrap();
-    let weights = load_weights(&net, &dict, keys::efficientnet_lite(EFFICIENTNET_LITE_BN_EPS)).unwrap();
+    let weights = load_weights(
+        &net,
+        &dict,
+        keys::efficientnet_lite(EFFICIENTNET_LITE_BN_EPS),
+    )
+    .unwrap();
     (net, weights, dict)
 }
 
 fn rms(t: &Tensor) -> f32 {
-    (t.data().iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / t.data().len() as f64).sqrt() as f32
+    (t.data().iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / t.data().len() as f64).sqrt()
+        as f32
 }
 
 #[test]
@@ -62,7 +68,10 @@ fn legacy_checkpoint_loads_every_tensor() {
     assert_eq!(trainable as u64, net.total().params);
     assert_eq!(trainable, 4_652_008);
     // num_batches_tracked is an i64 scalar: kept by name, refused as f32.
-    assert!(matches!(dict.get("_bn0.num_batches_tracked", &[]), Err(Error::KeyDtype { .. })));
+    assert!(matches!(
+        dict.get("_bn0.num_batches_tracked", &[]),
+        Err(Error::KeyDtype { .. })
+    ));
 }
 
 /// Top-1 on the GPU: chelsea → 285 (Egyptian cat), coffee → 967 (espresso); the GPU's logits
@@ -96,9 +105,19 @@ fn lite0_classifies_photos_on_the_gpu() {
             let inputs: Vec<&Tensor> = node.inputs.iter().map(|&i| &got[i]).collect();
             let reference = cpu::network::forward_node(&net, &weights, id, &inputs).unwrap();
             let layer = weights.layer(id).unwrap();
-            let data = ConvData { input: inputs[0].clone(), weights: layer.weights.clone(), bias: layer.bias.clone() };
+            let data = ConvData {
+                input: inputs[0].clone(),
+                weights: layer.weights.clone(),
+                bias: layer.bias.clone(),
+            };
             let tol = tolerances(&layer.spec, &data, &reference);
-            assert_matches(&format!("{photo} {}", node.name), 0, &got[id], &reference, Some(&tol));
+            assert_matches(
+                &format!("{photo} {}", node.name),
+                0,
+                &got[id],
+                &reference,
+                Some(&tol),
+            );
         }
         let logits = &got[got.len() - 1];
         let cpu_logits = &want[want.len() - 1];
@@ -109,14 +128,34 @@ fn lite0_classifies_photos_on_the_gpu() {
             .zip(cpu_logits.data())
             .map(|(g, c)| (g - c).abs())
             .fold(0f32, f32::max);
-        eprintln!("{photo}: logits rms {scale:.3}, max |GPU − CPU| {worst:.3e} = {:.2e} of rms", worst / scale);
-        let tol: Vec<f32> = cpu_logits.data().iter().map(|&w| 1e-3 * scale + 1e-5 * w.abs()).collect();
-        assert_matches(&format!("{photo} logits"), 0, logits, cpu_logits, Some(&tol));
+        eprintln!(
+            "{photo}: logits rms {scale:.3}, max |GPU − CPU| {worst:.3e} = {:.2e} of rms",
+            worst / scale
+        );
+        let tol: Vec<f32> = cpu_logits
+            .data()
+            .iter()
+            .map(|&w| 1e-3 * scale + 1e-5 * w.abs())
+            .collect();
+        assert_matches(
+            &format!("{photo} logits"),
+            0,
+            logits,
+            cpu_logits,
+            Some(&tol),
+        );
         let p = softmax(logits.data());
         let top = top_k(&p, 5);
-        eprintln!("{photo}: top-5 {:?}", top.iter().map(|&i| (i, p[i])).collect::<Vec<_>>());
+        eprintln!(
+            "{photo}: top-5 {:?}",
+            top.iter().map(|&i| (i, p[i])).collect::<Vec<_>>()
+        );
         assert_eq!(top[0], class, "{photo}");
-        assert_eq!(top, top_k(&softmax(cpu_logits.data()), 5), "{photo}: GPU and CPU top-5");
+        assert_eq!(
+            top,
+            top_k(&softmax(cpu_logits.data()), 5),
+            "{photo}: GPU and CPU top-5"
+        );
         assert!(p[class] > 0.3, "{photo}: p = {}", p[class]);
     }
 }
@@ -132,10 +171,17 @@ fn mutated_pytorch_checkpoints_never_panic() {
     let dir = std::env::temp_dir().join(format!("sepconv-fuzz-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("mutated.pth");
-    let cases: u32 = std::env::var("SEPCONV_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let cases: u32 = std::env::var("SEPCONV_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let start = std::time::Instant::now();
     let errors = std::cell::Cell::new(0u32);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
     let strategy = (
         proptest::collection::vec((0usize..65_536, any::<usize>(), any::<u8>(), 0u8..4), 1..5),
         proptest::option::of(any::<usize>()),
@@ -143,7 +189,11 @@ fn mutated_pytorch_checkpoints_never_panic() {
     let outcome = runner.run(&strategy, |(edits, cut)| {
         let mut bytes = original.clone();
         for (near, far, value, kind) in edits {
-            let i = if kind % 2 == 0 { near % bytes.len() } else { far % bytes.len() };
+            let i = if kind % 2 == 0 {
+                near % bytes.len()
+            } else {
+                far % bytes.len()
+            };
             match kind {
                 0 | 1 => bytes[i] = value,
                 2 => bytes[i..].iter_mut().take(8).for_each(|b| *b = 0xff),
@@ -162,7 +212,11 @@ fn mutated_pytorch_checkpoints_never_panic() {
         Ok(())
     });
     std::fs::remove_dir_all(&dir).unwrap();
-    eprintln!("{cases} mutated checkpoints in {:.1?}, {} refused", start.elapsed(), errors.get());
+    eprintln!(
+        "{cases} mutated checkpoints in {:.1?}, {} refused",
+        start.elapsed(),
+        errors.get()
+    );
     outcome.unwrap();
 }
 
@@ -171,8 +225,15 @@ fn mutated_pytorch_checkpoints_never_panic() {
 fn damaged_photos_give_errors() {
     let png = std::fs::read(model_file("coffee.png")).unwrap();
     let pre = Preprocess::efficientnet(224);
-    for bytes in [&png[..png.len() / 2], &png[..40], b"GIF89a not supported".as_slice()] {
-        assert!(matches!(pre.decode(bytes), Err(Error::BadFile { what: "image", .. })));
+    for bytes in [
+        &png[..png.len() / 2],
+        &png[..40],
+        b"GIF89a not supported".as_slice(),
+    ] {
+        assert!(matches!(
+            pre.decode(bytes),
+            Err(Error::BadFile { what: "image", .. })
+        ));
     }
     // A header claiming 2^31 × 2^31 pixels is refused before decoding.
     let mut huge = png.clone();

@@ -62,7 +62,9 @@ pub fn torchvision_mobilenet_v2(config: MobileNetV2) -> Result<Network> {
 /// expansion is 1), the depthwise (`conv.{i}.0`/`conv.{i}.1`) and the projection
 /// (`conv.{i}`/`conv.{i+1}`); `conv_last` is `features.18.0`/`features.18.1` (for 17 blocks),
 /// `fc` is `classifier.1`. Batch norms use torchvision's ε = 1e-5.
-pub fn torchvision_mobilenet_v2_keys(net: &Network) -> impl FnMut(NodeId, &Node) -> Option<LayerKeys> {
+pub fn torchvision_mobilenet_v2_keys(
+    net: &Network,
+) -> impl FnMut(NodeId, &Node) -> Option<LayerKeys> {
     let blocks = net
         .nodes()
         .iter()
@@ -76,7 +78,9 @@ pub fn torchvision_mobilenet_v2_keys(net: &Network) -> impl FnMut(NodeId, &Node)
     move |_, node| {
         const EPS: f32 = 1e-5;
         let name = node.name.as_str();
-        let seq = |prefix: String| LayerKeys::conv(format!("{prefix}.0")).batch_norm(format!("{prefix}.1"), EPS);
+        let seq = |prefix: String| {
+            LayerKeys::conv(format!("{prefix}.0")).batch_norm(format!("{prefix}.1"), EPS)
+        };
         match name {
             "conv1" => return Some(seq("features.0".into())),
             "conv_last" => return Some(seq(format!("features.{}", blocks + 1))),

@@ -73,7 +73,11 @@ pub fn load_weights(
             }
         };
         let k = keys(id, node).ok_or_else(|| Error::Incompatible {
-            reason: format!("no checkpoint keys for node {} ({})", node.name, node.kind()),
+            reason: format!(
+                "no checkpoint keys for node {} ({})",
+                node.name,
+                node.kind()
+            ),
         })?;
         if batch_norm != k.batch_norm.is_some() {
             return Err(Error::Incompatible {

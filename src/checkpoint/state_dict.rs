@@ -192,7 +192,12 @@ impl StateDict {
 
     /// The key sharing the longest prefix with `key` (ties: the shortest), if any shares one.
     fn nearest(&self, key: &str) -> Option<String> {
-        let common = |k: &str| k.bytes().zip(key.bytes()).take_while(|(a, b)| a == b).count();
+        let common = |k: &str| {
+            k.bytes()
+                .zip(key.bytes())
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
         self.entries
             .keys()
             .map(|k| (common(k), std::cmp::Reverse(k.len()), k))
@@ -239,9 +244,7 @@ impl StateDict {
             let dtype = tensor.dtype();
             let bytes = element_count(&shape)
                 .and_then(|n| n.checked_mul(dtype.size()))
-                .ok_or_else(|| {
-                    bad_checkpoint(name, format!("{key}: shape {shape:?} overflows"))
-                })?;
+                .ok_or_else(|| bad_checkpoint(name, format!("{key}: shape {shape:?} overflows")))?;
             if bytes as u64 > file_len {
                 return Err(bad_checkpoint(
                     name,
