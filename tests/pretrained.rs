@@ -243,3 +243,24 @@ fn damaged_photos_give_errors() {
     assert_eq!(x.shape(), sepconv::Shape::new(1, 3, 224, 224));
     assert!(x.data().iter().all(|v| (-1.0..=1.0).contains(v)));
 }
+
+/// The real checkpoint cut short anywhere (in the pickle, in the storages, one byte short)
+/// is refused with `BadFile`.
+#[test]
+#[ignore = "needs scripts/fetch-models.sh"]
+fn truncated_pytorch_checkpoint_is_refused() {
+    let original = std::fs::read(model_file(CHECKPOINT)).unwrap();
+    let dir = std::env::temp_dir().join(format!("sepconv-truncated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("truncated.pth");
+    for len in [0, 10, 100, 5_000, original.len() / 2, original.len() - 1] {
+        std::fs::write(&path, &original[..len]).unwrap();
+        match StateDict::open(&path) {
+            Err(Error::BadFile {
+                what: "checkpoint", ..
+            }) => {}
+            other => panic!("cut at {len}: {other:?}"),
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

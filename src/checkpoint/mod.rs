@@ -2,7 +2,8 @@
 //! the zip archive of PyTorch ≥ 1.6 and the legacy pickle stream before it, through the
 //! `pytorch-reader` crate) or a safetensors file (through the `safetensors` crate), with every
 //! floating-point tensor converted to `f32`; and [`load_weights`], which fills a
-//! [`Network`]'s [`NetworkWeights`] from one by name, folding each batch norm in `f64` with
+//! [`Network`](crate::networks::Network)'s
+//! [`NetworkWeights`](crate::networks::weights::NetworkWeights) from one by name, folding each batch norm in `f64` with
 //! the model's own ε.
 //!
 //! Key maps for the architectures whose checkpoints circulate under well-known names are in
@@ -67,8 +68,6 @@ pub use load::{load_weights, BatchNormKeys, LayerKeys};
 pub use state_dict::{Format, StateDict};
 
 use crate::error::Error;
-#[allow(unused_imports)]
-use crate::networks::{weights::NetworkWeights, Network};
 
 /// Shorthand for a [`Error::BadFile`] about a checkpoint.
 pub(crate) fn bad_checkpoint(file: &str, reason: impl Into<String>) -> Error {

@@ -1,6 +1,7 @@
 //! [`StateDict`]: named tensors read from a checkpoint file, converted to `f32`.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
 use super::bad_checkpoint;
@@ -47,12 +48,15 @@ impl StateDict {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| bad_checkpoint(&name, e.to_string()))?;
-        if looks_like_safetensors(&bytes) {
+        let io = |e: std::io::Error| bad_checkpoint(&name, e.to_string());
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut head = Vec::with_capacity(9);
+        (&mut file).take(9).read_to_end(&mut head).map_err(io)?;
+        if looks_like_safetensors(&head, len) {
+            let bytes = std::fs::read(path).map_err(io)?;
             Self::safetensors(&name, &bytes)
         } else {
-            let len = bytes.len() as u64;
-            drop(bytes);
             Self::pytorch(&name, path, len)
         }
     }
@@ -285,12 +289,12 @@ impl StateDict {
     }
 }
 
-/// Whether `bytes` open like a safetensors file: a little-endian `u64` header length that fits
-/// the file, then `{`.
-fn looks_like_safetensors(bytes: &[u8]) -> bool {
-    bytes.len() > 8
-        && bytes[8] == b'{'
-        && u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0xff; 8])) <= bytes.len() as u64 - 8
+/// Whether a file of `len` bytes opening with `head` looks like safetensors: a little-endian
+/// `u64` header length that fits the file, then `{`.
+fn looks_like_safetensors(head: &[u8], len: u64) -> bool {
+    head.len() > 8
+        && head[8] == b'{'
+        && u64::from_le_bytes(head[..8].try_into().unwrap_or([0xff; 8])) <= len.saturating_sub(8)
 }
 
 /// Elements of `shape`, `None` on overflow. A scalar (`[]`) has one.
