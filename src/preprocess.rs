@@ -119,12 +119,18 @@ impl Preprocess {
     ///
     /// # Errors
     /// [`Error::Zero`] for a zero resolution or an empty image, [`Error::InvalidArgument`]
-    /// for a crop outside (0, 1].
+    /// for a crop outside (0, 1] or a resolution above [`MAX_IMAGE_SIDE`].
     pub fn image(&self, rgb: &image::RgbImage) -> Result<Tensor> {
         let r = self.resolution;
         if r == 0 {
             return Err(Error::Zero {
                 what: "preprocess resolution",
+            });
+        }
+        if r > MAX_IMAGE_SIDE as usize {
+            return Err(Error::InvalidArgument {
+                what: "preprocess resolution",
+                reason: format!("{r} pixels is more than the {MAX_IMAGE_SIDE} accepted"),
             });
         }
         let (w, h) = rgb.dimensions();
@@ -145,10 +151,7 @@ impl Preprocess {
                 })
             }
         };
-        let size = u32::try_from(r).map_err(|_| Error::InvalidArgument {
-            what: "preprocess resolution",
-            reason: format!("{r} pixels does not fit an image"),
-        })?;
+        let size = r as u32; // ≤ MAX_IMAGE_SIDE
         let resized =
             image::imageops::resize(&crop, size, size, image::imageops::FilterType::CatmullRom);
         let norm = self.normalization;
@@ -186,4 +189,69 @@ pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
     order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
     order.truncate(k);
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uniform_photo_gives_normalised_planes_in_rgb_order() {
+        let rgb = image::RgbImage::from_pixel(30, 20, image::Rgb([255, 127, 0]));
+        for pre in [Preprocess::efficientnet(7), Preprocess::torchvision(7)] {
+            let x = pre.image(&rgb).unwrap();
+            assert_eq!(x.shape(), Shape::new(1, 3, 7, 7));
+            let n = pre.normalization;
+            for (c, v) in [255.0f32, 127.0, 0.0].into_iter().enumerate() {
+                let want = (v * n.scale - n.mean[c]) / n.std[c];
+                let plane = &x.data()[c * 49..(c + 1) * 49];
+                assert!(
+                    plane.iter().all(|&p| (p - want).abs() < 1e-6),
+                    "{c}: {plane:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_settings_and_bytes_give_errors() {
+        let rgb = image::RgbImage::from_pixel(4, 4, image::Rgb([1, 2, 3]));
+        let mut pre = Preprocess::torchvision(4);
+        pre.crop = Some(0.0);
+        assert!(matches!(
+            pre.image(&rgb),
+            Err(Error::InvalidArgument { .. })
+        ));
+        pre.crop = Some(f64::NAN);
+        assert!(matches!(
+            pre.image(&rgb),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            Preprocess::efficientnet(0).image(&rgb),
+            Err(Error::Zero { .. })
+        ));
+        let huge = Preprocess::efficientnet(MAX_IMAGE_SIDE as usize + 1);
+        assert!(matches!(
+            huge.image(&rgb),
+            Err(Error::InvalidArgument { .. })
+        ));
+        for bytes in [
+            &b""[..],
+            b"\x89PNG\r\n\x1a\n",
+            b"\xff\xd8\xff\xe0 truncated jpeg",
+        ] {
+            assert!(matches!(
+                Preprocess::efficientnet(8).decode(bytes),
+                Err(Error::BadFile { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn softmax_and_top_k() {
+        let p = softmax(&[1000.0, 1000.0, 0.0]);
+        assert!((p[0] - 0.5).abs() < 1e-6 && (p[1] - 0.5).abs() < 1e-6 && p[2] == 0.0);
+        assert_eq!(top_k(&[0.1, 0.7, 0.2, 0.7], 3), [1, 3, 2]);
+    }
 }
