@@ -565,3 +565,151 @@ fn efficientnet_lite_rejects_unknown_variants() {
         Err(Error::InvalidArgument { .. })
     ));
 }
+
+/// A PyTorch ≥ 1.6 zip-format checkpoint of `tensors` as `torch.save(state_dict)` writes it:
+/// `archive/data.pkl` (a protocol-2 pickle of an `OrderedDict` of
+/// `torch._utils._rebuild_tensor_v2(storage, offset, shape, stride, False, OrderedDict())`,
+/// storages as persistent ids), one `archive/data/K` entry of little-endian values per
+/// storage, `archive/version` and `archive/byteorder`. Written here because no PyTorch is
+/// available to write one; f16 storages when `half_precision`.
+fn torch_zip(tensors: &[(&str, Vec<usize>, Vec<f32>)], half_precision: bool) -> Vec<u8> {
+    use std::io::Write;
+    fn unicode(p: &mut Vec<u8>, s: &str) {
+        p.push(b'X');
+        p.extend((s.len() as u32).to_le_bytes());
+        p.extend(s.as_bytes());
+    }
+    fn int(p: &mut Vec<u8>, v: usize) {
+        p.push(b'J');
+        p.extend((v as i32).to_le_bytes());
+    }
+    fn ints(p: &mut Vec<u8>, vs: &[usize]) {
+        p.push(b'(');
+        vs.iter().for_each(|&v| int(p, v));
+        p.push(b't');
+    }
+    let ordered_dict = b"ccollections\nOrderedDict\n)R";
+    let mut p = vec![0x80, 2];
+    p.extend(ordered_dict);
+    for (k, (name, shape, values)) in tensors.iter().enumerate() {
+        unicode(&mut p, name);
+        p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+        p.push(b'(');
+        unicode(&mut p, "storage");
+        p.extend(if half_precision {
+            &b"ctorch\nHalfStorage\n"[..]
+        } else {
+            b"ctorch\nFloatStorage\n"
+        });
+        unicode(&mut p, &k.to_string());
+        unicode(&mut p, "cpu");
+        int(&mut p, values.len());
+        p.extend(b"tQ");
+        int(&mut p, 0);
+        ints(&mut p, shape);
+        let mut stride = vec![1; shape.len()];
+        for i in (0..shape.len().saturating_sub(1)).rev() {
+            stride[i] = stride[i + 1] * shape[i + 1];
+        }
+        ints(&mut p, &stride);
+        p.push(0x89); // False
+        p.extend(ordered_dict);
+        p.extend(b"tRs");
+    }
+    p.push(b'.');
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("archive/data.pkl", opts).unwrap();
+    zip.write_all(&p).unwrap();
+    for (k, (_, _, values)) in tensors.iter().enumerate() {
+        zip.start_file(format!("archive/data/{k}"), opts).unwrap();
+        let bytes: Vec<u8> = if half_precision {
+            values
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect()
+        } else {
+            values.iter().flat_map(|&v| v.to_le_bytes()).collect()
+        };
+        zip.write_all(&bytes).unwrap();
+    }
+    zip.start_file("archive/version", opts).unwrap();
+    zip.write_all(b"3\n").unwrap();
+    zip.start_file("archive/byteorder", opts).unwrap();
+    zip.write_all(b"little").unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+/// The zip format of PyTorch ≥ 1.6 (the legacy format is the real checkpoint's, in
+/// tests/pretrained.rs): a whole network's state dict, f32 and f16, loads by name.
+#[test]
+fn pytorch_zip_checkpoints_load() {
+    let net = tiny();
+    let (dict, _) = random_checkpoint(&net, tiny_keys, 21);
+    let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = dict
+        .keys()
+        .map(|k| {
+            let shape = dict.shape(k).unwrap().to_vec();
+            let values = dict.get(k, &shape).unwrap().to_vec();
+            (k, shape, values)
+        })
+        .collect();
+    let path = temp_file("tiny.pt", &torch_zip(&tensors, false));
+    let read = StateDict::open(&path).unwrap();
+    assert_eq!(read.format(), Format::Pytorch);
+    assert_eq!(read.len(), dict.len());
+    for (name, shape, values) in &tensors {
+        assert_eq!(read.get(name, shape).unwrap(), values.as_slice(), "{name}");
+    }
+    assert_eq!(
+        load_weights(&net, &read, tiny_keys).unwrap(),
+        load_weights(&net, &dict, tiny_keys).unwrap()
+    );
+    // f16 storages are widened exactly.
+    let path16 = temp_file("tiny16.pt", &torch_zip(&tensors, true));
+    let read16 = StateDict::open(&path16).unwrap();
+    let (name, shape, values) = &tensors[0];
+    let want: Vec<f32> = values
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_f32())
+        .collect();
+    assert_eq!(read16.get(name, shape).unwrap(), want.as_slice());
+    // Cut anywhere, the archive is refused.
+    let bytes = std::fs::read(&path).unwrap();
+    for len in [0, 30, bytes.len() / 2, bytes.len() - 1] {
+        let cut = temp_file("cut.pt", &bytes[..len]);
+        assert!(
+            matches!(
+                StateDict::open(&cut),
+                Err(Error::BadFile {
+                    what: "checkpoint",
+                    ..
+                })
+            ),
+            "cut at {len}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Mutated zip-format checkpoints (pickle, storage entries, zip directory and sizes).
+    #[test]
+    fn mutated_pytorch_zip_never_panics(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6),
+        cut in proptest::option::of(any::<usize>()),
+    ) {
+        let tensors = [("a.weight", vec![4, 2, 3, 3], values(1, 72)), ("a.bias", vec![4], values(2, 4))];
+        let bytes = torch_zip(&tensors, false);
+        // Edits biased to the first 256 bytes land in data.pkl; the others hit anything,
+        // including the central directory at the end.
+        let bytes = mutate(&bytes, &edits, cut);
+        let path = temp_file(&format!("mutated-{}.pt", edits[0].0 % 1000), &bytes);
+        match StateDict::open(&path) {
+            Ok(_) | Err(Error::BadFile { .. }) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+}
