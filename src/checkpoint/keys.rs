@@ -43,7 +43,8 @@ pub fn efficientnet_lite(eps: f32) -> impl FnMut(NodeId, &Node) -> Option<LayerK
 /// Those of [`MobileNetV2::build`].
 pub fn torchvision_mobilenet_v2(config: MobileNetV2) -> Result<Network> {
     let net = config.build()?;
-    let mut b = NetworkBuilder::new(net.name(), net.input_shape(), net.counting())?;
+    let name = format!("{} (torchvision)", net.name());
+    let mut b = NetworkBuilder::new(name, net.input_shape(), net.counting())?;
     for node in &net.nodes()[1..] {
         let mut op = node.op;
         if let Op::Conv { spec, .. } = &mut op {
