@@ -200,4 +200,45 @@ pub enum Error {
     /// The device was lost (driver reset, removal, or destroyed); it cannot be used any more.
     #[error("the GPU device was lost: {0}; create a new Gpu")]
     DeviceLost(String),
+
+    // ---- Checkpoints and photos (crate::checkpoint, crate::preprocess) ----
+    /// A checkpoint or image file is truncated, corrupt, hostile or not of a known format.
+    #[error("cannot read {what} {file}: {reason}")]
+    BadFile {
+        /// `"checkpoint"` or `"image"`.
+        what: &'static str,
+        /// The path, or `"<bytes>"` for data passed in memory.
+        file: String,
+        /// What is wrong (the parser's message, or the limit that was exceeded).
+        reason: String,
+    },
+
+    /// A state dict has no tensor of this name.
+    #[error("the checkpoint has no tensor {key}{}", nearest.as_ref().map(|n| format!(" (nearest name: {n})")).unwrap_or_default())]
+    MissingKey {
+        /// The name looked up.
+        key: String,
+        /// A key of the checkpoint sharing the longest prefix with it, to spot a renamed prefix.
+        nearest: Option<String>,
+    },
+
+    /// A state dict tensor has another shape than the network needs.
+    #[error("checkpoint tensor {key} has shape {got:?}, the network needs {expected:?}")]
+    KeyShape {
+        /// The tensor's name.
+        key: String,
+        /// The shape the network needs.
+        expected: Vec<usize>,
+        /// The shape in the checkpoint.
+        got: Vec<usize>,
+    },
+
+    /// A state dict tensor's element type cannot be converted to `f32` (integers, booleans).
+    #[error("checkpoint tensor {key} has element type {dtype}, which does not convert to f32 (f64, f32, f16 and bf16 do)")]
+    KeyDtype {
+        /// The tensor's name.
+        key: String,
+        /// Its element type as the file names it.
+        dtype: String,
+    },
 }

@@ -29,13 +29,16 @@
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 pub mod accounting;
+pub mod checkpoint;
 pub mod cpu;
 mod device;
 mod error;
 mod gpu;
+pub mod imagenet;
 pub mod networks;
 mod ops_spec;
 mod padding;
+pub mod preprocess;
 mod rng;
 mod shape;
 mod spec;

@@ -16,6 +16,7 @@
 //! | [`ResNet`] / [`resnet50`] / [`resnext50_32x4d`] | He et al. 2016; Xie et al. 2017, *ResNeXt* | 224 |
 //! | [`ShuffleNetV1`] / [`shufflenet_v1`] | Zhang et al. 2017, *ShuffleNet* | 224 |
 //! | [`alexnet`] | Krizhevsky et al. 2012 (two GPU groups) | 227 |
+//! | [`EfficientNetLite`] / [`efficientnet_lite`] | Tan & Le 2019; TensorFlow's lite release | 224–300 |
 //!
 //! # Counting
 //! Multiply-accumulates (MACs, the papers' "mult-adds" or "FLOPs") are counted for
@@ -64,6 +65,7 @@
 //! ```
 
 mod alexnet;
+mod efficientnet_lite;
 mod graph;
 pub mod layers;
 mod mobilenet_v1;
@@ -75,6 +77,7 @@ pub mod weights;
 mod xception;
 
 pub use alexnet::{alexnet, AlexNet};
+pub use efficientnet_lite::{efficientnet_lite, EfficientNetLite, EFFICIENTNET_LITE_BN_EPS};
 pub use graph::{BatchNormParams, Counting, LayerKind, Network, NetworkBuilder, Node, NodeId, Op};
 pub use mobilenet_v1::{mobilenet_v1, MobileNetV1};
 pub use mobilenet_v2::{mobilenet_v2, MobileNetV2};
