@@ -31,6 +31,7 @@
 pub mod accounting;
 pub mod checkpoint;
 pub mod cpu;
+#[cfg(not(target_arch = "wasm32"))]
 mod device;
 mod error;
 mod gpu;
@@ -44,7 +45,9 @@ mod shape;
 mod spec;
 mod tensor;
 
+#[cfg(not(target_arch = "wasm32"))]
 pub use cpu::fast::CpuNetwork;
+#[cfg(not(target_arch = "wasm32"))]
 pub use device::{Device, Engine, Runner, Selection};
 pub use error::{Error, Result};
 pub use gpu::{
