@@ -724,7 +724,8 @@ fn bias_given_without_bias_or_missing_with_it() {
     );
     assert_eq!(
         e.to_string(),
-        "the spec has bias = true but no bias was given"
+        "the spec has bias = true but no bias was given: pass a bias, or use .bias(false) on \
+         the spec (Conv2dSpec::new, depthwise and pointwise default to bias on)"
     );
     assert_eq!(err(reference::conv2d(&with, &x, &w, None)), e);
 
@@ -738,7 +739,7 @@ fn bias_given_without_bias_or_missing_with_it() {
     );
     assert_eq!(
         e.to_string(),
-        "the spec has bias = false but a bias was given"
+        "the spec has bias = false but a bias was given: pass None, or use .bias(true) on the spec"
     );
     assert_eq!(err(reference::conv2d(&without, &x, &w, Some(&[0.5; 3]))), e);
 

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The file's first line; the number changes with the format.
 const MAGIC: &str = "sepconv tuning cache 1";
@@ -105,7 +106,15 @@ pub(crate) struct Store {
     identity: Identity,
     /// Loaded on first use; choices this process measured are added.
     entries: Option<HashMap<String, Choice>>,
+    /// Entries added since the last write, and when that was: a process that measures many
+    /// shapes in a row (a test suite, a sweep) writes at most every [`WRITE_EVERY`], and the
+    /// rest when the store is dropped with its [`crate::Gpu`].
+    unwritten: bool,
+    written: Option<Instant>,
 }
+
+/// Least time between two writes of one store's file.
+const WRITE_EVERY: Duration = Duration::from_secs(2);
 
 impl Store {
     pub(crate) fn new(dir: &Path, identity: &Identity) -> Self {
@@ -113,6 +122,8 @@ impl Store {
             path: dir.join(identity.file_name()),
             identity: identity.clone(),
             entries: None,
+            unwritten: false,
+            written: None,
         }
     }
 
@@ -125,10 +136,24 @@ impl Store {
         self.entries().get(key).copied()
     }
 
-    /// Adds `key`'s choice and writes the file (merged with what other processes wrote since).
-    /// A failure to write is a warning, not an error: the choice is still used.
+    /// Adds `key`'s choice and writes the file (merged with what other processes wrote since),
+    /// now or, when it was written less than [`WRITE_EVERY`] ago, later. A failure to write is
+    /// a warning, not an error: the choice is still used.
     pub(crate) fn insert(&mut self, key: String, choice: Choice) {
         self.entries().insert(key, choice);
+        self.unwritten = true;
+        if self.written.is_none_or(|t| t.elapsed() >= WRITE_EVERY) {
+            self.flush();
+        }
+    }
+
+    /// Writes what was added since the last write.
+    fn flush(&mut self) {
+        if !self.unwritten {
+            return;
+        }
+        self.unwritten = false;
+        self.written = Some(Instant::now());
         if let Err(e) = self.write() {
             log::warn!(
                 "sepconv: could not write the tuning cache {}: {e}",
@@ -165,6 +190,12 @@ impl Store {
         }
         lock.unlock()?;
         written
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 

@@ -100,6 +100,8 @@ impl Tuner {
     /// Keeps measured choices in a file in `dir` (created if missing), or only in memory with
     /// `None`. Choices already measured are written there on the next measurement.
     pub fn set_cache_dir(&self, dir: Option<&std::path::Path>) {
+        // No file system on the web.
+        let dir = dir.filter(|_| !cfg!(target_arch = "wasm32"));
         let store = dir.map(|dir| Store::new(dir, &self.identity));
         *self.store.lock().unwrap_or_else(|e| e.into_inner()) = store;
     }
