@@ -5,8 +5,8 @@
 //! `auto` takes a hardware GPU when wgpu finds one and the fast CPU path otherwise. A software
 //! adapter (`wgpu::DeviceType::Cpu`: Mesa's lavapipe and llvmpipe, SwiftShader, WARP) runs the
 //! shaders on the same CPU cores the fast path uses, through a driver built for rendering, and
-//! is slower than the fast path on every network measured (BENCHMARKS.md): MobileNet v1 took
-//! about 100 ms there against about 10 ms on the fast path. So `auto` never picks one.
+//! is slower than the fast path on every network measured (BENCHMARKS.md), by an order of
+//! magnitude on MobileNet v1. So `auto` never picks one.
 
 use std::fmt;
 use std::str::FromStr;

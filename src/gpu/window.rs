@@ -75,9 +75,8 @@ const GROUPED_PIXELS: usize = 4;
 
 /// Fewest workgroups per dispatch worth keeping when choosing pixels per invocation, below
 /// which part of the device would sit idle. A CPU adapter (lavapipe, llvmpipe) runs one
-/// workgroup per thread, so its thread count: on lavapipe with 2 threads, 2 instead of 4 made
-/// AlexNet's 13×13 layers 1.5× faster. A GPU wants many per dispatch; 64 is a guess that no
-/// real GPU has checked yet.
+/// workgroup per thread, so its thread count (BENCHMARKS.md has the measurement). A GPU wants
+/// many per dispatch; 64 is a guess that no real GPU has checked yet.
 fn min_workgroups(gpu: &Gpu) -> usize {
     match gpu.adapter_info().device_type {
         wgpu::DeviceType::Cpu => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -88,8 +87,7 @@ fn min_workgroups(gpu: &Gpu) -> usize {
 /// Invocations per workgroup of the pointwise and grouped window kernels: 32 (one SIMD group
 /// of most GPUs) on GPUs; 16 on a CPU adapter, which runs a workgroup's invocations as a loop
 /// over 8-wide vectors on one thread: twice the workgroups spread better over the threads
-/// (on lavapipe with 2 threads, 11 % less CPU time over 9 pointwise and grouped layers,
-/// up to 28 % on AlexNet's 13×13 layers; BENCHMARKS.md).
+/// (BENCHMARKS.md, "16-invocation workgroups").
 /// It never exceeds the device's limits: wgpu does not check a workgroup size given by an
 /// override against them.
 fn window_workgroup_size(gpu: &Gpu) -> u32 {
