@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::dispatch;
+use super::pipelines::wgsl;
 use super::{entry, Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::spec::Shape;
@@ -40,12 +41,12 @@ impl OpShader {
     pub(crate) const ALL: [OpShader; 3] =
         [OpShader::Elementwise, OpShader::Pool, OpShader::Shuffle];
 
-    /// The WGSL source.
+    /// The WGSL source: the op's file after `shared.wgsl` ([`wgsl!`]).
     pub(crate) const fn source(self) -> &'static str {
         match self {
-            OpShader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
-            OpShader::Pool => include_str!("../../../shaders/pool.wgsl"),
-            OpShader::Shuffle => include_str!("../../../shaders/shuffle.wgsl"),
+            OpShader::Elementwise => wgsl!("elementwise.wgsl"),
+            OpShader::Pool => wgsl!("pool.wgsl"),
+            OpShader::Shuffle => wgsl!("shuffle.wgsl"),
         }
     }
 
