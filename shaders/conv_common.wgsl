@@ -20,6 +20,7 @@ struct ConvParams {
     c_in_per_group: u32, c_out_per_group: u32, activation: u32, out_len: u32,
     tiles_x: u32, tiles_y: u32, oc_blocks_per_group: u32, work_items: u32,
     slice_first: u32, k_begin: u32, k_count: u32, slice_flags: u32,
+    act_alpha: u32, act_beta: u32, pad0: u32, pad1: u32,
 }
 
 // A uniform buffer: filters are small and read by many invocations at once (a broadcast from
@@ -41,7 +42,7 @@ fn finish(index: u32, partial: f32, bias_value: f32) {
         y += bias_value;
     }
     if (params.slice_flags & FINISH) != 0u {
-        y = activate(y, params.activation);
+        y = activate(y, activation(params.activation, params.act_alpha, params.act_beta));
     }
     output_data[index] = y;
 }

@@ -1,5 +1,5 @@
 // Elementwise ops for whole networks, NCHW f32: residual add, channel concatenation, or an
-// activation alone, each followed by the fused activation (none, ReLU, ReLU6).
+// activation alone, each followed by the fused activation (any `Activation`, shared.wgsl).
 //
 // Dispatched by src/gpu/ops/elementwise.rs (`gpu_ops::add`, `concat`, `activation`). The host
 // puts shared.wgsl (`activate`, the invocation numbering) before this file.
@@ -19,6 +19,7 @@
 struct ElementwiseParams {
     mode: u32, activation: u32, out_len: u32, plane: u32,
     c_a: u32, c_b: u32, c_out: u32, pad0: u32,
+    alpha: u32, beta: u32, pad1: u32, pad2: u32,
 }
 
 @group(0) @binding(1) var<storage, read> other: array<f32>;
@@ -52,5 +53,5 @@ fn main(id: Invocation) {
             v = input_data[index];
         }
     }
-    output_data[index] = activate(v, params.activation);
+    output_data[index] = activate(v, activation(params.activation, params.alpha, params.beta));
 }

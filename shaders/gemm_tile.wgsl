@@ -30,6 +30,7 @@ struct TileParams {
     h_out: u32, w_out: u32, pad_top: u32, pad_left: u32,
     stride_h: u32, stride_w: u32, dw_activation: u32, activation: u32,
     oc_tiles: u32, pixels: u32, groups: u32, k_slices: u32,
+    dw_alpha: u32, dw_beta: u32, alpha: u32, beta: u32,
 }
 
 const WORKGROUP_SIZE: u32 = 64u;
@@ -123,11 +124,11 @@ fn multiply_tiles(px: u32, oc8: u32) {
 
 // How a tile's sums are finished and where they go: `offset` elements past the output index
 // (a split product's partial sums go to slot `split` of a scratch buffer), with or without the
-// bias, then `activation` (0: none).
+// bias, then `activation`.
 struct Epilogue {
     offset: u32,
     with_bias: bool,
-    activation: u32,
+    activation: Activation,
 }
 
 // Stores one pixel's 8 output channels from oc on (global indices; those from oc_end on are

@@ -33,28 +33,91 @@ fn invocation_index(id: Invocation) -> u32 {
     return workgroup_index(id.wg, id.num_wg) * WORKGROUP_SIZE + id.local;
 }
 
-// Activation codes: `Activation::code` in src/spec.rs.
+// Activation codes: `Activation::code` in src/spec.rs (0: none).
 const ACTIVATION_RELU: u32 = 1u;
 const ACTIVATION_RELU6: u32 = 2u;
+const ACTIVATION_LEAKY_RELU: u32 = 3u;
+const ACTIVATION_CLIP: u32 = 4u;
+const ACTIVATION_SIGMOID: u32 = 5u;
+const ACTIVATION_TANH: u32 = 6u;
+const ACTIVATION_SILU: u32 = 7u;
+const ACTIVATION_HARD_SIGMOID: u32 = 8u;
+const ACTIVATION_HARD_SIGMOID_ONNX: u32 = 9u;
+const ACTIVATION_HARD_SWISH: u32 = 10u;
+const ACTIVATION_GELU: u32 = 11u;
+const ACTIVATION_GELU_TANH: u32 = 12u;
 
-// The activation `activation` of x (0: none). Every kernel's epilogue goes through here, so a
-// new activation is added here and in the host's code alone.
-fn activate(x: f32, activation: u32) -> f32 {
-    switch activation {
-        case ACTIVATION_RELU: { return max(x, 0.0); }
-        case ACTIVATION_RELU6: { return clamp(x, 0.0, 6.0); }
-        default: { return x; }
+// An activation as the kernels' uniforms carry it: its code and its parameters α and β
+// (LeakyRelu's slope; Clip's min and max; ONNX HardSigmoid's α and β), which the host sends
+// as f32 bits in u32 fields (`Activation::parameter_bits`).
+struct Activation {
+    code: u32,
+    alpha: f32,
+    beta: f32,
+}
+
+fn activation(code: u32, alpha_bits: u32, beta_bits: u32) -> Activation {
+    return Activation(code, bitcast<f32>(alpha_bits), bitcast<f32>(beta_bits));
+}
+
+// The identity, for stores that leave the activation to a later pass.
+const NO_ACTIVATION: Activation = Activation(0u, 0.0, 0.0);
+
+fn sigmoid(x: f32) -> f32 {
+    // exp(-x) overflows to +inf for x < -88: 1 / inf = 0, the limit.
+    return 1.0 / (1.0 + exp(-x));
+}
+
+// tanh, its argument clamped first: tanh(±10) rounds to ±1 in f32 already, and some
+// drivers compute tanh through exp, which overflows (inf / inf) past ±44.
+fn tanh_clamped(x: f32) -> f32 {
+    return tanh(clamp(x, -10.0, 10.0));
+}
+
+// The normal CDF Φ(x) = erfc(-x/√2) / 2, erfc(z) for z ≥ 0 by Abramowitz & Stegun 7.1.26
+// (|error| ≤ 1.5e-7; Handbook of Mathematical Functions, 1964): the tail comes straight from
+// erfc, so no 1 - erf cancellation below 0.
+fn normal_cdf(x: f32) -> f32 {
+    let z = abs(x) * 0.70710678;
+    let t = 1.0 / (1.0 + 0.3275911 * z);
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741
+        + t * (-1.453152027 + t * 1.061405429))));
+    let tail = 0.5 * poly * exp(-z * z);
+    return select(1.0 - tail, tail, x < 0.0);
+}
+
+// The activation `a` of x: every kernel's epilogue goes through here, so a new activation is
+// added here (and in `Activation` on the host) alone. Products with a factor in [0, 1] keep x
+// outside, so that x near ±f32::MAX does not overflow on the way.
+fn activate(x: f32, a: Activation) -> f32 {
+    var y = x;
+    switch a.code {
+        case ACTIVATION_RELU: { y = max(x, 0.0); }
+        case ACTIVATION_RELU6: { y = clamp(x, 0.0, 6.0); }
+        case ACTIVATION_LEAKY_RELU: { y = select(x, a.alpha * x, x < 0.0); }
+        case ACTIVATION_CLIP: { y = min(max(x, a.alpha), a.beta); }
+        case ACTIVATION_SIGMOID: { y = sigmoid(x); }
+        case ACTIVATION_TANH: { y = tanh_clamped(x); }
+        case ACTIVATION_SILU: { y = x * sigmoid(x); }
+        case ACTIVATION_HARD_SIGMOID: { y = clamp(x + 3.0, 0.0, 6.0) / 6.0; }
+        case ACTIVATION_HARD_SIGMOID_ONNX: { y = clamp(a.alpha * x + a.beta, 0.0, 1.0); }
+        case ACTIVATION_HARD_SWISH: { y = x * (clamp(x + 3.0, 0.0, 6.0) / 6.0); }
+        case ACTIVATION_GELU: { y = x * normal_cdf(x); }
+        case ACTIVATION_GELU_TANH: {
+            let inner = 0.7978845608 * (x + 0.044715 * x * x * x);
+            y = (0.5 * x) * (1.0 + tanh_clamped(inner));
+        }
+        default: {}
     }
+    // NaN in, NaN out: max, min and clamp may return the other operand. Tested on the bits,
+    // which no fast-math folding can assume away.
+    let nan = (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+    return select(y, x, nan);
 }
 
 // `activate` lane by lane.
-fn activate4(x: vec4<f32>, activation: u32) -> vec4<f32> {
-    return vec4<f32>(
-        activate(x.x, activation),
-        activate(x.y, activation),
-        activate(x.z, activation),
-        activate(x.w, activation),
-    );
+fn activate4(x: vec4<f32>, a: Activation) -> vec4<f32> {
+    return vec4<f32>(activate(x.x, a), activate(x.y, a), activate(x.z, a), activate(x.w, a));
 }
 
 // The convolution's geometry, specialised per pipeline so that the tap arithmetic folds and

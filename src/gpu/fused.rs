@@ -102,8 +102,11 @@ impl FusedKernel {
         let pads = dw.pads(input.h, input.w);
         // The product's fields come from the pointwise half (its stride, activation, one
         // group), the taps' from the depthwise half.
+        let [dw_alpha, dw_beta] = dw.activation.parameter_bits();
         Ok(TileParams {
             multiplier: (dw.c_out / dw.c_in) as u32,
+            dw_alpha,
+            dw_beta,
             pad_top: pads.top as u32,
             pad_left: pads.left as u32,
             dw_activation: dw.activation.code(),
