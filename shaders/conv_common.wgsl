@@ -42,7 +42,7 @@ fn finish(index: u32, partial: f32, bias_value: f32) {
         y += bias_value;
     }
     if (params.slice_flags & FINISH) != 0u {
-        y = activate(y, activation(params.activation, params.act_alpha, params.act_beta));
+        y = activate(y, activation(ACTIVATION, params.act_alpha, params.act_beta));
     }
     output_data[index] = y;
 }

@@ -103,7 +103,7 @@ fn main(
     // Unsplit: the output, finished. Split: the partial sums, into slot `slice` of the scratch
     // buffer bound as output_data, the bias with slice 0's and the activation left to
     // reduce_splits.
-    var epilogue = Epilogue(0u, true, activation(params.activation, params.alpha, params.beta));
+    var epilogue = Epilogue(0u, true, activation(ACTIVATION, params.alpha, params.beta));
     if params.k_slices > 1u {
         epilogue = Epilogue(slice * params.pixels * params.c_out, slice == 0u, NO_ACTIVATION);
     }
@@ -133,5 +133,5 @@ fn reduce_splits(id: Invocation) {
     for (var s = 1u; s < params.k_slices; s++) {
         sum += input_data[s * len + i];
     }
-    output_data[i] = activate(sum, activation(params.activation, params.alpha, params.beta));
+    output_data[i] = activate(sum, activation(ACTIVATION, params.alpha, params.beta));
 }

@@ -60,7 +60,7 @@ fn depthwise_quad(c: u32, q: u32) -> vec4<f32> {
             sum += w * x;
         }
     }
-    return activate4(sum, activation(params.dw_activation, params.dw_alpha, params.dw_beta));
+    return activate4(sum, activation(DW_ACTIVATION, params.dw_alpha, params.dw_beta));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -88,6 +88,6 @@ fn main(
         oc_tile * (TILE_OC / 4u),
         col,
         row,
-        Epilogue(0u, true, activation(params.activation, params.alpha, params.beta)),
+        Epilogue(0u, true, activation(ACTIVATION, params.alpha, params.beta)),
     );
 }

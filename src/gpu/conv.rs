@@ -6,7 +6,7 @@ use super::measure;
 use super::ops::check_output;
 use super::pack;
 use super::params::{ConvParams, Tiling};
-use super::pipelines::{geometry, Constants, Shader, WEIGHT_WINDOW_FLOATS};
+use super::pipelines::{epilogue, geometry, Constants, Shader, WEIGHT_WINDOW_FLOATS};
 use super::recent::Recent;
 use super::split;
 use super::{binding, entry};
@@ -261,7 +261,7 @@ impl Plan {
                 ),
             });
         }
-        let mut constants = Constants::new();
+        let mut constants = epilogue(spec);
         Ok(match spec.kind() {
             ConvKind::Depthwise { .. } => {
                 constants.extend(geometry(spec));

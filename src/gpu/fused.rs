@@ -4,7 +4,7 @@
 
 use super::entry;
 use super::gemm::{self, Launches, TileParams};
-use super::pipelines::{geometry, TiledShader};
+use super::pipelines::{epilogue, geometry, TiledShader};
 use super::{Conv2d, Gpu, GpuTensor};
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Shape};
@@ -41,9 +41,13 @@ impl FusedKernel {
         let storage = wgpu::BufferUsages::STORAGE;
         let upload =
             |label, data: &[f32]| gpu.buffer_init(label, bytemuck::cast_slice(data), storage);
+        // The depthwise half's geometry and activation kind, the pointwise half's activation.
+        let mut constants = geometry(dw);
+        constants.push(("DW_ACTIVATION", dw.activation.code()));
+        constants.extend(epilogue(pw));
         let pipeline = gpu
             .pipelines()
-            .tiled(gpu, TiledShader::FusedSeparable, &geometry(dw))?;
+            .tiled(gpu, TiledShader::FusedSeparable, &constants)?;
         Ok(Self {
             gpu: gpu.clone(),
             depthwise: *dw,

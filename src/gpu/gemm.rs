@@ -6,7 +6,7 @@
 
 use super::conv::{LaunchKey, SplitK};
 use super::dispatch;
-use super::pipelines::{geometry, TiledShader};
+use super::pipelines::{epilogue, geometry, TiledShader};
 use super::recent::Recent;
 use super::split;
 use super::{binding, entry, Gpu};
@@ -411,9 +411,11 @@ impl GemmConv {
         let transposed = transpose_weights(weights, spec.groups, k_rows(spec), spec.c_out);
         gpu.check_binding_size("transposed weights", transposed.len() as u64 * 4)?;
         let storage = wgpu::BufferUsages::STORAGE;
-        let pipeline = gpu
-            .pipelines()
-            .tiled(gpu, TiledShader::ConvGemm, &geometry(spec))?;
+        let pipeline = gpu.pipelines().tiled(
+            gpu,
+            TiledShader::ConvGemm,
+            &[geometry(spec), epilogue(spec)].concat(),
+        )?;
         Ok(Self {
             gpu: gpu.clone(),
             pipeline,
@@ -476,10 +478,11 @@ impl GemmConv {
         let Some(reduce) = &launch.reduce else {
             return Ok(());
         };
-        let pipeline =
-            self.gpu
-                .pipelines()
-                .tiled(&self.gpu, TiledShader::ReduceSplits, &Vec::new())?;
+        let pipeline = self.gpu.pipelines().tiled(
+            &self.gpu,
+            TiledShader::ReduceSplits,
+            &epilogue(&key.spec),
+        )?;
         encode(
             &self.gpu,
             encoder,

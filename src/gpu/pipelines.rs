@@ -87,6 +87,13 @@ pub(crate) fn geometry(spec: &crate::spec::Conv2dSpec) -> Constants {
     ]
 }
 
+/// The kind of `spec`'s activation as the override constant `ACTIVATION` (shared.wgsl), set
+/// on every convolution pipeline: the epilogue's switch then folds to one kind (the
+/// parameters stay uniform data, so there is one pipeline per kind, not per value).
+pub(crate) fn epilogue(spec: &crate::spec::Conv2dSpec) -> Constants {
+    vec![("ACTIVATION", spec.activation.code())]
+}
+
 /// A pipeline is a shader (named by its label) specialised by its override constants.
 type PipelineKey = (&'static str, Constants);
 
