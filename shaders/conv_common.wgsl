@@ -1,6 +1,15 @@
-// Shared by every convolution kernel (depthwise.wgsl, pointwise.wgsl, grouped.wgsl): the
-// host prepends this file to each (src/gpu/pipelines.rs, `Shader::source`). It uses the
-// kernel's `params` and `output_data` bindings, which each kernel declares with the others.
+// The window kernels' fragment (depthwise.wgsl, pointwise.wgsl, grouped.wgsl): their
+// parameters, the bindings they share, and their epilogue `finish` (bias or partial sums,
+// then the activation), for kernels whose weights come as 64 KiB uniform windows, one
+// dispatch per window. The host puts it after shared.wgsl and before the kernel's file
+// (src/gpu/pipelines.rs, `Shader::source`).
+//
+// Bindings (the conv layout, `Pipelines::new` in src/gpu/pipelines.rs):
+//   0  input_data   [n, c_in, h_in, w_in]  (declared in shared.wgsl)
+//   1  weights      this slice's window of the weights, as the kernel lays it out
+//   2  bias         declared by each kernel (f32 or vec4 elements)
+//   3  output_data  [n, c_out, h_out, w_out]
+//   4  params       ConvParams
 
 // Mirrors `ConvParams` in src/gpu/params.rs field for field (checked by a naga test).
 struct ConvParams {
@@ -11,8 +20,14 @@ struct ConvParams {
     c_in_per_group: u32, c_out_per_group: u32, activation: u32, out_len: u32,
     tiles_x: u32, tiles_y: u32, oc_blocks_per_group: u32, work_items: u32,
     slice_first: u32, k_begin: u32, k_count: u32, slice_flags: u32,
+    act_alpha: u32, act_beta: u32, pad0: u32, pad1: u32,
 }
 
+// A uniform buffer: filters are small and read by many invocations at once (a broadcast from
+// uniform/constant memory).
+@group(0) @binding(1) var<uniform> weights: array<vec4<f32>, 4096>;
+@group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
+@group(0) @binding(4) var<uniform> params: ConvParams;
 
 // Bit 0 of slice_flags: this slice adds to partial sums an earlier slice wrote (no bias);
 // bit 1: this slice finishes the sums (apply the activation).
@@ -27,12 +42,7 @@ fn finish(index: u32, partial: f32, bias_value: f32) {
         y += bias_value;
     }
     if (params.slice_flags & FINISH) != 0u {
-        switch params.activation {
-            case 1u: { y = max(y, 0.0); }
-            case 2u: { y = clamp(y, 0.0, 6.0); }
-            default: {}
-        }
+        y = activate(y, activation(ACTIVATION, params.act_alpha, params.act_beta));
     }
     output_data[index] = y;
 }
-

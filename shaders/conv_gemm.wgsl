@@ -10,7 +10,8 @@
 // pointwise.wgsl and grouped.wgsl, read their weights as a broadcast from 64 KiB uniform
 // windows, one dispatch per window.)
 //
-// The host prepends gemm_tile.wgsl, which holds the tiling (TILE_OC = 64 output channels of one
+// The host puts shared.wgsl (geometry, padded reads, activation) and gemm_tile.wgsl before
+// this file; gemm_tile.wgsl holds the tiling (TILE_OC = 64 output channels of one
 // group × TILE_P = 32 pixels per workgroup, TILE_K = 8 rows k per step, a 4-pixel × 8-channel
 // register tile per invocation, tiles of both operands in workgroup memory), the geometry
 // overrides and the tap addressing; this file only loads the B tile: per step each invocation
@@ -18,7 +19,7 @@
 // of a 1×1 conv: coalesced). Padded taps read a clamped address and are zeroed by a select.
 //
 // Bindings (src/gpu/pipelines.rs, `Pipelines::tiled_layout`):
-//   0  input_data   [n, c_in, h_in, w_in]
+//   0  input_data   [n, c_in, h_in, w_in]  (declared in shared.wgsl)
 //   1  pw_weights   per group, transposed and zero-padded: [group][k rounded up to TILE_K]
 //                   [oc_vec4] vec4s, oc_vec4 = c_out / groups rounded up to TILE_OC, over 4
 //                   (src/gpu/gemm.rs)
@@ -40,7 +41,6 @@
 // second dispatch, `reduce_splits`, sums the slots in order and applies the activation into
 // the output. The host picks the slices (src/gpu/gemm.rs, `choose_slices`).
 
-@group(0) @binding(0) var<storage, read> input_data: array<f32>;
 @group(0) @binding(1) var<storage, read> pw_weights: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> pw_bias: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
@@ -52,7 +52,7 @@ fn main(
     @builtin(num_workgroups) num_wg: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let t = wg.y * num_wg.x + wg.x;
+    let t = workgroup_index(wg, num_wg);
     let pixel_tiles = (params.pixels + TILE_P - 1u) / TILE_P;
     let per_slice = params.oc_tiles * params.groups * pixel_tiles;
     let slice = t / per_slice;
@@ -97,18 +97,15 @@ fn main(
             tap(o2, channel, i, j),
             tap(o3, channel, i, j),
         );
-        b_tile[row * 8u + col] = select(vec4<f32>(0.0), x, k0 + row < params.k_channels);
-        load_weights(group * k_rows + k0 + row, row, col, oc_tile);
-        workgroupBarrier();
-        multiply_tiles(col, row);
-        workgroupBarrier();
+        let b = select(vec4<f32>(0.0), x, k0 + row < params.k_channels);
+        multiply_step(b, group * k_rows + k0 + row, row, col, oc_tile);
     }
     // Unsplit: the output, finished. Split: the partial sums, into slot `slice` of the scratch
     // buffer bound as output_data, the bias with slice 0's and the activation left to
     // reduce_splits.
-    var epilogue = Epilogue(0u, true, params.activation);
+    var epilogue = Epilogue(0u, true, activation(ACTIVATION, params.alpha, params.beta));
     if params.k_slices > 1u {
-        epilogue = Epilogue(slice * params.pixels * params.c_out, slice == 0u, 0u);
+        epilogue = Epilogue(slice * params.pixels * params.c_out, slice == 0u, NO_ACTIVATION);
     }
     let oc_per_group = params.c_out / params.groups;
     store_tile(
@@ -126,13 +123,9 @@ fn main(
 // the activation of the sum of its partial sums, slot by slot in slice order, read from the
 // scratch buffer bound as input_data. One element per invocation, workgroups numbered linearly.
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn reduce_splits(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) num_wg: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-) {
+fn reduce_splits(id: Invocation) {
     let len = params.pixels * params.c_out;
-    let i = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
+    let i = invocation_index(id);
     if i >= len {
         return;
     }
@@ -140,5 +133,5 @@ fn reduce_splits(
     for (var s = 1u; s < params.k_slices; s++) {
         sum += input_data[s * len + i];
     }
-    output_data[i] = activate(sum, params.activation);
+    output_data[i] = activate(sum, activation(ACTIVATION, params.alpha, params.beta));
 }

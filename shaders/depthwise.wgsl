@@ -1,36 +1,34 @@
-// Depthwise convolution (groups = c_in, c_out = multiplier · c_in), NCHW f32.
+// Depthwise convolution (groups = c_in, c_out = multiplier · c_in), NCHW f32:
+// Y[n][oc][p] = act(b[oc] + Σ_taps W[oc][tap] · X[n][oc / multiplier][tap at p]).
 //
 // Dispatched by `Conv2d` in src/gpu/conv.rs when `Conv2dSpec::kind()` is `Depthwise`, as one
 // or more slices (one dispatch each, all in one compute pass), each covering the output
 // channels slice_first .. slice_first + tiles_y whose filters fit one uniform-buffer window.
 //
-// The host prepends conv_common.wgsl (ConvParams, the `finish` epilogue) to this file.
+// The host puts shared.wgsl (geometry, padded reads, activation) and conv_common.wgsl
+// (ConvParams, the conv bindings, the `finish` epilogue) before this file.
 //
-// Bindings (see src/gpu/pipelines.rs):
+// Bindings (the conv layout, src/gpu/pipelines.rs; declared by the fragments but bias):
 //   0  input_data   [n, c_in, h_in, w_in]
 //   1  weights      this slice's filters [oc in slice][k_h][k_w], 4 per vec4 (PyTorch OIHW with
-//                   I = 1). A uniform buffer: filters are small and read by many invocations.
+//                   I = 1)
 //   2  bias         [c_out]                    (zeros when the spec has no bias)
 //   3  output_data  [n, c_out, h_out, w_out]
 //   4  params       ConvParams (mirrors `ConvParams` in src/gpu/params.rs field for field)
 //
-// Kernel size, stride and dilation are pipeline-overridable constants, so the tap loops have
-// constant trip counts and unroll; one pipeline per (kernel, stride, dilation).
+// Kernel size, stride and dilation are pipeline-overridable constants (shared.wgsl), so the
+// tap loops have constant trip counts and unroll; one pipeline per (kernel, stride, dilation).
 //
 // Thread → output: invocations are numbered linearly over the slice's (n, oc) planes (the
 // grid may be spread over x and y, src/gpu/dispatch.rs); each computes a block of OUT_H rows
 // × OUT_W consecutive outputs. Per input row it loads the span those outputs share once into
 // registers (SPAN values: with stride 1 each input value serves up to K_W outputs of a row,
-// and up to OUT_H rows), then does the multiply-adds from registers. Border taps read a
-// clamped address and are zeroed by a select, so interior and border windows share one
-// branch-free path. Output channel oc reads input channel oc / multiplier
+// and up to OUT_H rows), then does the multiply-adds from registers. Border taps go through
+// the shared padded read (a clamped address zeroed by a select), so interior and border
+// windows share one branch-free path. Output channel oc reads input channel oc / multiplier
 // (= oc / c_out_per_group).
 
-@group(0) @binding(0) var<storage, read> input_data: array<f32>;
-@group(0) @binding(1) var<uniform> weights: array<vec4<f32>, 4096>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
-@group(0) @binding(4) var<uniform> params: ConvParams;
 
 const WORKGROUP_SIZE: u32 = 64u;
 // Consecutive outputs along a row, and rows, per invocation: an input row loaded once serves
@@ -40,12 +38,6 @@ const OUT_H: u32 = 2u;
 // Largest input span kept in registers; wider spans (big strides or dilations) load per tap.
 const MAX_SPAN: u32 = 32u;
 
-override K_H: u32 = 3u;
-override K_W: u32 = 3u;
-override STRIDE_H: u32 = 1u;
-override STRIDE_W: u32 = 1u;
-override DILATION_H: u32 = 1u;
-override DILATION_W: u32 = 1u;
 // Input columns read by OUT_W outputs of one kernel row, and input rows read by OUT_H rows.
 override SPAN: u32 = (OUT_W - 1u) * STRIDE_W + (K_W - 1u) * DILATION_W + 1u;
 override ROWS_IN: u32 = (OUT_H - 1u) * STRIDE_H + (K_H - 1u) * DILATION_H + 1u;
@@ -55,16 +47,12 @@ fn weight(i: u32) -> f32 {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) num_wg: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-) {
+fn main(id: Invocation) {
     // Invocation q covers rows oh0 .. oh0 + OUT_H and columns ow0 .. ow0 + OUT_W of plane
     // q / tiles_x, where tiles_x = ⌈h_out / OUT_H⌉ · ⌈w_out / OUT_W⌉ (blocks per plane):
     // consecutive invocations take consecutive column groups, then row pairs, then planes, so
     // small planes still fill every lane of a workgroup.
-    let q = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
+    let q = invocation_index(id);
     if q >= params.work_items {
         return;
     }
@@ -83,16 +71,12 @@ fn main(
     let ih0 = i32(oh0 * STRIDE_H) - i32(params.pad_top);
     let iw0 = i32(ow0 * STRIDE_W) - i32(params.pad_left);
 
-    // One code path for interior and border windows alike: divergent branches cost both sides
-    // on SIMD hardware (and on CPU drivers that run invocations as SIMD lanes), so border taps
-    // read a clamped, always-valid address and are zeroed by a select instead.
+    // One code path for interior and border windows alike (`padded_read`).
     // acc0[j] and acc1[j] are outputs (oh0, ow0 + j) and (oh0 + 1, ow0 + j).
     var acc0 = array<f32, OUT_W>();
     var acc1 = array<f32, OUT_W>();
     for (var r = 0u; r < ROWS_IN; r++) {
-        let ih = ih0 + i32(r);
-        let row_ok = ih >= 0 && ih < i32(params.h_in);
-        let row = in_base + u32(clamp(ih, 0, i32(params.h_in) - 1)) * params.w_in;
+        let row = padded_row(in_base, ih0 + i32(r), params.h_in, params.w_in);
         // Input row r is kernel row ky of output row i when r = i · STRIDE_H + ky · DILATION_H.
         let in_first = r % DILATION_H == 0u && r / DILATION_H < K_H;
         let d = r - min(r, STRIDE_H);
@@ -103,9 +87,7 @@ fn main(
             // The input span shared by the OUT_W outputs, loaded once.
             var span = array<f32, MAX_SPAN>();
             for (var s = 0u; s < SPAN; s++) {
-                let iw = iw0 + i32(s);
-                let v = input_data[row + u32(clamp(iw, 0, i32(params.w_in) - 1))];
-                span[s] = select(0.0, v, row_ok && iw >= 0 && iw < i32(params.w_in));
+                span[s] = padded_read(row, iw0 + i32(s));
             }
             for (var kx = 0u; kx < K_W; kx++) {
                 if in_first {
@@ -124,9 +106,7 @@ fn main(
         } else {
             for (var kx = 0u; kx < K_W; kx++) {
                 for (var j = 0u; j < OUT_W; j++) {
-                    let iw = iw0 + i32(j * STRIDE_W + kx * DILATION_W);
-                    let v = input_data[row + u32(clamp(iw, 0, i32(params.w_in) - 1))];
-                    let x = select(0.0, v, row_ok && iw >= 0 && iw < i32(params.w_in));
+                    let x = padded_read(row, iw0 + i32(j * STRIDE_W + kx * DILATION_W));
                     if in_first {
                         acc0[j] += x * weight(w_base + ky0 * K_W + kx);
                     }

@@ -1,11 +1,12 @@
 // Elementwise ops for whole networks, NCHW f32: residual add, channel concatenation, or an
-// activation alone, each followed by the fused activation (none, ReLU, ReLU6).
+// activation alone, each followed by the fused activation (any `Activation`, shared.wgsl).
 //
-// Dispatched by src/gpu/ops/elementwise.rs (`gpu_ops::add`, `concat`, `activation`).
+// Dispatched by src/gpu/ops/elementwise.rs (`gpu_ops::add`, `concat`, `activation`). The host
+// puts shared.wgsl (`activate`, the invocation numbering) before this file.
 //
 // Bindings (the op layout, `OpPipelines` in src/gpu/ops/mod.rs):
-//   0  a            [n, c_a, h, w]
-//   1  b            [n, c_b, h, w]   (add: same shape as a; activation: a again, not read)
+//   0  input_data   a: [n, c_a, h, w]  (declared in shared.wgsl)
+//   1  other        b: [n, c_b, h, w]   (add: same shape as a; activation: a again, not read)
 //   3  output_data  add, activation: [n, c_a, h, w]; concat: [n, c_a + c_b, h, w]
 //   4  params       ElementwiseParams (mirrors src/gpu/ops/params.rs field for field)
 //
@@ -18,51 +19,39 @@
 struct ElementwiseParams {
     mode: u32, activation: u32, out_len: u32, plane: u32,
     c_a: u32, c_b: u32, c_out: u32, pad0: u32,
+    alpha: u32, beta: u32, pad1: u32, pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(1) var<storage, read> other: array<f32>;
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: ElementwiseParams;
 
 const WORKGROUP_SIZE: u32 = 64u;
 
-fn activate(x: f32) -> f32 {
-    switch params.activation {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return clamp(x, 0.0, 6.0); }
-        default: { return x; }
-    }
-}
-
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) num_wg: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-) {
-    let index = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
+fn main(id: Invocation) {
+    let index = invocation_index(id);
     if index >= params.out_len {
         return;
     }
     var v: f32;
     switch params.mode {
         case 0u: {
-            v = a[index] + b[index];
+            v = input_data[index] + other[index];
         }
         case 1u: {
             let p = index % params.plane;
             let c = (index / params.plane) % params.c_out;
             let n = index / (params.plane * params.c_out);
             if c < params.c_a {
-                v = a[(n * params.c_a + c) * params.plane + p];
+                v = input_data[(n * params.c_a + c) * params.plane + p];
             } else {
-                v = b[(n * params.c_b + (c - params.c_a)) * params.plane + p];
+                v = other[(n * params.c_b + (c - params.c_a)) * params.plane + p];
             }
         }
         default: {
-            v = a[index];
+            v = input_data[index];
         }
     }
-    output_data[index] = activate(v);
+    output_data[index] = activate(v, activation(params.activation, params.alpha, params.beta));
 }

@@ -5,15 +5,20 @@
 // Run by `SeparableBlock` (src/gpu/separable.rs, host code in src/gpu/fused.rs) when its
 // fusion choice says so: one dispatch for the whole block.
 //
-// The host prepends gemm_tile.wgsl: this is its tiled matrix product (TILE_OC = 64 output
+// The host puts shared.wgsl (geometry, padded reads, activation) and gemm_tile.wgsl before
+// this file: this is gemm_tile's tiled matrix product (TILE_OC = 64 output
 // channels × TILE_P = 32 pixels per workgroup, TILE_K = 8 channels per step) whose B tile is
 // made on the fly: per step the workgroup's 64 invocations compute the 8 × 32 depthwise values
 // of its pixels, 4 each, into workgroup memory. So the depthwise values of a pixel tile are
 // computed once per 64 output channels (c_out / 64 times in all): K_H·K_W multiply-adds per
 // value against 64 pointwise ones, in exchange for the intermediate tensor's write and reads.
+// The depthwise values come from the same shared pieces as depthwise.wgsl's (the geometry
+// overrides, `padded_row`/`padded_read` through gemm_tile's `tap`, `activate`); only the
+// blocking differs: 4 flattened pixels of one channel here (a quad of the B tile), a 2 × 8
+// block sharing one input span there.
 //
 // Bindings (src/gpu/pipelines.rs, `Pipelines::tiled_layout`):
-//   0  input_data   [n, c_in, h_in, w_in]
+//   0  input_data   [n, c_in, h_in, w_in]  (declared in shared.wgsl)
 //   1  dw_weights   [c_mid, K_H, K_W] (PyTorch's layout for a depthwise conv)
 //   2  dw_bias      [c_mid] (zeros when the spec has none)
 //   3  pw_weights   transposed and zero-padded: [c_mid rounded up to TILE_K][oc_vec4] vec4s,
@@ -22,7 +27,6 @@
 //   5  output_data  [n, c_out, h_out, w_out]
 //   6  params       TileParams, k_channels = c_mid, stride = the pointwise stride, groups = 1
 
-@group(0) @binding(0) var<storage, read> input_data: array<f32>;
 @group(0) @binding(1) var<storage, read> dw_weights: array<f32>;
 @group(0) @binding(2) var<storage, read> dw_bias: array<f32>;
 @group(0) @binding(3) var<storage, read> pw_weights: array<vec4<f32>>;
@@ -56,12 +60,7 @@ fn depthwise_quad(c: u32, q: u32) -> vec4<f32> {
             sum += w * x;
         }
     }
-    switch params.dw_activation {
-        case 1u: { sum = max(sum, vec4<f32>(0.0)); }
-        case 2u: { sum = clamp(sum, vec4<f32>(0.0), vec4<f32>(6.0)); }
-        default: {}
-    }
-    return sum;
+    return activate4(sum, activation(DW_ACTIVATION, params.dw_alpha, params.dw_beta));
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -70,7 +69,7 @@ fn main(
     @builtin(num_workgroups) num_wg: vec3<u32>,
     @builtin(local_invocation_index) local: u32,
 ) {
-    let t = wg.y * num_wg.x + wg.x;
+    let t = workgroup_index(wg, num_wg);
     let oc_tile = t % params.oc_tiles;
     let q_first = (t / params.oc_tiles) * TILE_P;
     // Uniform across the workgroup, so the barriers below stay in uniform control flow.
@@ -80,11 +79,7 @@ fn main(
     let row = local / 8u;
     let col = local % 8u;
     for (var k0 = 0u; k0 < params.k_channels; k0 += TILE_K) {
-        b_tile[row * 8u + col] = depthwise_quad(k0 + row, q_first + col * 4u);
-        load_weights(k0 + row, row, col, oc_tile);
-        workgroupBarrier();
-        multiply_tiles(col, row);
-        workgroupBarrier();
+        multiply_step(depthwise_quad(k0 + row, q_first + col * 4u), k0 + row, row, col, oc_tile);
     }
     store_tile(
         q_first,
@@ -93,6 +88,6 @@ fn main(
         oc_tile * (TILE_OC / 4u),
         col,
         row,
-        Epilogue(0u, true, params.activation),
+        Epilogue(0u, true, activation(ACTIVATION, params.alpha, params.beta)),
     );
 }

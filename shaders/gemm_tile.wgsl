@@ -1,13 +1,20 @@
-// Shared by the tiled matrix-product kernels, conv_gemm.wgsl and fused_separable.wgsl:
-// the host prepends this file to each (src/gpu/pipelines.rs). It uses the kernel's
-// `input_data`, `pw_weights`, `pw_bias`, `output_data` and `params` bindings.
+// The tiled-product fragment, shared by the tiled matrix-product kernels, conv_gemm.wgsl and
+// fused_separable.wgsl: the host puts it after shared.wgsl and before the kernel's file
+// (src/gpu/pipelines.rs, `TiledShader::source`).
+//
+// Bindings: declared by each kernel (the numbers differ), by these names:
+//   input_data   [n, c_in, h_in, w_in]
+//   pw_weights   the product's weights, transposed and zero-padded (src/gpu/gemm.rs)
+//   pw_bias      their bias, zero-padded vec4s
+//   output_data  [n, c_out, h_out, w_out] (or a split product's scratch slots)
+//   params       TileParams
 //
 // A workgroup computes Y[TILE_OC × TILE_P] = act(b + W · B) for one tile of output channels
 // and of flattened (n, oh, ow) output pixels, summing over K = k_channels channels TILE_K at a
 // time (conv_gemm.wgsl may split K over several workgroups: each then stores a partial sum,
 // see `Epilogue`). Per step the kernel fills `b_tile` with the step's B values in its own way (input
-// values, or depthwise outputs computed on the spot), `load_weights` fills `weight_tile`,
-// and after a barrier `multiply_tiles` adds the step into each invocation's 4-pixel ×
+// values, or depthwise outputs computed on the spot) and hands them to `multiply_step`, which
+// fills `weight_tile` and after a barrier adds the step into each invocation's 4-pixel ×
 // 8-channel register tile. Invocation `local` loads row local / 8 of both tiles (pixel quad
 // or weight pair local % 8) and multiplies pixels 4·(local % 8) .. +4 by output channels
 // 8·(local / 8) .. +8 of the tile.
@@ -23,6 +30,7 @@ struct TileParams {
     h_out: u32, w_out: u32, pad_top: u32, pad_left: u32,
     stride_h: u32, stride_w: u32, dw_activation: u32, activation: u32,
     oc_tiles: u32, pixels: u32, groups: u32, k_slices: u32,
+    dw_alpha: u32, dw_beta: u32, alpha: u32, beta: u32,
 }
 
 const WORKGROUP_SIZE: u32 = 64u;
@@ -44,15 +52,6 @@ var<private> hi0: vec4<f32>;
 var<private> hi1: vec4<f32>;
 var<private> hi2: vec4<f32>;
 var<private> hi3: vec4<f32>;
-
-// The convolution's geometry (the depthwise half's in the fused block), specialised per
-// pipeline so that the tap arithmetic folds and the tap loops unroll (1 × 1 for pointwise).
-override K_H: u32 = 1u;
-override K_W: u32 = 1u;
-override STRIDE_H: u32 = 1u;
-override STRIDE_W: u32 = 1u;
-override DILATION_H: u32 = 1u;
-override DILATION_W: u32 = 1u;
 
 // Where the taps of one output pixel start: its top-left input row and column (before
 // dilation) and the offset of its first input plane.
@@ -78,24 +77,11 @@ fn origin(q: u32, sample_h: u32, sample_w: u32, channel_first: u32) -> Origin {
     );
 }
 
-// The input under tap (i, j) of origin o, `channel` elements (whole planes) past its first
-// plane; 0 in the padding: the load index is clamped into the plane and the value selected,
-// without a branch.
+// The input under tap (i, j) of origin o (the geometry overrides of shared.wgsl), `channel`
+// elements (whole planes) past its first plane; 0 in the padding (`padded_read`).
 fn tap(o: Origin, channel: u32, i: u32, j: u32) -> f32 {
-    let row = o.row + i32(i * DILATION_H);
-    let col = o.col + i32(j * DILATION_W);
-    let inside = row >= 0 && row < i32(params.h_in) && col >= 0 && col < i32(params.w_in);
-    let r = u32(clamp(row, 0, i32(params.h_in) - 1));
-    let c = u32(clamp(col, 0, i32(params.w_in) - 1));
-    return select(0.0, input_data[o.plane + channel + r * params.w_in + c], inside);
-}
-
-fn activate(y: f32, activation: u32) -> f32 {
-    switch activation {
-        case 1u: { return max(y, 0.0); }
-        case 2u: { return clamp(y, 0.0, 6.0); }
-        default: { return y; }
-    }
+    let row = padded_row(o.plane + channel, o.row + i32(i * DILATION_H), params.h_in, params.w_in);
+    return padded_read(row, o.col + i32(j * DILATION_W));
 }
 
 // Row `row` of the step's weight tile: channel k of K, the vec4 pair `col` of the tile's
@@ -105,6 +91,18 @@ fn load_weights(k: u32, row: u32, col: u32, oc_tile: u32) {
     let w = k * params.oc_vec4 + oc_tile * (TILE_OC / 4u) + col * 2u;
     weight_tile[row * 16u + col * 2u] = pw_weights[w];
     weight_tile[row * 16u + col * 2u + 1u] = pw_weights[w + 1u];
+}
+
+// One step of the product: invocation (row, col) puts the B values `b` (row `row`, pixel quad
+// `col` of the step) into b_tile and row k of the weights into weight_tile; after a barrier
+// every invocation adds the step into its register tile, and a second barrier frees the tiles
+// for the next step. Called in uniform control flow.
+fn multiply_step(b: vec4<f32>, k: u32, row: u32, col: u32, oc_tile: u32) {
+    b_tile[row * 8u + col] = b;
+    load_weights(k, row, col, oc_tile);
+    workgroupBarrier();
+    multiply_tiles(col, row);
+    workgroupBarrier();
 }
 
 // Adds the step's product into the register tile of pixel quad px and channel octet oc8.
@@ -126,11 +124,11 @@ fn multiply_tiles(px: u32, oc8: u32) {
 
 // How a tile's sums are finished and where they go: `offset` elements past the output index
 // (a split product's partial sums go to slot `split` of a scratch buffer), with or without the
-// bias, then `activation` (0: none).
+// bias, then `activation`.
 struct Epilogue {
     offset: u32,
     with_bias: bool,
-    activation: u32,
+    activation: Activation,
 }
 
 // Stores one pixel's 8 output channels from oc on (global indices; those from oc_end on are

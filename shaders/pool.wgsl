@@ -2,10 +2,11 @@
 // divisor; global average pooling is the window over the whole plane. PyTorch's
 // MaxPool2d / AvgPool2d with ceil_mode = false.
 //
-// Dispatched by src/gpu/ops/pool.rs (`gpu_ops::pool2d`).
+// Dispatched by src/gpu/ops/pool.rs (`gpu_ops::pool2d`). The host puts shared.wgsl (the
+// invocation numbering) before this file.
 //
 // Bindings (the op layout, `OpPipelines` in src/gpu/ops/mod.rs):
-//   0  input_data   [n, c, h_in, w_in]
+//   0  input_data   [n, c, h_in, w_in]  (declared in shared.wgsl)
 //   1               (the input again; not declared here)
 //   3  output_data  [n, c, h_out, w_out]
 //   4  params       PoolParams (mirrors src/gpu/ops/params.rs field for field)
@@ -25,7 +26,6 @@ struct PoolParams {
     mode: u32, out_len: u32, pad0: u32, pad1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> input_data: array<f32>;
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: PoolParams;
 
@@ -36,12 +36,8 @@ const WORKGROUP_SIZE: u32 = 64u;
 const LOWEST: f32 = -3.40282346638528859811704183484516925440e38;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) num_wg: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-) {
-    let index = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
+fn main(id: Invocation) {
+    let index = invocation_index(id);
     if index >= params.out_len {
         return;
     }

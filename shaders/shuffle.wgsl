@@ -2,10 +2,11 @@
 // groups × (c / groups) matrix, transpose, flatten. Output channel oc reads input channel
 // (oc % groups) · (c / groups) + oc / groups.
 //
-// Dispatched by src/gpu/ops/shuffle.rs (`gpu_ops::channel_shuffle`).
+// Dispatched by src/gpu/ops/shuffle.rs (`gpu_ops::channel_shuffle`). The host puts shared.wgsl
+// (the invocation numbering) before this file.
 //
 // Bindings (the op layout, `OpPipelines` in src/gpu/ops/mod.rs):
-//   0  input_data   [n, c, h, w]
+//   0  input_data   [n, c, h, w]  (declared in shared.wgsl)
 //   1               (the input again; not declared here)
 //   3  output_data  [n, c, h, w]
 //   4  params       ShuffleParams (mirrors src/gpu/ops/params.rs field for field)
@@ -17,19 +18,14 @@ struct ShuffleParams {
     c: u32, groups: u32, plane: u32, out_len: u32,
 }
 
-@group(0) @binding(0) var<storage, read> input_data: array<f32>;
 @group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
 @group(0) @binding(4) var<uniform> params: ShuffleParams;
 
 const WORKGROUP_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) num_wg: vec3<u32>,
-    @builtin(local_invocation_index) local: u32,
-) {
-    let index = (wg.y * num_wg.x + wg.x) * WORKGROUP_SIZE + local;
+fn main(id: Invocation) {
+    let index = invocation_index(id);
     if index >= params.out_len {
         return;
     }

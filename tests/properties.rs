@@ -1,6 +1,7 @@
 //! Property tests: random valid specs of every kind, run on the GPU into a NaN-poisoned output
 //! and compared with the f64 reference, on seeded normal data (with the tolerance from
-//! `common::tolerances`) and on small integers (bit for bit).
+//! `common::tolerances`) and on small integers (bit for bit where the activation rounds at most
+//! once, `common::exact_activation`; within the tolerance otherwise).
 //!
 //! Reproducible: the generator is proptest with a fixed seed (override with
 //! `SEPCONV_PROPTEST_SEED=<u64>`; `SEPCONV_PROPTEST_CASES=<n>` scales the case counts, which
@@ -17,7 +18,7 @@
 mod common;
 mod limited;
 
-use common::{assert_matches, gpu, tolerances, ConvData};
+use common::{assert_matches, exact_activation, gpu, tolerances, ConvData};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 use sepconv::{
@@ -84,11 +85,24 @@ fn run_property<S>(
     }
 }
 
+/// Every kind, the parametrised ones with drawn parameters (quarters, so that integer data
+/// stays exact through LeakyRelu and Clip); half the draws the common three.
 fn activation() -> impl Strategy<Value = Activation> {
+    let quarter = |lo: i32, hi: i32| (lo..=hi).prop_map(|q| q as f32 / 4.0);
     prop_oneof![
-        Just(Activation::None),
-        Just(Activation::Relu),
-        Just(Activation::Relu6)
+        3 => prop_oneof![
+            Just(Activation::None),
+            Just(Activation::Relu),
+            Just(Activation::Relu6)
+        ],
+        3 => proptest::sample::select(Activation::ALL.to_vec()),
+        1 => quarter(-8, 8).prop_map(Activation::LeakyRelu),
+        1 => (quarter(-24, 8), quarter(0, 24)).prop_map(|(min, span)| Activation::Clip {
+            min,
+            max: min + span,
+        }),
+        1 => (quarter(-8, 8), quarter(-8, 8))
+            .prop_map(|(alpha, beta)| Activation::HardSigmoidOnnx { alpha, beta }),
     ]
 }
 
@@ -281,7 +295,9 @@ fn matches_reference_on(
         let data = ConvData::new(&spec, input, data_seed, exact);
         let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias())
             .map_err(|e| TestCaseError::fail(format!("reference: {e}")))?;
-        let tol = (!exact).then(|| tolerances(&spec, &data, &want));
+        // Integers stay exact through activations that round at most once.
+        let tol =
+            (!exact || !exact_activation(spec.activation)).then(|| tolerances(&spec, &data, &want));
         let label = if exact { "integers" } else { "normal" };
         let got = run_gpu(gpu, spec, &data)?;
         assert_matches(

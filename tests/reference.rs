@@ -219,6 +219,7 @@ fn conv_i64_scatter(
             Activation::None => *v,
             Activation::Relu => (*v).max(0),
             Activation::Relu6 => (*v).clamp(0, 6),
+            other => unreachable!("the integer oracle covers None, Relu and Relu6, not {other:?}"),
         };
     }
     (os, y)

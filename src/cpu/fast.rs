@@ -368,10 +368,17 @@ fn epilogue(geo: &Geometry, block: &mut Block<'_>, bias: Option<&[f32]>) {
         match row.try_as_row_major_mut() {
             Some(row) => {
                 let row = row.as_slice_mut();
+                // `Activation::apply` holds the arithmetic; the arms only give the common
+                // kinds a loop of their own, with the match folded away.
                 match act {
                     Activation::None => row.iter_mut().for_each(|v| *v += b),
-                    Activation::Relu => row.iter_mut().for_each(|v| *v = (*v + b).max(0.0)),
-                    Activation::Relu6 => row.iter_mut().for_each(|v| *v = (*v + b).clamp(0.0, 6.0)),
+                    Activation::Relu => row
+                        .iter_mut()
+                        .for_each(|v| *v = Activation::Relu.apply(*v + b)),
+                    Activation::Relu6 => row
+                        .iter_mut()
+                        .for_each(|v| *v = Activation::Relu6.apply(*v + b)),
+                    act => row.iter_mut().for_each(|v| *v = act.apply(*v + b)),
                 }
             }
             None => {

@@ -25,6 +25,7 @@ use crate::tensor::Tensor;
 /// # Ok::<(), sepconv::Error>(())
 /// ```
 pub fn add(a: &Tensor, b: &Tensor, activation: Activation) -> Result<Tensor> {
+    activation.validate()?;
     let shape = add_shape(a.shape(), b.shape())?;
     let data = a
         .data()
@@ -40,6 +41,7 @@ pub fn add(a: &Tensor, b: &Tensor, activation: Activation) -> Result<Tensor> {
 /// # Errors
 /// [`crate::Error::Incompatible`] when batch or spatial sizes differ.
 pub fn concat(a: &Tensor, b: &Tensor, activation: Activation) -> Result<Tensor> {
+    activation.validate()?;
     let shape = concat_shape(a.shape(), b.shape())?;
     let plane = shape.h * shape.w;
     let (block_a, block_b) = (a.shape().c * plane, b.shape().c * plane);
@@ -55,7 +57,12 @@ pub fn concat(a: &Tensor, b: &Tensor, activation: Activation) -> Result<Tensor> 
 }
 
 /// `activation(x)`.
+///
+/// # Errors
+/// [`crate::Error::InvalidArgument`] for an activation with invalid parameters
+/// ([`Activation::validate`]).
 pub fn activation(x: &Tensor, activation: Activation) -> Result<Tensor> {
+    activation.validate()?;
     let data = x.data().iter().map(|&v| activation.apply(v)).collect();
     Tensor::new(x.shape(), data)
 }

@@ -4,7 +4,7 @@
 
 use super::entry;
 use super::gemm::{self, Launches, TileParams};
-use super::pipelines::{geometry, TiledShader};
+use super::pipelines::{epilogue, geometry, TiledShader};
 use super::{Conv2d, Gpu, GpuTensor};
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Shape};
@@ -41,9 +41,13 @@ impl FusedKernel {
         let storage = wgpu::BufferUsages::STORAGE;
         let upload =
             |label, data: &[f32]| gpu.buffer_init(label, bytemuck::cast_slice(data), storage);
-        let pipeline =
-            gpu.pipelines()
-                .tiled(gpu.dev(), TiledShader::FusedSeparable, &geometry(dw))?;
+        // The depthwise half's geometry and activation kind, the pointwise half's activation.
+        let mut constants = geometry(dw);
+        constants.push(("DW_ACTIVATION", dw.activation.code()));
+        constants.extend(epilogue(pw));
+        let pipeline = gpu
+            .pipelines()
+            .tiled(gpu.dev(), TiledShader::FusedSeparable, &constants)?;
         Ok(Self {
             gpu: gpu.clone(),
             depthwise: *dw,
@@ -102,8 +106,11 @@ impl FusedKernel {
         let pads = dw.pads(input.h, input.w);
         // The product's fields come from the pointwise half (its stride, activation, one
         // group), the taps' from the depthwise half.
+        let [dw_alpha, dw_beta] = dw.activation.parameter_bits();
         Ok(TileParams {
             multiplier: (dw.c_out / dw.c_in) as u32,
+            dw_alpha,
+            dw_beta,
             pad_top: pads.top as u32,
             pad_left: pads.left as u32,
             dw_activation: dw.activation.code(),

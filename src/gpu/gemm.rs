@@ -6,7 +6,7 @@
 
 use super::choice::SplitK;
 use super::dispatch;
-use super::pipelines::{geometry, TiledShader};
+use super::pipelines::{epilogue, geometry, TiledShader};
 use super::recent::Recent;
 use super::split;
 use super::tune::RunKey;
@@ -25,7 +25,7 @@ pub(crate) const TILE_K: usize = 8;
 const _: () = assert!(TILE_OC * TILE_P == WORKGROUP_SIZE * 4 * 8);
 
 /// Mirrors `struct TileParams` in gemm_tile.wgsl field for field (checked by a naga test in
-/// `pipelines.rs`). 20 `u32`s = 80 bytes, a multiple of 16 as uniform blocks require.
+/// `pipelines.rs`). 24 `u32`s = 96 bytes, a multiple of 16 as uniform blocks require.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct TileParams {
@@ -64,11 +64,17 @@ pub(crate) struct TileParams {
     /// Slices the rows k are split into, each a whole number of steps (1: not split; the
     /// fused kernel never is).
     pub k_slices: u32,
+    /// The depthwise activation's parameters α, β as f32 bits (fused block).
+    pub dw_alpha: u32,
+    pub dw_beta: u32,
+    /// The (pointwise) activation's parameters α, β as f32 bits.
+    pub alpha: u32,
+    pub beta: u32,
 }
 
 /// Field names in declaration order, for the test that compares them with the WGSL struct.
 #[cfg(test)]
-pub(crate) const TILE_PARAMS_FIELDS: [&str; 20] = [
+pub(crate) const TILE_PARAMS_FIELDS: [&str; 24] = [
     "n",
     "c_in",
     "h_in",
@@ -89,6 +95,10 @@ pub(crate) const TILE_PARAMS_FIELDS: [&str; 20] = [
     "pixels",
     "groups",
     "k_slices",
+    "dw_alpha",
+    "dw_beta",
+    "alpha",
+    "beta",
 ];
 
 /// Output channels (of one group) rounded up to whole tiles.
@@ -110,6 +120,7 @@ impl TileParams {
         let u = |v: usize| v as u32;
         let oc_padded = padded_c_out(output.c / spec.groups);
         let pads = spec.pads(input.h, input.w);
+        let [alpha, beta] = spec.activation.parameter_bits();
         Self {
             n: u(input.n),
             c_in: u(input.c),
@@ -130,6 +141,8 @@ impl TileParams {
             pixels: u(output.n * output.h * output.w),
             groups: u(spec.groups),
             k_slices: 1,
+            alpha,
+            beta,
             ..Self::default()
         }
     }
@@ -399,9 +412,11 @@ impl GemmConv {
         let transposed = transpose_weights(weights, spec.groups, k_rows(spec), spec.c_out);
         gpu.check_binding_size("transposed weights", transposed.len() as u64 * 4)?;
         let storage = wgpu::BufferUsages::STORAGE;
-        let pipeline = gpu
-            .pipelines()
-            .tiled(gpu.dev(), TiledShader::ConvGemm, &geometry(spec))?;
+        let pipeline = gpu.pipelines().tiled(
+            gpu.dev(),
+            TiledShader::ConvGemm,
+            &[geometry(spec), epilogue(spec)].concat(),
+        )?;
         Ok(Self {
             gpu: gpu.clone(),
             pipeline,
@@ -473,10 +488,11 @@ impl GemmConv {
         let Some(reduce) = &launch.reduce else {
             return Ok(());
         };
-        let pipeline =
-            self.gpu
-                .pipelines()
-                .tiled(self.gpu.dev(), TiledShader::ReduceSplits, &Vec::new())?;
+        let pipeline = self.gpu.pipelines().tiled(
+            self.gpu.dev(),
+            TiledShader::ReduceSplits,
+            &epilogue(&key.spec),
+        )?;
         encode(
             &self.gpu,
             encoder,

@@ -3,7 +3,7 @@
 use crate::spec::{Conv2dSpec, Shape};
 
 /// Mirrors `struct ConvParams` in every conv shader, field for field (checked by the naga
-/// unit tests in `pipelines.rs`). 28 `u32`s = 112 bytes, a multiple of 16 as uniform blocks
+/// unit tests in `pipelines.rs`). 32 `u32`s = 128 bytes, a multiple of 16 as uniform blocks
 /// require.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -44,11 +44,16 @@ pub(crate) struct ConvParams {
     pub k_count: u32,
     /// Bit 0: add to partial sums already in the output; bit 1: apply the activation.
     pub slice_flags: u32,
+    /// The activation's parameters α and β as f32 bits (`Activation::parameter_bits`).
+    pub act_alpha: u32,
+    pub act_beta: u32,
+    pub pad0: u32,
+    pub pad1: u32,
 }
 
 /// Field names in declaration order, for the test that compares them with the WGSL struct.
 #[cfg(test)]
-pub(crate) const CONV_PARAMS_FIELDS: [&str; 28] = [
+pub(crate) const CONV_PARAMS_FIELDS: [&str; 32] = [
     "n",
     "c_in",
     "h_in",
@@ -77,6 +82,10 @@ pub(crate) const CONV_PARAMS_FIELDS: [&str; 28] = [
     "k_begin",
     "k_count",
     "slice_flags",
+    "act_alpha",
+    "act_beta",
+    "pad0",
+    "pad1",
 ];
 
 /// What one dispatch covers and how it is tiled; computed by the kernel plan in `conv.rs`.
@@ -98,6 +107,7 @@ impl ConvParams {
     pub(crate) fn new(spec: &Conv2dSpec, input: Shape, output: Shape, tiling: Tiling) -> Self {
         let pads = spec.pads(input.h, input.w);
         let u = |v: usize| v as u32;
+        let [act_alpha, act_beta] = spec.activation.parameter_bits();
         Self {
             n: u(input.n),
             c_in: u(input.c),
@@ -127,6 +137,10 @@ impl ConvParams {
             k_begin: tiling.k_begin,
             k_count: tiling.k_count,
             slice_flags: tiling.slice_flags,
+            act_alpha,
+            act_beta,
+            pad0: 0,
+            pad1: 0,
         }
     }
 }

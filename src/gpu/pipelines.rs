@@ -6,6 +6,19 @@ use std::sync::Mutex;
 use super::scoped::ScopedDevice;
 use crate::error::Result;
 
+/// A kernel's WGSL source, assembled at compile time (WGSL has no includes): `shared.wgsl`,
+/// the one place for the functions every kernel shares (the activation, the padded-tap read,
+/// the geometry overrides, the invocation numbering), then the named files of `shaders/` in
+/// order: the kernel family's fragment, if any, and the kernel's own file.
+macro_rules! wgsl {
+    ($($file:literal),+) => {
+        concat!(
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/shared.wgsl")),
+            $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)),)+
+        )
+    };
+}
+
 /// One WGSL file per kernel family, embedded at compile time after the parts it shares with
 /// the others (see [`Shader::source`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,25 +34,14 @@ impl Shader {
     #[cfg(test)]
     pub(crate) const CONV: [Shader; 3] = [Shader::Depthwise, Shader::Pointwise, Shader::Grouped];
 
-    /// The WGSL source: the kernel's file after the parts it shares with other kernels
-    /// (WGSL has no includes): `conv_common.wgsl` (the parameters struct and the epilogue)
-    /// for all three, `channel_tile.wgsl` (the register tile) for pointwise and grouped.
+    /// The WGSL source ([`wgsl!`]): `conv_common.wgsl` (the parameters, the bindings, the
+    /// epilogue) for all three, `channel_tile.wgsl` (the register tile) for pointwise and
+    /// grouped, then the kernel's file.
     pub(crate) const fn source(self) -> &'static str {
         match self {
-            Shader::Depthwise => concat!(
-                include_str!("../../shaders/conv_common.wgsl"),
-                include_str!("../../shaders/depthwise.wgsl")
-            ),
-            Shader::Pointwise => concat!(
-                include_str!("../../shaders/conv_common.wgsl"),
-                include_str!("../../shaders/channel_tile.wgsl"),
-                include_str!("../../shaders/pointwise.wgsl")
-            ),
-            Shader::Grouped => concat!(
-                include_str!("../../shaders/conv_common.wgsl"),
-                include_str!("../../shaders/channel_tile.wgsl"),
-                include_str!("../../shaders/grouped.wgsl")
-            ),
+            Shader::Depthwise => wgsl!("conv_common.wgsl", "depthwise.wgsl"),
+            Shader::Pointwise => wgsl!("conv_common.wgsl", "channel_tile.wgsl", "pointwise.wgsl"),
+            Shader::Grouped => wgsl!("conv_common.wgsl", "channel_tile.wgsl", "grouped.wgsl"),
         }
     }
 
@@ -84,6 +86,13 @@ pub(crate) fn geometry(spec: &crate::spec::Conv2dSpec) -> Constants {
     ]
 }
 
+/// The kind of `spec`'s activation as the override constant `ACTIVATION` (shared.wgsl), set
+/// on every convolution pipeline: the epilogue's switch then folds to one kind (the
+/// parameters stay uniform data, so there is one pipeline per kind, not per value).
+pub(crate) fn epilogue(spec: &crate::spec::Conv2dSpec) -> Constants {
+    vec![("ACTIVATION", spec.activation.code())]
+}
+
 /// A pipeline is a shader (named by its label) specialised by its override constants.
 type PipelineKey = (&'static str, Constants);
 
@@ -109,18 +118,14 @@ impl TiledShader {
         TiledShader::ReduceSplits,
     ];
 
-    /// The WGSL source: `gemm_tile.wgsl` (parameters, tiles, product, epilogue) before the
-    /// kernel's own file.
+    /// The WGSL source ([`wgsl!`]): `gemm_tile.wgsl` (parameters, tiles, product, store)
+    /// before the kernel's own file.
     pub(crate) const fn source(self) -> &'static str {
         match self {
-            TiledShader::ConvGemm | TiledShader::ReduceSplits => concat!(
-                include_str!("../../shaders/gemm_tile.wgsl"),
-                include_str!("../../shaders/conv_gemm.wgsl")
-            ),
-            TiledShader::FusedSeparable => concat!(
-                include_str!("../../shaders/gemm_tile.wgsl"),
-                include_str!("../../shaders/fused_separable.wgsl")
-            ),
+            TiledShader::ConvGemm | TiledShader::ReduceSplits => {
+                wgsl!("gemm_tile.wgsl", "conv_gemm.wgsl")
+            }
+            TiledShader::FusedSeparable => wgsl!("gemm_tile.wgsl", "fused_separable.wgsl"),
         }
     }
 
@@ -191,12 +196,12 @@ impl OpShader {
     pub(crate) const ALL: [OpShader; 3] =
         [OpShader::Elementwise, OpShader::Pool, OpShader::Shuffle];
 
-    /// The WGSL source.
+    /// The WGSL source: the op's file after `shared.wgsl` ([`wgsl!`]).
     pub(crate) const fn source(self) -> &'static str {
         match self {
-            OpShader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
-            OpShader::Pool => include_str!("../../shaders/pool.wgsl"),
-            OpShader::Shuffle => include_str!("../../shaders/shuffle.wgsl"),
+            OpShader::Elementwise => wgsl!("elementwise.wgsl"),
+            OpShader::Pool => wgsl!("pool.wgsl"),
+            OpShader::Shuffle => wgsl!("shuffle.wgsl"),
         }
     }
 
@@ -514,6 +519,45 @@ mod tests {
         for shader in TiledShader::ALL {
             parse(shader.label(), shader.source());
         }
+    }
+
+    /// Every file in shaders/, fragments included, opens with a comment that says what it
+    /// computes and gives its binding table; the functions every kernel shares are defined in
+    /// shared.wgsl alone.
+    #[test]
+    fn shader_files_open_with_their_bindings_and_share_one_place() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
+        let mut files = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("wgsl") {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            let header: Vec<&str> = text.lines().take_while(|l| l.starts_with("//")).collect();
+            assert!(header.len() >= 3, "{}: no opening comment", path.display());
+            assert!(
+                header.iter().any(|l| l.contains("Bindings")),
+                "{}: the opening comment has no binding table",
+                path.display()
+            );
+            let shared = path.file_name().unwrap() == "shared.wgsl";
+            for function in [
+                "fn activate(",
+                "fn padded_row(",
+                "fn padded_read(",
+                "fn invocation_index(",
+            ] {
+                assert_eq!(
+                    text.contains(function),
+                    shared,
+                    "{}: {function}",
+                    path.display()
+                );
+            }
+        }
+        assert!(files >= 14, "{files} shader files");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::dispatch;
 use super::pack;
 use super::params::{ConvParams, Tiling};
-use super::pipelines::{geometry, Constants, Shader, WEIGHT_WINDOW_FLOATS};
+use super::pipelines::{epilogue, geometry, Constants, Shader, WEIGHT_WINDOW_FLOATS};
 use super::recent::Recent;
 use super::tune::RunKey;
 use super::{binding, entry, Gpu};
@@ -140,7 +140,7 @@ impl Plan {
                 ),
             });
         }
-        let mut constants = Constants::new();
+        let mut constants = epilogue(spec);
         Ok(match spec.kind() {
             ConvKind::Depthwise { .. } => {
                 constants.extend(geometry(spec));

@@ -72,7 +72,8 @@ impl ConvData {
 /// Comput. 2019) with `λ = 8`, which holds with overwhelming probability, plus `u·|y|` for the
 /// reference's own final rounding to `f32`. One missing or wrong tap then exceeds the tolerance
 /// by orders of magnitude for any realistic `L` (√L ≪ 1/(8u)/√L needs L ≲ 10^5).
-/// `S` comes from running the reference on `|x|`, `|w|`, `|b|`.
+/// `S` comes from running the reference on `|x|`, `|w|`, `|b|`. The activation scales the
+/// sum's error by at most its Lipschitz constant and adds its own error ([`activation_error`]).
 pub fn tolerances(spec: &Conv2dSpec, data: &ConvData, want: &Tensor) -> Vec<f32> {
     let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
     let abs_spec = spec.activation(Activation::None);
@@ -90,8 +91,65 @@ pub fn tolerances(spec: &Conv2dSpec, data: &ConvData, want: &Tensor) -> Vec<f32>
     s.data()
         .iter()
         .zip(want.data())
-        .map(|(&s, &y)| 8.0 * l.sqrt() * u * s + u * y.abs())
+        .map(|(&s, &y)| {
+            let act = activation_error(spec.activation);
+            act.lipschitz * 8.0 * l.sqrt() * u * s + act.relative * y.abs() + act.absolute
+        })
         .collect()
+}
+
+/// How far an activation computed in `f32` may be from the `f64` reference's, rounded.
+pub struct ActivationError {
+    /// How much the activation can grow an error in its input: `max |act'|`.
+    pub lipschitz: f32,
+    /// Error relative to the result.
+    pub relative: f32,
+    /// Absolute error, for results near 0.
+    pub absolute: f32,
+}
+
+/// The error of `act` in `f32` against the reference. Piecewise-linear activations round at
+/// most once, like the reference's final rounding: `u·|y|` (`u = 2^-24`). ONNX HardSigmoid
+/// rounds α·x and then + β (`|α·x| ≤ 1 + |β|` where the result is not clamped), PyTorch's
+/// HardSigmoid x + 3 and / 6 (WGSL's division is within 2.5 ulp). The others go through
+/// `exp` and `tanh`, whose WGSL accuracy is a few ulp per unit of |x| (WGSL §17.5.1), GELU
+/// also through Abramowitz & Stegun's erfc (|error| ≤ 1.5e-7, times |x| ≤ 4 where it is
+/// largest): 2^-16 relative and 2^-18 absolute cover them with room, while one wrong or
+/// missing tap (an error of order |x·w| ≈ 0.1–1) still fails by orders of magnitude.
+pub fn activation_error(act: Activation) -> ActivationError {
+    let u = f32::EPSILON / 2.0;
+    let (lipschitz, relative, absolute) = match act {
+        Activation::None | Activation::Relu | Activation::Relu6 | Activation::Clip { .. } => {
+            (1.0, u, 0.0)
+        }
+        Activation::LeakyRelu(alpha) => (alpha.abs().max(1.0), u, 0.0),
+        Activation::HardSigmoidOnnx { alpha, beta } => {
+            (alpha.abs(), 4.0 * u, 4.0 * u * (1.0 + beta.abs()))
+        }
+        Activation::HardSigmoid => (1.0 / 6.0, 8.0 * u, 8.0 * u),
+        Activation::HardSwish => (1.5, 8.0 * u, 32.0 * u),
+        // Sigmoid, Tanh, SiLU, GELU (both forms), and any kind added later.
+        _ => (1.2, 2f32.powi(-16), 2f32.powi(-18)),
+    };
+    ActivationError {
+        lipschitz,
+        relative,
+        absolute,
+    }
+}
+
+/// Whether `act` on exact sums (small integers) must match the reference bit for bit: true
+/// for activations that round at most once (a product α·x of an `f32` and a small integer is
+/// exact in `f64`, so both sides round the same value once).
+pub fn exact_activation(act: Activation) -> bool {
+    matches!(
+        act,
+        Activation::None
+            | Activation::Relu
+            | Activation::Relu6
+            | Activation::Clip { .. }
+            | Activation::LeakyRelu(_)
+    )
 }
 
 /// Compares `got` with `want` element by element. With `tol = None` the comparison is exact

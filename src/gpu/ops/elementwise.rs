@@ -14,6 +14,8 @@ fn params(
     b: Shape,
     out: Shape,
 ) -> Result<ElementwiseParams> {
+    activation.validate()?;
+    let [alpha, beta] = activation.parameter_bits();
     Ok(ElementwiseParams {
         mode,
         activation: activation.code(),
@@ -23,6 +25,10 @@ fn params(
         c_b: u32_of("channels", b.c)?,
         c_out: u32_of("channels", out.c)?,
         pad0: 0,
+        alpha,
+        beta,
+        pad1: 0,
+        pad2: 0,
     })
 }
 

@@ -13,6 +13,11 @@ pub(crate) struct ElementwiseParams {
     pub c_b: u32,
     pub c_out: u32,
     pub pad0: u32,
+    /// The activation's parameters α, β as f32 bits (`Activation::parameter_bits`).
+    pub alpha: u32,
+    pub beta: u32,
+    pub pad1: u32,
+    pub pad2: u32,
 }
 
 /// `ElementwiseParams::mode` values.
@@ -71,6 +76,10 @@ pub(crate) const FIELDS: [(&str, &[&str], usize); 3] = [
             "c_b",
             "c_out",
             "pad0",
+            "alpha",
+            "beta",
+            "pad1",
+            "pad2",
         ],
         std::mem::size_of::<ElementwiseParams>(),
     ),
