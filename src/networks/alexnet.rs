@@ -1,7 +1,8 @@
 //! AlexNet (Krizhevsky, Sutskever and Hinton 2012, "ImageNet Classification with Deep
 //! Convolutional Neural Networks"), with the two GPU groups of its Figure 2.
 
-use super::graph::{Counting, Network, NetworkBuilder};
+use super::builder::NetworkBuilder;
+use super::graph::{Counting, Network};
 use crate::error::{Error, Result};
 use crate::ops_spec::Pool2d;
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};

@@ -2,7 +2,8 @@
 //! Convolutional Neural Networks", arXiv:1905.11946; the "lite" variants of TensorFlow's
 //! `efficientnet/lite` release, 2020).
 
-use super::graph::{Counting, Network, NetworkBuilder};
+use super::builder::NetworkBuilder;
+use super::graph::{Counting, Network};
 use crate::error::{Error, Result};
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};
 

@@ -1,7 +1,8 @@
 //! MobileNet v1 (Howard et al. 2017, "MobileNets: Efficient Convolutional Neural Networks for
 //! Mobile Vision Applications", arXiv:1704.04861).
 
-use super::graph::{Counting, Network, NetworkBuilder};
+use super::builder::NetworkBuilder;
+use super::graph::{Counting, Network};
 use crate::error::{Error, Result};
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};
 

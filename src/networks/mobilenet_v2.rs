@@ -1,7 +1,8 @@
 //! MobileNet v2 (Sandler et al. 2018, "MobileNetV2: Inverted Residuals and Linear
 //! Bottlenecks", arXiv:1801.04381).
 
-use super::graph::{Counting, Network, NetworkBuilder};
+use super::builder::NetworkBuilder;
+use super::graph::{Counting, Network};
 use super::mobilenet_v1::check_alpha;
 use crate::error::Result;
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};

@@ -65,6 +65,7 @@
 //! ```
 
 mod alexnet;
+mod builder;
 mod efficientnet_lite;
 mod graph;
 pub mod layers;
@@ -77,8 +78,9 @@ pub mod weights;
 mod xception;
 
 pub use alexnet::{alexnet, AlexNet};
+pub use builder::NetworkBuilder;
 pub use efficientnet_lite::{efficientnet_lite, EfficientNetLite, EFFICIENTNET_LITE_BN_EPS};
-pub use graph::{BatchNormParams, Counting, LayerKind, Network, NetworkBuilder, Node, NodeId, Op};
+pub use graph::{BatchNormParams, Counting, LayerKind, Network, Node, NodeId, Op};
 pub use mobilenet_v1::{mobilenet_v1, MobileNetV1};
 pub use mobilenet_v2::{mobilenet_v2, MobileNetV2};
 pub use resnet::{bottleneck, resnet50, resnext50_32x4d, ResNet};

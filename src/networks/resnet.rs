@@ -2,7 +2,8 @@
 //! 32×4d (Xie et al. 2017, "Aggregated Residual Transformations for Deep Neural Networks",
 //! arXiv:1611.05431).
 
-use super::graph::{Counting, Network, NetworkBuilder, NodeId};
+use super::builder::NetworkBuilder;
+use super::graph::{Counting, Network, NodeId};
 use crate::error::{Error, Result};
 use crate::ops_spec::Pool2d;
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};

@@ -1,7 +1,8 @@
 //! ShuffleNet v1 (Zhang et al. 2017, "ShuffleNet: An Extremely Efficient Convolutional Neural
 //! Network for Mobile Devices", arXiv:1707.01083).
 
-use super::graph::{Counting, Network, NetworkBuilder, NodeId};
+use super::builder::NetworkBuilder;
+use super::graph::{Counting, Network, NodeId};
 use crate::error::{Error, Result};
 use crate::ops_spec::Pool2d;
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};

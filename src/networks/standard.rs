@@ -1,7 +1,8 @@
 //! [`Network::with_standard_convs`]: the network with the standard convolutions that its
 //! separable and grouped layers stand for.
 
-use super::graph::{LayerKind, Network, NetworkBuilder, NodeId, Op};
+use super::builder::NetworkBuilder;
+use super::graph::{LayerKind, Network, NodeId, Op};
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Padding};
 

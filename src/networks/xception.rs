@@ -1,7 +1,8 @@
 //! Xception (Chollet 2017, "Xception: Deep Learning with Depthwise Separable Convolutions",
 //! arXiv:1610.02357).
 
-use super::graph::{Counting, Network, NetworkBuilder, NodeId};
+use super::builder::NetworkBuilder;
+use super::graph::{Counting, Network, NodeId};
 use crate::error::Result;
 use crate::ops_spec::Pool2d;
 use crate::spec::{Activation, Conv2dSpec, Padding, Shape};
