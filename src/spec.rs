@@ -242,8 +242,10 @@ pub enum ConvKind {
     },
     /// 1×1 kernel, `groups == 1`, no padding: a matrix product over channels (any stride).
     Pointwise,
-    /// Everything else, standard convolution (`groups == 1`) included.
-    Grouped,
+    /// Everything else: grouped convolution with any number of groups, standard convolution
+    /// (`groups == 1`) included. Its kernels (shaders/grouped.wgsl, the tiled product) take any
+    /// groups, kernel, stride and dilation.
+    General,
 }
 
 impl std::fmt::Display for ConvKind {
@@ -252,7 +254,7 @@ impl std::fmt::Display for ConvKind {
             ConvKind::Depthwise { multiplier: 1 } => write!(f, "depthwise"),
             ConvKind::Depthwise { multiplier } => write!(f, "depthwise x{multiplier}"),
             ConvKind::Pointwise => write!(f, "pointwise"),
-            ConvKind::Grouped => write!(f, "grouped"),
+            ConvKind::General => write!(f, "general"),
         }
     }
 }
@@ -463,7 +465,7 @@ impl Conv2dSpec {
         {
             ConvKind::Pointwise
         } else {
-            ConvKind::Grouped
+            ConvKind::General
         }
     }
 

@@ -355,7 +355,7 @@ fn case_table_covers_every_kind() {
     assert!(kinds.contains(&ConvKind::Depthwise { multiplier: 2 }));
     assert!(kinds.contains(&ConvKind::Depthwise { multiplier: 3 }));
     assert!(kinds.contains(&ConvKind::Pointwise));
-    assert!(kinds.contains(&ConvKind::Grouped));
+    assert!(kinds.contains(&ConvKind::General));
 }
 
 #[test]

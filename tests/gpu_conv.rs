@@ -43,7 +43,7 @@ fn run_conv(conv: &Conv2d, data: &ConvData) -> Tensor {
 fn check(name: &str, spec: Conv2dSpec, input: Shape, kind: ConvKind) {
     assert_eq!(spec.kind(), kind, "{name}: kernel choice");
     let kernels: &[ConvKernel] = match kind {
-        ConvKind::Pointwise | ConvKind::Grouped => {
+        ConvKind::Pointwise | ConvKind::General => {
             &[ConvKernel::UniformWindows, ConvKernel::TiledGemm]
         }
         _ => &[ConvKernel::Auto],
@@ -75,7 +75,7 @@ fn check_with(name: &str, spec: Conv2dSpec, input: Shape, kernel: ConvKernel) {
 
 const DW: fn(usize) -> ConvKind = |m| ConvKind::Depthwise { multiplier: m };
 const PW: ConvKind = ConvKind::Pointwise;
-const GR: ConvKind = ConvKind::Grouped;
+const GR: ConvKind = ConvKind::General;
 
 /// MobileNet v1 (Howard et al. 2017, Table 1) at 224×224: (c_in, c_out, input size, stride)
 /// of the 13 depthwise separable blocks.

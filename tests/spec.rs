@@ -324,7 +324,7 @@ fn same_upper_output_is_ceil_input_over_stride() {
 
 #[test]
 fn kind_classification() {
-    use ConvKind::{Depthwise, Grouped, Pointwise};
+    use ConvKind::{Depthwise, General, Pointwise};
     let cases = [
         (
             "depthwise",
@@ -386,33 +386,33 @@ fn kind_classification() {
         (
             "1x1 with padding 1",
             Conv2dSpec::pointwise(16, 32).padding(Padding::uniform(1)),
-            Grouped,
+            General,
         ),
         (
             "1x1 with one column of padding",
             Conv2dSpec::pointwise(16, 32).padding(Padding::explicit(0, 0, 0, 1)),
-            Grouped,
+            General,
         ),
         (
             "1x1 with 2 groups",
             Conv2dSpec::new(16, 32, [1, 1]).groups(2),
-            Grouped,
+            General,
         ),
         (
             "standard 3x3, groups 1",
             Conv2dSpec::new(16, 32, [3, 3]),
-            Grouped,
+            General,
         ),
-        ("1x3, groups 1", Conv2dSpec::new(16, 32, [1, 3]), Grouped),
+        ("1x3, groups 1", Conv2dSpec::new(16, 32, [1, 3]), General),
         (
             "groups 4 < c_in 8",
             Conv2dSpec::new(8, 8, [3, 3]).groups(4),
-            Grouped,
+            General,
         ),
         (
             "AlexNet conv2, g = 2",
             Conv2dSpec::new(96, 256, [5, 5]).groups(2),
-            Grouped,
+            General,
         ),
     ];
     for (name, spec, want) in cases {
@@ -432,7 +432,7 @@ fn kind_display() {
         "depthwise x2"
     );
     assert_eq!(ConvKind::Pointwise.to_string(), "pointwise");
-    assert_eq!(ConvKind::Grouped.to_string(), "grouped");
+    assert_eq!(ConvKind::General.to_string(), "general");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -952,7 +952,7 @@ fn separable_blocks_must_be_depthwise_then_matching_pointwise() {
         &x,
     ));
     assert!(matches!(e, Error::Incompatible { .. }), "{e:?}");
-    assert_mentions(&e, &["second", "pointwise", "got grouped"]);
+    assert_mentions(&e, &["second", "pointwise", "got general"]);
 
     // Channels that do not chain.
     let pw16 = Conv2dSpec::pointwise(16, 16);

@@ -308,7 +308,7 @@ impl Conv2d {
     fn has_kernel_choice(&self) -> bool {
         match self.spec.kind() {
             ConvKind::Depthwise { .. } => false,
-            ConvKind::Pointwise | ConvKind::Grouped => {
+            ConvKind::Pointwise | ConvKind::General => {
                 self.tuning.kernel == ConvKernel::TiledGemm || self.spec.c_out_per_group() >= 16
             }
         }

@@ -161,7 +161,7 @@ impl Plan {
                     workgroup_size: window_workgroup_size as usize,
                 }
             }
-            ConvKind::Grouped => {
+            ConvKind::General => {
                 constants.push(("OC_VEC4", (oc_tile / 4) as u32));
                 constants.push(("WORKGROUP_SIZE", window_workgroup_size));
                 constants.extend(geometry(spec));

@@ -257,7 +257,7 @@ mod tests {
         // 13 MobileNet pointwise + batch-8 copy + Xception.
         assert_eq!(count(|k| k == ConvKind::Pointwise), 15);
         // MobileNet stem, 3 AlexNet, 4 ResNeXt, ShuffleNet.
-        assert_eq!(count(|k| k == ConvKind::Grouped), 9);
+        assert_eq!(count(|k| k == ConvKind::General), 9);
         assert_eq!(
             find("dw_mult2").map(Layer::kind),
             Some(ConvKind::Depthwise { multiplier: 2 })
