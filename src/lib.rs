@@ -29,6 +29,7 @@
 #![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 pub mod accounting;
+mod activation;
 pub mod checkpoint;
 pub mod cpu;
 #[cfg(not(target_arch = "wasm32"))]

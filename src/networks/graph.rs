@@ -324,7 +324,7 @@ impl Node {
 
 /// A network: nodes in execution order, node 0 the input, the last node the output.
 ///
-/// Built by the constructors in [`crate::networks`] or by hand with [`NetworkBuilder`]; every
+/// Built by the constructors in [`crate::networks`] or by hand with [`NetworkBuilder`](super::NetworkBuilder); every
 /// shape is checked when a node is added, so a `Network` is always consistent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Network {
