@@ -9,7 +9,7 @@
 //! adapter llvmpipe (LLVM 19.1.7, 256 bits)
 //! driver llvmpipe Mesa 25.0.7 (LLVM 19.1.7)
 //! backend Vulkan Cpu 65541:0
-//! limits 8 256 134217728 65535
+//! limits 8 256 256 134217728 65535
 //! Kernel { run: RunKey { … }, split_k: Auto }<TAB>UniformWindows
 //! end 1
 //! ```
@@ -70,7 +70,7 @@ impl Identity {
         // One line each: names are the driver's text, which could hold anything.
         let line = |s: &str| s.replace(['\n', '\r'], " ");
         let header = format!(
-            "crate {}\nadapter {}\ndriver {} {}\nbackend {:?} {:?} {}:{}\nlimits {} {} {} {}\n",
+            "crate {}\nadapter {}\ndriver {} {}\nbackend {:?} {:?} {}:{}\nlimits {} {} {} {} {}\n",
             env!("CARGO_PKG_VERSION"),
             line(&info.name),
             line(&info.driver),
@@ -81,6 +81,7 @@ impl Identity {
             info.device,
             limits.max_storage_buffers_per_shader_stage,
             limits.max_compute_invocations_per_workgroup,
+            limits.max_compute_workgroup_size_x,
             limits.max_storage_buffer_binding_size,
             limits.max_compute_workgroups_per_dimension,
         );
@@ -148,7 +149,7 @@ impl Store {
     }
 
     /// Writes what was added since the last write.
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if !self.unwritten {
             return;
         }

@@ -203,7 +203,7 @@ impl Conv2d {
         } else {
             match self.tuning.kernel {
                 ConvKernel::Auto => match self.gpu.tuner().known(self.tune_key(key)) {
-                    Some(Choice::Kernel(kernel)) => kernel,
+                    Some(Choice::Kernel(kernel)) => self.runnable(kernel)?,
                     _ => return Ok(()),
                 },
                 pinned => pinned,
@@ -348,11 +348,25 @@ impl Conv2d {
                 Err(e) => Err(e),
             })?;
         match choice {
-            Choice::Kernel(kernel @ (ConvKernel::UniformWindows | ConvKernel::TiledGemm)) => {
-                Ok(kernel)
+            Choice::Kernel(kernel) => self.runnable(kernel),
+            // The tuner answers a kernel key with a kernel.
+            Choice::Path(_) => Ok(ConvKernel::UniformWindows),
+        }
+    }
+
+    /// `kernel`, or the windows where it is the tiled product and that cannot run here (its
+    /// weights past the storage-binding limit, too few storage buffers or invocations): a
+    /// choice read from the cache file is not taken on trust.
+    fn runnable(&self, kernel: ConvKernel) -> Result<ConvKernel> {
+        if kernel != ConvKernel::TiledGemm {
+            return Ok(kernel);
+        }
+        match self.gemm() {
+            Ok(_) => Ok(kernel),
+            Err(Error::TooLarge { .. } | Error::Unsupported { .. }) => {
+                Ok(ConvKernel::UniformWindows)
             }
-            // A cache entry of the wrong kind: not trusted, measure without it.
-            _ => self.measure(key, input_binding),
+            Err(e) => Err(e),
         }
     }
 

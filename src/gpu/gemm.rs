@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 /// Invocations per workgroup, output channels, pixels and summed channels per workgroup
 /// step: `WORKGROUP_SIZE`, `TILE_OC`, `TILE_P` and `TILE_K` in gemm_tile.wgsl (tested).
-pub(crate) const WORKGROUP_SIZE: usize = 64;
+pub(crate) const WORKGROUP_SIZE: usize = super::pipelines::TILED_WORKGROUP_SIZE as usize;
 pub(crate) const TILE_OC: usize = 64;
 pub(crate) const TILE_P: usize = 32;
 pub(crate) const TILE_K: usize = 8;

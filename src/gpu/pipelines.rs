@@ -19,6 +19,10 @@ macro_rules! wgsl {
     };
 }
 
+/// Invocations per workgroup of the tiled kernels (`WORKGROUP_SIZE` in gemm_tile.wgsl,
+/// tested); devices that allow fewer do not get them.
+pub(crate) const TILED_WORKGROUP_SIZE: u32 = 64;
+
 /// One WGSL file per kernel family, embedded at compile time after the parts it shares with
 /// the others (see [`Shader::source`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -400,7 +404,7 @@ impl Pipelines {
             TiledShader::FusedSeparable => 5,
         };
         let limits = &dev.limits;
-        let invocations = super::gemm::WORKGROUP_SIZE as u32;
+        let invocations = TILED_WORKGROUP_SIZE;
         if limits.max_compute_invocations_per_workgroup < invocations
             || limits.max_compute_workgroup_size_x < invocations
         {

@@ -161,7 +161,7 @@ impl SeparableBlock {
             Fusion::Never => BlockPath::TwoKernels,
             Fusion::Always => BlockPath::Fused,
             Fusion::Auto => match self.depthwise.gpu().tuner().known(self.key(input)) {
-                Some(Choice::Path(path)) => path,
+                Some(Choice::Path(path)) => self.runnable(path, input)?,
                 _ => return Ok(()),
             },
         };
@@ -171,7 +171,20 @@ impl SeparableBlock {
                 let mid = self.intermediate(input)?;
                 self.pointwise.prepare(mid.shape())
             }
+            // A pinned fused path that cannot run here fails at the run, with its reason.
+            BlockPath::Fused if self.fused_cannot_take(input)?.is_some() => Ok(()),
             BlockPath::Fused => self.fused().map(|_| ()),
+        }
+    }
+
+    /// `path`, or two kernels where it is the fused one and that cannot take `input` here: a
+    /// choice read from the cache file is not taken on trust.
+    fn runnable(&self, path: BlockPath, input: Shape) -> Result<BlockPath> {
+        match path {
+            BlockPath::Fused if self.fused_cannot_take(input)?.is_some() => {
+                Ok(BlockPath::TwoKernels)
+            }
+            path => Ok(path),
         }
     }
 
@@ -195,9 +208,9 @@ impl SeparableBlock {
                     self.measure(input, output).map(Choice::Path)
                 })?;
                 match choice {
-                    Choice::Path(path) => Ok(path),
-                    // A cache entry of the wrong kind: not trusted.
-                    Choice::Kernel(_) => self.measure(input, output),
+                    Choice::Path(path) => self.runnable(path, input.shape()),
+                    // The tuner answers a path key with a path.
+                    Choice::Kernel(_) => Ok(BlockPath::TwoKernels),
                 }
             }
         }

@@ -43,6 +43,19 @@ pub(crate) enum TuneKey {
     },
 }
 
+impl TuneKey {
+    /// Whether `choice` is of the kind this key chooses.
+    pub(crate) fn takes(&self, choice: Choice) -> bool {
+        matches!(
+            (self, choice),
+            (
+                TuneKey::Kernel { .. },
+                Choice::Kernel(ConvKernel::UniformWindows | ConvKernel::TiledGemm)
+            ) | (TuneKey::Path { .. }, Choice::Path(_))
+        )
+    }
+}
+
 /// Distinct keys whose choices a [`Tuner`] keeps in memory: every pointwise and grouped layer
 /// and every separable block of a few large networks.
 const KEPT: usize = 512;
@@ -54,9 +67,13 @@ const KEPT: usize = 512;
 /// `$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches` on macOS, `%LOCALAPPDATA%` on
 /// Windows), one file per adapter, driver, backend and crate version. The environment
 /// variable `SEPCONV_TUNE_CACHE` moves it (a directory) or turns it off (`off`, `0` or empty).
-/// A file that is missing, truncated, corrupt, from another version or adapter is ignored with
-/// a warning (through the `log` crate) and rewritten; writes go through a temporary file and a
-/// rename under a lock file, so concurrent processes never leave a torn file.
+/// A missing file is created; one that is truncated, corrupt, or from another version or
+/// adapter is ignored with a warning (through the `log` crate) and rewritten, and an entry of
+/// the wrong kind for its key is measured again. Writes go through a temporary file and a
+/// rename under a lock file, so concurrent processes never leave a torn file. They happen at
+/// most every 2 s while a process measures many shapes in a row, and the rest when the `Gpu`
+/// is dropped, or at [`Tuner::flush`]: call it for a `Gpu` that is never dropped (one held in
+/// a `static`, or before `std::process::exit`).
 pub struct Tuner {
     /// What the cache file is tied to: adapter, driver, backend, crate version.
     identity: super::cache::Identity,
@@ -98,7 +115,8 @@ impl Tuner {
     }
 
     /// Keeps measured choices in a file in `dir` (created if missing), or only in memory with
-    /// `None`. Choices already measured are written there on the next measurement.
+    /// `None`. Choices measured from now on are written there; those already measured stay in
+    /// memory only.
     pub fn set_cache_dir(&self, dir: Option<&std::path::Path>) {
         // No file system on the web.
         let dir = dir.filter(|_| !cfg!(target_arch = "wasm32"));
@@ -110,6 +128,14 @@ impl Tuner {
     pub fn cache_file(&self) -> Option<std::path::PathBuf> {
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         store.as_ref().map(|s| s.path().to_path_buf())
+    }
+
+    /// Writes the choices measured since the cache file was last written (see [`Tuner`]).
+    pub fn flush(&self) {
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = store.as_mut() {
+            s.flush();
+        }
     }
 
     /// The choice for `key` measured in this process, if any (no file is read).
@@ -141,7 +167,9 @@ impl Tuner {
                 let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
                 store.as_mut().and_then(|s| s.get(&text))
             };
-            if let Some(choice) = stored {
+            // An entry of the wrong kind for its key is not trusted: measured again and
+            // overwritten.
+            if let Some(choice) = stored.filter(|c| key.takes(*c)) {
                 return Ok(choice);
             }
             let choice = measure()?;
