@@ -137,6 +137,10 @@ fn corrupt_truncated_and_stale_files_are_ignored_and_rewritten() {
                 .replace("\tUniformWindows\n", "\tSomethingElse\n"),
         ),
         (
+            "a path for a kernel",
+            good.replace(&format!("\t{}\n", word(measured)), "\tFused\n"),
+        ),
+        (
             "stale version",
             flipped.replace(&format!("crate {version}"), "crate 0.0.0-old"),
         ),
@@ -151,6 +155,7 @@ fn corrupt_truncated_and_stale_files_are_ignored_and_rewritten() {
         assert_eq!(entries(&file), 1, "{what}");
         // The stale file's flipped choice was not trusted: what ran is what was written.
         assert!(now.contains(&format!("\t{}\n", word(taken))), "{what}");
+        assert!(!now.contains("\tFused\n"), "{what}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
