@@ -194,7 +194,7 @@ impl Classifier {
     }
 }
 
-/// The browser benchmark's sepconv side: the 41 layers of `sepconv::layers`, their seeded
+/// The browser benchmark's sepconv side: the 41 layers of `sepconv::networks::layers`, their seeded
 /// data and CPU reference outputs (made once per layer, shared with the peers' checks), and
 /// timed runs on WebGPU.
 #[wasm_bindgen]
