@@ -387,6 +387,9 @@ mod tests {
         let second = block(5, ConvKernel::Auto);
         check(&second, 5);
         assert_eq!(second.chosen_path(input), Some(other));
+        // What ran, not only what is reported: the fused kernel is built on its first use.
+        let built = second.fused.lock().unwrap().is_some();
+        assert_eq!(built, other == BlockPath::Fused);
         // Another pointwise kernel setting is another key: measured and recorded apart.
         let third = block(8, ConvKernel::UniformWindows);
         check(&third, 8);

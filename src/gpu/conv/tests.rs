@@ -57,6 +57,10 @@ fn convs_with_the_same_spec_and_shapes_share_a_measured_choice() {
     let second = conv(4);
     check(&second, 4);
     assert_eq!(second.chosen_kernel(input), Some(other));
+    // What ran, not only what is reported: the tiled kernel is built on its first use, and
+    // both kernels give the same bits on these integers.
+    let built = second.gemm.lock().unwrap().is_some();
+    assert_eq!(built, other == ConvKernel::TiledGemm);
     // A different split-K setting is a different key: chosen again, and shared.
     let one = SplitK::Parts(NonZeroUsize::MIN);
     let third = conv(6).with_tuning(Tuning::auto().with_split_k(one));
