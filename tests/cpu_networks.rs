@@ -13,33 +13,13 @@
 
 mod common;
 
-use common::{assert_matches, tolerances, ConvData};
+use common::{assert_matches, chained_tolerance, tolerances, ConvData};
 use sepconv::networks::weights::{random_input, NetworkWeights};
 use sepconv::networks::{
     AlexNet, Counting, MobileNetV1, MobileNetV2, Network, NetworkBuilder, Op, ResNet, ShuffleNetV1,
     Xception,
 };
 use sepconv::{cpu, CpuNetwork, Device, Error, Runner, Shape, Tensor};
-
-/// End-to-end tolerance, the same as tests/gpu_networks.rs: `1e-3 · rms(want)` per element
-/// plus `1e-5·|want|`. Each layer's own rounding difference is below `8·√L·u` of its scale
-/// (checked in isolation); through up to ~70 layers it grows, but stays orders of magnitude
-/// below a real fault (one wrong tap of a 3×3 depthwise kernel moves outputs by about a ninth
-/// of their size).
-fn chained_tolerance(want: &Tensor) -> Vec<f32> {
-    let n = want.data().len() as f64;
-    let rms = (want
-        .data()
-        .iter()
-        .map(|&v| f64::from(v).powi(2))
-        .sum::<f64>()
-        / n)
-        .sqrt() as f32;
-    want.data()
-        .iter()
-        .map(|&w| 1e-3 * rms + 1e-5 * w.abs())
-        .collect()
-}
 
 /// Runs `net` on the fast path and the reference and checks it layer by layer and end to
 /// end. Returns the number of nodes checked.

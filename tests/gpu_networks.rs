@@ -10,13 +10,13 @@
 //!    tolerance for average pooling.
 //! 2. **End to end**: the GPU's activations after one submission against the CPU's own chain,
 //!    node by node and at the logits. Rounding differences now propagate through the depth of
-//!    the network, so the bound is relative to each tensor's size (see `chained_tolerance`).
+//!    the network, so the bound is relative to each tensor's size (see `common::chained_tolerance`).
 //!
 //! Sizes are small (α ≤ 0.5, 64–96 pixels) so the f64 reference and lavapipe finish quickly.
 
 mod common;
 
-use common::{assert_matches, gpu, tolerances, ConvData};
+use common::{assert_matches, chained_tolerance, gpu, tolerances, ConvData};
 use sepconv::networks::weights::{fold_batch_norm, random_input, BatchNorm, NetworkWeights};
 use sepconv::networks::{
     bottleneck, shufflenet_unit, Counting, MobileNetV1, MobileNetV2, Network, NetworkBuilder, Op,
@@ -38,31 +38,6 @@ fn avg_tolerance(x: &Tensor, pool: &Pool2d, want: &Tensor) -> Vec<f32> {
         .iter()
         .zip(want.data())
         .map(|(&m, &y)| 8.0 * k.sqrt() * u * m + 2.0 * u * y.abs())
-        .collect()
-}
-
-/// End-to-end tolerance: `1e-3 · rms(want)` per element, plus `1e-5·|want|`.
-///
-/// Each layer's own GPU-vs-reference error is below `8·√L·u ≈ 2e-5` of its scale for the
-/// largest reductions here (L ≤ 1024, checked in isolation above); passing through up to 60
-/// layers (with residual adds and linear projections, where sums partly cancel) lets the
-/// difference grow. Measured worst case over every tensor of these networks: 7e-5 of the
-/// tensor's RMS (deep in MobileNet v2); 1e-3 leaves more than 10× margin and is still two
-/// orders of magnitude below a real fault: one wrong or missing tap of a 3×3 depthwise
-/// kernel changes outputs by about a ninth of their size, a wrong channel or pixel by their
-/// whole size.
-fn chained_tolerance(want: &Tensor) -> Vec<f32> {
-    let n = want.data().len() as f64;
-    let rms = (want
-        .data()
-        .iter()
-        .map(|&v| f64::from(v).powi(2))
-        .sum::<f64>()
-        / n)
-        .sqrt() as f32;
-    want.data()
-        .iter()
-        .map(|&w| 1e-3 * rms + 1e-5 * w.abs())
         .collect()
 }
 
