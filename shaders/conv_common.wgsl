@@ -6,9 +6,12 @@
 //
 // Bindings (the conv layout, `Pipelines::new` in src/gpu/pipelines.rs):
 //   0  input_data   [n, c_in, h_in, w_in]  (declared in shared.wgsl)
-//   1  weights      this slice's window of the weights, as the kernel lays it out
-//   2  bias         declared by each kernel (f32 or vec4 elements)
-//   3  output_data  [n, c_out, h_out, w_out]
+//   1  weights      this slice's window of the weights, as the kernel lays it out (f32 even
+//                   for an f16 conv, whose weights the host rounds to f16 first: WGSL's
+//                   uniform arrays need 16-byte strides, see src/gpu/window.rs)
+//   2  bias         declared by each kernel (f32 or vec4 elements, f16-rounded for f16)
+//   3  output_data  [n, c_out, h_out, w_out], OutElem (an f16 output also holds the partial
+//                   sums between slices, rounded to f16)
 //   4  params       ConvParams
 
 // Mirrors `ConvParams` in src/gpu/params.rs field for field (checked by a naga test).
@@ -26,7 +29,7 @@ struct ConvParams {
 // A uniform buffer: filters are small and read by many invocations at once (a broadcast from
 // uniform/constant memory).
 @group(0) @binding(1) var<uniform> weights: array<vec4<f32>, 4096>;
-@group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
+@group(0) @binding(3) var<storage, read_write> output_data: array<OutElem>;
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
 // Bit 0 of slice_flags: this slice adds to partial sums an earlier slice wrote (no bias);
@@ -37,12 +40,12 @@ const FINISH: u32 = 2u;
 fn finish(index: u32, partial: f32, bias_value: f32) {
     var y = partial;
     if (params.slice_flags & ACCUMULATE) != 0u {
-        y += output_data[index];
+        y += f32(output_data[index]);
     } else {
         y += bias_value;
     }
     if (params.slice_flags & FINISH) != 0u {
         y = activate(y, activation(ACTIVATION, params.act_alpha, params.act_beta));
     }
-    output_data[index] = y;
+    output_data[index] = OutElem(y);
 }

@@ -1,6 +1,6 @@
 // Pointwise and grouped convolution (groups = 1, i.e. standard convolution, included), NCHW
-// f32, any kernel, stride, per-side padding and dilation, as one tiled implicit matrix product
-// per group with all groups in one dispatch:
+// (f32 or f16 storage, f32 arithmetic), any kernel, stride, per-side padding and dilation, as
+// one tiled implicit matrix product per group with all groups in one dispatch:
 // Y[n][g·oc_g + o][p] = act(b + Σ_k W_g[o][k] · B_g[k][p]), k = (ic, kh, kw) over the group's
 // c_in / groups input channels and the taps, B_g[k][p] the input under tap k of output pixel p.
 //
@@ -39,11 +39,13 @@
 // whole steps whose workgroups run side by side. Each slice then writes its partial sums
 // (slice 0's with the bias) to its own slot of a scratch buffer bound as output_data, and a
 // second dispatch, `reduce_splits`, sums the slots in order and applies the activation into
-// the output. The host picks the slices (src/gpu/gemm.rs, `choose_slices`).
+// the output. The host picks the slices (src/gpu/gemm.rs, `choose_slices`). The scratch is f32
+// whatever the tensors' precision (OutElem of the first pass, Elem of the second), so that an
+// f16 run's partial sums are rounded once, in the sum.
 
-@group(0) @binding(1) var<storage, read> pw_weights: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> pw_weights: array<vec4<Elem>>;
 @group(0) @binding(2) var<storage, read> pw_bias: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
+@group(0) @binding(3) var<storage, read_write> output_data: array<OutElem>;
 @group(0) @binding(4) var<uniform> params: TileParams;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -129,9 +131,9 @@ fn reduce_splits(id: Invocation) {
     if i >= len {
         return;
     }
-    var sum = input_data[i];
+    var sum = f32(input_data[i]);
     for (var s = 1u; s < params.k_slices; s++) {
-        sum += input_data[s * len + i];
+        sum += f32(input_data[s * len + i]);
     }
-    output_data[i] = activate(sum, activation(ACTIVATION, params.alpha, params.beta));
+    output_data[i] = OutElem(activate(sum, activation(ACTIVATION, params.alpha, params.beta)));
 }

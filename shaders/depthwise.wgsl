@@ -1,4 +1,4 @@
-// Depthwise convolution (groups = c_in, c_out = multiplier · c_in), NCHW f32:
+// Depthwise convolution (groups = c_in, c_out = multiplier · c_in), NCHW f32 or f16:
 // Y[n][oc][p] = act(b[oc] + Σ_taps W[oc][tap] · X[n][oc / multiplier][tap at p]).
 //
 // Dispatched by `Conv2d` in src/gpu/conv.rs when `Conv2dSpec::kind()` is `Depthwise`, as one

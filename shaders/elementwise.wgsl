@@ -1,4 +1,4 @@
-// Elementwise ops for whole networks, NCHW f32: residual add, channel concatenation, or an
+// Elementwise ops for whole networks, NCHW f32 or f16: residual add, channel concatenation, or an
 // activation alone, each followed by the fused activation (any `Activation`, shared.wgsl).
 //
 // Dispatched by src/gpu/ops/elementwise.rs (`gpu_ops::add`, `concat`, `activation`). The host
@@ -22,8 +22,8 @@ struct ElementwiseParams {
     alpha: u32, beta: u32, pad1: u32, pad2: u32,
 }
 
-@group(0) @binding(1) var<storage, read> other: array<f32>;
-@group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
+@group(0) @binding(1) var<storage, read> other: array<Elem>;
+@group(0) @binding(3) var<storage, read_write> output_data: array<OutElem>;
 @group(0) @binding(4) var<uniform> params: ElementwiseParams;
 
 const WORKGROUP_SIZE: u32 = 64u;
@@ -37,21 +37,22 @@ fn main(id: Invocation) {
     var v: f32;
     switch params.mode {
         case 0u: {
-            v = input_data[index] + other[index];
+            v = f32(input_data[index]) + f32(other[index]);
         }
         case 1u: {
             let p = index % params.plane;
             let c = (index / params.plane) % params.c_out;
             let n = index / (params.plane * params.c_out);
             if c < params.c_a {
-                v = input_data[(n * params.c_a + c) * params.plane + p];
+                v = f32(input_data[(n * params.c_a + c) * params.plane + p]);
             } else {
-                v = other[(n * params.c_b + (c - params.c_a)) * params.plane + p];
+                v = f32(other[(n * params.c_b + (c - params.c_a)) * params.plane + p]);
             }
         }
         default: {
-            v = input_data[index];
+            v = f32(input_data[index]);
         }
     }
-    output_data[index] = activate(v, activation(params.activation, params.alpha, params.beta));
+    let a = activation(params.activation, params.alpha, params.beta);
+    output_data[index] = OutElem(activate(v, a));
 }

@@ -1,4 +1,4 @@
-// Fused depthwise + pointwise block, NCHW f32: Y = act_pw(b_pw + W_pw · D), where
+// Fused depthwise + pointwise block, NCHW f32 or f16: Y = act_pw(b_pw + W_pw · D), where
 // D[c][p] = act_dw(b_dw[c] + Σ_taps w_dw[c][tap] · X[c / multiplier][tap at p]) is computed
 // into workgroup memory and never written to a buffer.
 //
@@ -27,11 +27,11 @@
 //   5  output_data  [n, c_out, h_out, w_out]
 //   6  params       TileParams, k_channels = c_mid, stride = the pointwise stride, groups = 1
 
-@group(0) @binding(1) var<storage, read> dw_weights: array<f32>;
+@group(0) @binding(1) var<storage, read> dw_weights: array<Elem>;
 @group(0) @binding(2) var<storage, read> dw_bias: array<f32>;
-@group(0) @binding(3) var<storage, read> pw_weights: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> pw_weights: array<vec4<Elem>>;
 @group(0) @binding(4) var<storage, read> pw_bias: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> output_data: array<f32>;
+@group(0) @binding(5) var<storage, read_write> output_data: array<OutElem>;
 @group(0) @binding(6) var<uniform> params: TileParams;
 
 // The depthwise outputs of channel c at flattened block-output pixels q .. q+3: each weight is
@@ -50,7 +50,7 @@ fn depthwise_quad(c: u32, q: u32) -> vec4<f32> {
     var sum = vec4<f32>(dw_bias[c]);
     for (var i = 0u; i < K_H; i++) {
         for (var j = 0u; j < K_W; j++) {
-            let w = dw_weights[taps + i * K_W + j];
+            let w = f32(dw_weights[taps + i * K_W + j]);
             let x = vec4<f32>(
                 tap(o0, 0u, i, j),
                 tap(o1, 0u, i, j),

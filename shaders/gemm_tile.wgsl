@@ -4,7 +4,7 @@
 //
 // Bindings: declared by each kernel (the numbers differ), by these names:
 //   input_data   [n, c_in, h_in, w_in]
-//   pw_weights   the product's weights, transposed and zero-padded (src/gpu/gemm.rs)
+//   pw_weights   the product's weights, transposed and zero-padded (src/gpu/gemm.rs), Elem
 //   pw_bias      their bias, zero-padded vec4s
 //   output_data  [n, c_out, h_out, w_out] (or a split product's scratch slots)
 //   params       TileParams
@@ -89,8 +89,8 @@ fn tap(o: Origin, channel: u32, i: u32, j: u32) -> f32 {
 // tiles, so the reads stay in bounds and the padding adds nothing.
 fn load_weights(k: u32, row: u32, col: u32, oc_tile: u32) {
     let w = k * params.oc_vec4 + oc_tile * (TILE_OC / 4u) + col * 2u;
-    weight_tile[row * 16u + col * 2u] = pw_weights[w];
-    weight_tile[row * 16u + col * 2u + 1u] = pw_weights[w + 1u];
+    weight_tile[row * 16u + col * 2u] = vec4<f32>(pw_weights[w]);
+    weight_tile[row * 16u + col * 2u + 1u] = vec4<f32>(pw_weights[w + 1u]);
 }
 
 // One step of the product: invocation (row, col) puts the B values `b` (row `row`, pixel quad
@@ -143,10 +143,12 @@ fn store_pixel(q: u32, oc: u32, oc_end: u32, b: u32, lo: vec4<f32>, hi: vec4<f32
     let bias_hi = select(vec4<f32>(0.0), pw_bias[b + 1u], e.with_bias);
     for (var j = 0u; j < 4u; j++) {
         if oc + j < oc_end {
-            output_data[base + (oc + j) * plane] = activate(lo[j] + bias_lo[j], e.activation);
+            let y = activate(lo[j] + bias_lo[j], e.activation);
+            output_data[base + (oc + j) * plane] = OutElem(y);
         }
         if oc + 4u + j < oc_end {
-            output_data[base + (oc + 4u + j) * plane] = activate(hi[j] + bias_hi[j], e.activation);
+            let y = activate(hi[j] + bias_hi[j], e.activation);
+            output_data[base + (oc + 4u + j) * plane] = OutElem(y);
         }
     }
 }

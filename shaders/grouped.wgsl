@@ -1,6 +1,6 @@
 // Grouped convolution, the general case (groups = 1, i.e. standard convolution, included),
-// NCHW f32, any kernel, stride, per-side padding and dilation, as an implicit matrix product
-// per group with all groups in the same dispatch:
+// NCHW (f32 or f16 storage, f32 arithmetic), any kernel, stride, per-side padding and
+// dilation, as an implicit matrix product per group with all groups in the same dispatch:
 // Y[n][oc][p] = act(b[oc] + Σ_{ic in oc's group, taps} W[oc][ic][tap] · X[n][ic][tap at p]).
 //
 // Dispatched by `Conv2d` in src/gpu/conv.rs when `Conv2dSpec::kind()` is `Grouped`, as one or

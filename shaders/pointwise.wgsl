@@ -1,4 +1,4 @@
-// Pointwise (1×1, groups = 1, no padding) convolution, NCHW f32, as a register-blocked
+// Pointwise (1×1, groups = 1, no padding) convolution, NCHW f32 or f16, as a register-blocked
 // matrix product: Y[n][oc][p] = act(b[oc] + Σ_ic W[oc][ic] · X[n][ic][p·stride]).
 //
 // Dispatched by `Conv2d` in src/gpu/conv.rs when `Conv2dSpec::kind()` is `Pointwise`, as one
@@ -59,11 +59,11 @@ fn main(id: Invocation) {
     var d: Sums;
     for (var k = 0u; k < params.k_count; k++) {
         let t = load_weights(w);
-        accumulate(&a, t, input_data[x0]);
-        if PIXELS > 1u { accumulate(&b, t, input_data[x1]); }
+        accumulate(&a, t, f32(input_data[x0]));
+        if PIXELS > 1u { accumulate(&b, t, f32(input_data[x1])); }
         if PIXELS > 2u {
-            accumulate(&c, t, input_data[x2]);
-            accumulate(&d, t, input_data[x3]);
+            accumulate(&c, t, f32(input_data[x2]));
+            accumulate(&d, t, f32(input_data[x3]));
         }
         x0 += plane_in;
         x1 += plane_in;

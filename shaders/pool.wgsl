@@ -1,4 +1,4 @@
-// 2-D pooling, NCHW f32: max, or average with or without the padded positions in the
+// 2-D pooling, NCHW f32 or f16: max, or average with or without the padded positions in the
 // divisor; global average pooling is the window over the whole plane. PyTorch's
 // MaxPool2d / AvgPool2d with ceil_mode = false.
 //
@@ -26,7 +26,7 @@ struct PoolParams {
     mode: u32, out_len: u32, pad0: u32, pad1: u32,
 }
 
-@group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
+@group(0) @binding(3) var<storage, read_write> output_data: array<OutElem>;
 @group(0) @binding(4) var<uniform> params: PoolParams;
 
 const WORKGROUP_SIZE: u32 = 64u;
@@ -62,7 +62,7 @@ fn main(id: Invocation) {
             if iw < 0 || iw >= i32(params.w_in) {
                 continue;
             }
-            let v = input_data[row + u32(iw)];
+            let v = f32(input_data[row + u32(iw)]);
             maximum = max(maximum, v);
             sum += v;
             count += 1u;
@@ -74,5 +74,5 @@ fn main(id: Invocation) {
         case 1u: { result = sum / f32(params.k_h * params.k_w); }
         default: { result = sum / f32(count); }
     }
-    output_data[index] = result;
+    output_data[index] = OutElem(result);
 }

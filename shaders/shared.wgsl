@@ -7,10 +7,16 @@
 // file. Only the report's ceiling probes go without it.
 //
 // Bindings: every kernel binds its (first) input at 0, declared here:
-//   0  input_data   array<f32> (storage, read): the tensor `padded_read` reads
+//   0  input_data   array<Elem> (storage, read): the tensor `padded_read` reads
 // It uses the kernel's WORKGROUP_SIZE (a const, or an override the host sets).
+//
+// Precision: the host puts two aliases before this file (`Storage::source` in
+// src/gpu/pipelines.rs), `Elem` for the input tensors and the weights in storage buffers,
+// `OutElem` for the output tensor: f32, or f16 after `enable f16;`. Every tensor load is
+// widened to f32 (`f32(input_data[i])`) and every store rounded from f32 (`OutElem(y)`): sums,
+// activations and workgroup tiles stay f32, indices u32 / i32, whatever the storage.
 
-@group(0) @binding(0) var<storage, read> input_data: array<f32>;
+@group(0) @binding(0) var<storage, read> input_data: array<Elem>;
 
 // The builtins a kernel's entry point takes: `fn main(id: Invocation)`. Kernels with barriers
 // take the three one by one instead: WGSL's uniformity analysis counts a struct that holds
@@ -157,6 +163,6 @@ fn padded_row(plane: u32, row: i32, h: u32, w: u32) -> PaddedRow {
 // address, zeroed by a select.
 fn padded_read(row: PaddedRow, col: i32) -> f32 {
     let w = i32(row.width);
-    let v = input_data[row.offset + u32(clamp(col, 0, w - 1))];
+    let v = f32(input_data[row.offset + u32(clamp(col, 0, w - 1))]);
     return select(0.0, v, row.inside && col >= 0 && col < w);
 }

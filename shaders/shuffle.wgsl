@@ -1,4 +1,4 @@
-// ShuffleNet's channel shuffle (Zhang et al. 2017, §3.1), NCHW f32: view the c channels as a
+// ShuffleNet's channel shuffle (Zhang et al. 2017, §3.1), NCHW f32 or f16: view the c channels as a
 // groups × (c / groups) matrix, transpose, flatten. Output channel oc reads input channel
 // (oc % groups) · (c / groups) + oc / groups.
 //
@@ -18,7 +18,7 @@ struct ShuffleParams {
     c: u32, groups: u32, plane: u32, out_len: u32,
 }
 
-@group(0) @binding(3) var<storage, read_write> output_data: array<f32>;
+@group(0) @binding(3) var<storage, read_write> output_data: array<OutElem>;
 @group(0) @binding(4) var<uniform> params: ShuffleParams;
 
 const WORKGROUP_SIZE: u32 = 64u;
@@ -34,5 +34,5 @@ fn main(id: Invocation) {
     let n = index / (params.plane * params.c);
     let per_group = params.c / params.groups;
     let ic = (oc % params.groups) * per_group + oc / params.groups;
-    output_data[index] = input_data[(n * params.c + ic) * params.plane + p];
+    output_data[index] = OutElem(input_data[(n * params.c + ic) * params.plane + p]);
 }

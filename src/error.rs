@@ -152,6 +152,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// A tensor's [`crate::Precision`] is not the one the conv, block, network or op it was
+    /// given to works in (every tensor of a run shares one precision).
+    #[error(
+        "{what} is {got}, expected {expected}; upload it with GpuTensor::from_slice_as(.., \
+         Precision::{}) or build the conv with_precision(Precision::{})",
+        expected.name().to_uppercase(), got.name().to_uppercase()
+    )]
+    PrecisionMismatch {
+        /// Which tensor, e.g. `"the input tensor"`.
+        what: &'static str,
+        /// The precision the run works in.
+        expected: crate::Precision,
+        /// The tensor's.
+        got: crate::Precision,
+    },
+
     /// A tensor or conv object was used with a different [`crate::Gpu`] than it was made on.
     #[error(
         "{what} was made on a different wgpu device than the one used here; make it on this \

@@ -40,6 +40,7 @@ pub mod imagenet;
 pub mod networks;
 mod ops_spec;
 mod padding;
+mod precision;
 pub mod preprocess;
 mod rng;
 mod shape;
@@ -55,6 +56,10 @@ pub use gpu::{
     BlockPath, Conv2d, ConvKernel, Fusion, Gpu, GpuNetwork, GpuTensor, SeparableBlock, SplitK,
     Tuner, Tuning,
 };
+/// The `half` crate this one uses for raw f16 values ([`GpuTensor::from_f16`],
+/// [`GpuTensor::read_f16`]).
+pub use half;
+pub use precision::Precision;
 pub use spec::{Activation, Conv2dSpec, ConvKind, Padding, Pads, Shape};
 pub use tensor::Tensor;
 /// The wgpu this crate is built on, for callers who bring their own device

@@ -66,7 +66,7 @@ fn cache_file(dir: &Path) -> PathBuf {
 /// The entry count on a well-formed file's last line.
 fn entries(file: &Path) -> usize {
     let text = std::fs::read_to_string(file).unwrap();
-    assert!(text.starts_with("sepconv tuning cache 1\n"), "{text}");
+    assert!(text.starts_with("sepconv tuning cache 2\n"), "{text}");
     let last = text.lines().last().unwrap();
     last.strip_prefix("end ").unwrap().parse().unwrap()
 }

@@ -4,13 +4,13 @@
 //! choice is only ever reused where it was measured:
 //!
 //! ```text
-//! sepconv tuning cache 1
+//! sepconv tuning cache 2
 //! crate 0.1.0
 //! adapter llvmpipe (LLVM 19.1.7, 256 bits)
 //! driver llvmpipe Mesa 25.0.7 (LLVM 19.1.7)
 //! backend Vulkan Cpu 65541:0
 //! limits 8 256 256 134217728 65535
-//! Kernel { run: RunKey { … }, split_k: Auto }<TAB>UniformWindows
+//! Kernel { run: RunKey { … }, split_k: Auto, precision: F32 }<TAB>UniformWindows
 //! end 1
 //! ```
 //!
@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The file's first line; the number changes with the format.
-const MAGIC: &str = "sepconv tuning cache 1";
+const MAGIC: &str = "sepconv tuning cache 2";
 
 /// Larger files are not read (thousands of layers take well under 1 MiB).
 pub(crate) const MAX_FILE_BYTES: u64 = 16 << 20;

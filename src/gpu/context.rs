@@ -6,6 +6,7 @@ use super::pipelines::Pipelines;
 use super::scoped::{catch_errors, ScopedDevice};
 use super::tune::Tuner;
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 
 /// A GPU to run convolutions on: a wgpu device and queue, their limits, and a cache of
 /// compiled pipelines. Cheap to clone (an `Arc`), `Send + Sync`.
@@ -52,7 +53,7 @@ impl Gpu {
     /// (case-insensitive), `WGPU_POWER_PREF` (`high`/`low`) ranks discrete or integrated GPUs
     /// first. Otherwise discrete > integrated > virtual > software, native APIs before GL.
     /// The device is created with the adapter's own limits, not wgpu's defaults, so large
-    /// tensors fit.
+    /// tensors fit, and with `SHADER_F16` where the adapter offers it ([`Gpu::supports_f16`]).
     ///
     /// # Errors
     /// [`Error::NoAdapter`] (with a hint on how to get one), [`Error::RequestDevice`].
@@ -64,10 +65,12 @@ impl Gpu {
         let adapter = choose_adapter(adapters)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        // The one optional feature used: f16 tensors ([`crate::Precision::F16`]).
+        let features = adapter.features() & wgpu::Features::SHADER_F16;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("sepconv"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -81,7 +84,8 @@ impl Gpu {
 
     /// Wraps a device and queue the caller already has (made with [`crate::wgpu`], this
     /// crate's wgpu, so that the versions match). The device's own limits are used; it needs
-    /// no optional features, and its limits decide what runs: at least 4 storage buffers per
+    /// no optional features (f16 tensors need `SHADER_F16`, [`Gpu::supports_f16`]), and its
+    /// limits decide what runs: at least 4 storage buffers per
     /// shader stage for any conv (6 for the fused kernel, and 64 invocations per workgroup for
     /// the tiled kernels, which are skipped otherwise), and `max_storage_buffer_binding_size` /
     /// `max_buffer_size` bound the tensors. `Limits::downlevel_defaults()` is enough for
@@ -126,6 +130,32 @@ impl Gpu {
     /// Everything wgpu knows about the adapter.
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.inner.device.info
+    }
+
+    /// Whether the device can hold and compute on f16 tensors ([`crate::Precision::F16`]):
+    /// it was created with `wgpu::Features::SHADER_F16` (Mesa's lavapipe has it; most GL
+    /// drivers do not).
+    pub fn supports_f16(&self) -> bool {
+        self.device()
+            .features()
+            .contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// [`Error::Unsupported`] naming the adapter and what it lacks unless this device can
+    /// hold tensors of `precision`.
+    pub(crate) fn check_precision(&self, precision: Precision) -> Result<()> {
+        match precision {
+            Precision::F16 if !self.supports_f16() => Err(Error::Unsupported {
+                reason: format!(
+                    "f16 tensors need wgpu::Features::SHADER_F16, which this device on adapter \
+                     {} ({:?}) lacks (the adapter does not offer it, or the device was \
+                     requested without it); use Precision::F32",
+                    self.adapter_name(),
+                    self.backend(),
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The limits the device was created with.

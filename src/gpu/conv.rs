@@ -7,11 +7,12 @@
 use super::choice::{Choice, ConvKernel, Tuning};
 use super::gemm::GemmConv;
 use super::split;
-use super::tensor::check_output;
+use super::tensor::{check_output, check_precision};
 use super::tune::{self, RunKey, TuneKey};
 use super::window::WindowKernel;
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +36,8 @@ use std::sync::{Arc, Mutex};
 pub struct Conv2d {
     gpu: Gpu,
     spec: Conv2dSpec,
+    /// The precision of its tensors and weights.
+    precision: Precision,
     tuning: Tuning,
     /// The uniform-window kernel, which runs every spec.
     windows: WindowKernel,
@@ -61,16 +64,61 @@ impl Conv2d {
             Some(b) => b.into(),
             None => vec![0f32; spec.c_out].into(),
         };
-        let windows = WindowKernel::new(gpu, &spec, weights, &host_bias)?;
+        let windows = WindowKernel::new(gpu, &spec, weights, &host_bias, Precision::F32)?;
         Ok(Self {
             gpu: gpu.clone(),
             spec,
+            precision: Precision::F32,
             tuning: gpu.tuner().tuning(),
             windows,
             host_weights: weights.into(),
             host_bias,
             gemm: Mutex::new(None),
         })
+    }
+
+    /// The conv on tensors of `precision`: its inputs and outputs must be stored in it, and
+    /// its weights and bias are rounded to it (f16: what the kernels multiply by are the f16
+    /// weights, summed in f32; see [`Precision`]). F32 is the default.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use sepconv::{Conv2d, Conv2dSpec, Gpu, GpuTensor, Precision, Shape};
+    ///
+    /// let gpu = Gpu::new()?;
+    /// let spec = Conv2dSpec::pointwise(8, 16);
+    /// let conv = Conv2d::new(&gpu, spec, &vec![0.1; spec.weight_count()], Some(&[0.0; 16]))?
+    ///     .with_precision(Precision::F16)?; // Error::Unsupported without SHADER_F16
+    /// let x = GpuTensor::from_slice_as(&gpu, Shape::new(1, 8, 4, 4), &[1.0; 128], Precision::F16)?;
+    /// let y = conv.run(&x)?; // f16 too
+    /// assert_eq!(y.read()?.data()[0], Precision::F16.round(8.0 * Precision::F16.round(0.1)));
+    /// # Ok::<(), sepconv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] for f16 on a device without `SHADER_F16`
+    /// ([`Gpu::supports_f16`]); [`Error::Gpu`].
+    pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
+        if precision == self.precision {
+            return Ok(self);
+        }
+        self.gpu.check_precision(precision)?;
+        self.windows = WindowKernel::new(
+            &self.gpu,
+            &self.spec,
+            &self.host_weights,
+            &self.host_bias,
+            precision,
+        )?;
+        // The tiled kernel stores its weights in the precision: build it again on use.
+        self.gemm = Mutex::new(None);
+        self.precision = precision;
+        Ok(self)
+    }
+
+    /// The precision of its tensors and weights ([`Conv2d::with_precision`]).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The GPU this conv runs on.
@@ -88,7 +136,8 @@ impl Conv2d {
         self.spec.kind()
     }
 
-    /// The weights it was made from, `[c_out, c_in/groups, kh, kw]`.
+    /// The weights it was made from, `[c_out, c_in/groups, kh, kw]` (as given: an f16 conv
+    /// runs with them rounded to f16).
     pub fn weights(&self) -> &[f32] {
         &self.host_weights
     }
@@ -158,8 +207,8 @@ impl Conv2d {
     /// [`Error::ChannelMismatch`], [`Error::EmptyOutput`], [`Error::TooLarge`],
     /// [`Error::DeviceMismatch`], [`Error::Gpu`], [`Error::DeviceLost`].
     pub fn run(&self, input: &GpuTensor) -> Result<GpuTensor> {
-        let output =
-            GpuTensor::uninit(&self.gpu, self.output_shape(input.shape())?, "conv.output")?;
+        let shape = self.output_shape(input.shape())?;
+        let output = GpuTensor::uninit(&self.gpu, shape, self.precision, "conv.output")?;
         self.run_into(input, &output)?;
         Ok(output)
     }
@@ -225,6 +274,8 @@ impl Conv2d {
     ) -> Result<()> {
         self.gpu.check_same("the input tensor", input.gpu())?;
         self.gpu.check_same("the output tensor", output.gpu())?;
+        check_precision("the input tensor", input, self.precision)?;
+        check_precision("the output tensor", output, self.precision)?;
         let (out_shape, pieces) = self.pieces(input.shape())?;
         check_output(output, out_shape)?;
         if pieces.is_whole() {
@@ -275,11 +326,26 @@ impl Conv2d {
         let output = self.spec.output_shape(input)?;
         check_index_range(&self.spec, input, output)?;
         // Checked byte counts: a shape can have a usize element count whose bytes overflow.
+        let precision = self.precision;
         self.gpu
-            .check_buffer_size("input", GpuTensor::bytes_of(input)?)?;
+            .check_buffer_size("input", GpuTensor::bytes_of(input, precision)?)?;
         self.gpu
-            .check_buffer_size("output", GpuTensor::bytes_of(output)?)?;
-        let pieces = split::Pieces::new(&self.spec, input, output, self.gpu.limits())?;
+            .check_buffer_size("output", GpuTensor::bytes_of(output, precision)?)?;
+        let limits = self.gpu.limits();
+        let pieces = split::Pieces::new(&self.spec, input, output, limits, precision)?;
+        // Pieces are bound or copied at 4-byte-aligned offsets, which halves need not start
+        // at: f16 runs past the binding limit (twice as many elements as f32 already fit)
+        // are refused rather than split.
+        if precision == Precision::F16 && !pieces.is_whole() {
+            return Err(Error::Unsupported {
+                reason: format!(
+                    "an f16 run binding more than max_storage_buffer_binding_size ({} bytes) \
+                     is not split into pieces (input {input}, output {output}); use \
+                     Precision::F32 or a smaller batch",
+                    limits.max_storage_buffer_binding_size
+                ),
+            });
+        }
         Ok((output, pieces))
     }
 
@@ -319,6 +385,7 @@ impl Conv2d {
         TuneKey::Kernel {
             run,
             split_k: self.tuning.split_k,
+            precision: self.precision,
         }
     }
 
@@ -403,6 +470,7 @@ impl Conv2d {
             &self.host_weights,
             &self.host_bias,
             self.tuning.split_k,
+            self.precision,
         )?);
         *gemm = Some(Arc::clone(&g));
         Ok(g)
@@ -412,7 +480,7 @@ impl Conv2d {
     /// scratch output, so that nothing the caller has recorded but not yet submitted can
     /// see it) and returns the faster (see [`tune::faster`]).
     fn measure(&self, key: &RunKey, input_binding: &wgpu::BufferBinding<'_>) -> Result<ConvKernel> {
-        let scratch = GpuTensor::uninit(&self.gpu, key.output, "conv.measure")?;
+        let scratch = GpuTensor::uninit(&self.gpu, key.output, self.precision, "conv.measure")?;
         let kernels = [ConvKernel::UniformWindows, ConvKernel::TiledGemm];
         tune::faster(kernels, |kernel| {
             let mut encoder = self.gpu.encoder("conv.measure")?;

@@ -4,7 +4,7 @@
 
 use super::entry;
 use super::gemm::{self, Launches, TileParams};
-use super::pipelines::{epilogue, geometry, TiledShader};
+use super::pipelines::{epilogue, geometry, Storage, TiledShader};
 use super::{Conv2d, Gpu, GpuTensor};
 use crate::error::Result;
 use crate::spec::{Conv2dSpec, Shape};
@@ -34,28 +34,37 @@ impl FusedKernel {
     pub(crate) fn new(depthwise: &Conv2d, pointwise: &Conv2d) -> Result<Self> {
         let gpu = depthwise.gpu();
         let (dw, pw) = (depthwise.spec(), pointwise.spec());
+        // Both halves share a precision (`SeparableBlock::new` checks): the weights are
+        // stored in it, the biases f32 rounded to it.
+        let precision = depthwise.precision();
         let transposed = gemm::transpose_weights(pointwise.weights(), 1, pw.c_in, pw.c_out);
-        let bytes = |v: &[f32]| v.len() as u64 * 4;
-        gpu.check_binding_size("fused pointwise weights", bytes(&transposed))?;
-        gpu.check_binding_size("depthwise weights", bytes(depthwise.weights()))?;
+        let transposed = gemm::storage_bytes(&transposed, precision);
+        let dw_weights = gemm::storage_bytes(depthwise.weights(), precision);
+        gpu.check_binding_size("fused pointwise weights", transposed.len() as u64)?;
+        gpu.check_binding_size("depthwise weights", dw_weights.len() as u64)?;
         let storage = wgpu::BufferUsages::STORAGE;
-        let upload =
-            |label, data: &[f32]| gpu.buffer_init(label, bytemuck::cast_slice(data), storage);
+        let upload = |label, data: &[f32]| {
+            let data = gemm::rounded(data, precision);
+            gpu.buffer_init(label, bytemuck::cast_slice(&data), storage)
+        };
         // The depthwise half's geometry and activation kind, the pointwise half's activation.
         let mut constants = geometry(dw);
         constants.push(("DW_ACTIVATION", dw.activation.code()));
         constants.extend(epilogue(pw));
-        let pipeline = gpu
-            .pipelines()
-            .tiled(gpu.dev(), TiledShader::FusedSeparable, &constants)?;
+        let pipeline = gpu.pipelines().tiled(
+            gpu.dev(),
+            TiledShader::FusedSeparable,
+            Storage::of(precision),
+            &constants,
+        )?;
         Ok(Self {
             gpu: gpu.clone(),
             depthwise: *dw,
             pointwise: *pw,
             pipeline,
-            dw_weights: upload("fused.dw_weights", depthwise.weights())?,
+            dw_weights: gpu.buffer_init("fused.dw_weights", &dw_weights, storage)?,
             dw_bias: upload("fused.dw_bias", depthwise.bias_or_zeros())?,
-            pw_weights: upload("fused.pw_weights", &transposed)?,
+            pw_weights: gpu.buffer_init("fused.pw_weights", &transposed, storage)?,
             pw_bias: upload(
                 "fused.pw_bias",
                 &gemm::pad_bias(pointwise.bias_or_zeros(), 1),

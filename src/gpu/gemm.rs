@@ -6,12 +6,13 @@
 
 use super::choice::SplitK;
 use super::dispatch;
-use super::pipelines::{epilogue, geometry, TiledShader};
+use super::pipelines::{epilogue, geometry, Storage, TiledShader};
 use super::recent::Recent;
 use super::split;
 use super::tune::RunKey;
 use super::{binding, entry, Gpu};
 use crate::error::Result;
+use crate::precision::Precision;
 use crate::spec::{Conv2dSpec, Shape};
 use std::sync::Arc;
 
@@ -203,7 +204,8 @@ fn fill_workgroups(gpu: &Gpu) -> u64 {
 /// Into how many slices the tiled product splits the rows k of `params` on `gpu` (see
 /// [`slices`]): the scratch of partial sums must fit one storage binding.
 fn choose_slices(gpu: &Gpu, params: &TileParams, split_k: SplitK) -> usize {
-    let slots = split::binding_elements(gpu.limits()) / params.output_len().max(1);
+    // The scratch is f32 whatever the tensors' precision (conv_gemm.wgsl).
+    let slots = split::binding_elements(gpu.limits(), Precision::F32) / params.output_len().max(1);
     let steps = params.steps() as usize;
     slices(split_k, params.tiles(), steps, fill_workgroups(gpu), slots)
 }
@@ -255,6 +257,27 @@ pub(crate) fn transpose_weights(
         }
     }
     t
+}
+
+/// `values` as the bytes of a storage buffer of `precision` elements (f16: rounded to
+/// nearest), for weights the tiled kernels read as `Elem`.
+pub(crate) fn storage_bytes(values: &[f32], precision: Precision) -> Vec<u8> {
+    match precision {
+        Precision::F32 => bytemuck::cast_slice(values).to_vec(),
+        Precision::F16 => {
+            let bits: Vec<u16> = values
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect();
+            bytemuck::cast_slice(&bits).to_vec()
+        }
+    }
+}
+
+/// `values` rounded to `precision` and kept f32: the biases, which every kernel reads as f32
+/// (a few hundred values, read once per tile) whatever the tensors' precision.
+pub(crate) fn rounded(values: &[f32], precision: Precision) -> Vec<f32> {
+    values.iter().map(|&v| precision.round(v)).collect()
 }
 
 /// The bias `[c_out]` zero-padded per group to whole tiles.
@@ -388,6 +411,7 @@ pub(crate) fn encode(
 #[derive(Debug)]
 pub(crate) struct GemmConv {
     gpu: Gpu,
+    precision: Precision,
     pipeline: wgpu::ComputePipeline,
     weights: wgpu::Buffer,
     bias: wgpu::Buffer,
@@ -396,8 +420,9 @@ pub(crate) struct GemmConv {
 }
 
 impl GemmConv {
-    /// Lays out and uploads `spec`'s weights (`[c_out, c_in / groups, kh, kw]`) and bias
-    /// (zeros when the spec has none), and compiles the pipeline.
+    /// Lays out and uploads `spec`'s weights (`[c_out, c_in / groups, kh, kw]`, stored in
+    /// `precision`) and bias (zeros when the spec has none; f32, rounded to `precision`), and
+    /// compiles the pipeline for tensors of `precision`.
     ///
     /// # Errors
     /// [`crate::Error::TooLarge`] when the transposed weights exceed the storage-binding
@@ -408,24 +433,25 @@ impl GemmConv {
         weights: &[f32],
         bias: &[f32],
         split_k: SplitK,
+        precision: Precision,
     ) -> Result<Self> {
         let transposed = transpose_weights(weights, spec.groups, k_rows(spec), spec.c_out);
-        gpu.check_binding_size("transposed weights", transposed.len() as u64 * 4)?;
+        let transposed = storage_bytes(&transposed, precision);
+        gpu.check_binding_size("transposed weights", transposed.len() as u64)?;
         let storage = wgpu::BufferUsages::STORAGE;
         let pipeline = gpu.pipelines().tiled(
             gpu.dev(),
             TiledShader::ConvGemm,
-            &[geometry(spec), epilogue(spec)].concat(),
+            Storage::of(precision),
+            &constants(spec),
         )?;
+        let bias = rounded(&pad_bias(bias, spec.groups), precision);
         Ok(Self {
             gpu: gpu.clone(),
+            precision,
             pipeline,
-            weights: gpu.buffer_init("gemm.weights", bytemuck::cast_slice(&transposed), storage)?,
-            bias: gpu.buffer_init(
-                "gemm.bias",
-                bytemuck::cast_slice(&pad_bias(bias, spec.groups)),
-                storage,
-            )?,
+            weights: gpu.buffer_init("gemm.weights", &transposed, storage)?,
+            bias: gpu.buffer_init("gemm.bias", bytemuck::cast_slice(&bias), storage)?,
             split_k,
             launches: Launches::new(),
         })
@@ -470,11 +496,28 @@ impl GemmConv {
             Some(reduce) => reduce.scratch.as_entire_buffer_binding(),
             None => output_binding.clone(),
         };
+        // A split product's partial sums go to the f32 scratch: another pipeline for f16.
+        let split_pipeline;
+        let pipeline = match &launch.reduce {
+            Some(_) if self.precision != Precision::F32 => {
+                split_pipeline = self.gpu.pipelines().tiled(
+                    self.gpu.dev(),
+                    TiledShader::ConvGemm,
+                    Storage {
+                        input: self.precision,
+                        output: Precision::F32,
+                    },
+                    &constants(&key.spec),
+                )?;
+                &split_pipeline
+            }
+            _ => &self.pipeline,
+        };
         encode(
             &self.gpu,
             encoder,
             TiledShader::ConvGemm,
-            &self.pipeline,
+            pipeline,
             &layout,
             &[
                 binding(0, input_binding),
@@ -491,6 +534,10 @@ impl GemmConv {
         let pipeline = self.gpu.pipelines().tiled(
             self.gpu.dev(),
             TiledShader::ReduceSplits,
+            Storage {
+                input: Precision::F32,
+                output: self.precision,
+            },
             &epilogue(&key.spec),
         )?;
         encode(
@@ -509,6 +556,11 @@ impl GemmConv {
             reduce.grid,
         )
     }
+}
+
+/// The product's override constants: `spec`'s geometry and activation kind.
+fn constants(spec: &Conv2dSpec) -> super::pipelines::Constants {
+    [geometry(spec), epilogue(spec)].concat()
 }
 
 /// Rows of a group's product: c_in / groups · kh · kw.

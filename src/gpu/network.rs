@@ -5,10 +5,12 @@ use std::time::{Duration, Instant};
 
 use super::ops;
 use super::pipelines::OpShader;
+use super::tensor::check_precision;
 use super::{Conv2d, Gpu, GpuTensor, SeparableBlock};
 use crate::error::{Error, Result};
 use crate::networks::weights::NetworkWeights;
 use crate::networks::{Network, NodeId, Op};
+use crate::precision::Precision;
 use crate::spec::check_separable;
 
 /// A [`Network`] ready to run on a [`Gpu`]: one [`Conv2d`] per convolution and fully
@@ -43,6 +45,8 @@ use crate::spec::check_separable;
 pub struct GpuNetwork {
     gpu: Gpu,
     net: Network,
+    /// Of every activation and weight.
+    precision: Precision,
     /// What runs each node, indexed by node id.
     units: Vec<Unit>,
 }
@@ -62,12 +66,30 @@ enum Unit {
 }
 
 impl GpuNetwork {
-    /// Uploads `weights` for `net` and compiles every kernel it needs.
+    /// Uploads `weights` for `net` and compiles every kernel it needs, for f32 activations.
     ///
     /// # Errors
     /// [`Error::Incompatible`] when a convolution node has no weights, and the errors of
     /// [`Conv2d::new`].
     pub fn new(gpu: &Gpu, net: &Network, weights: &NetworkWeights) -> Result<Self> {
+        Self::new_as(gpu, net, weights, Precision::F32)
+    }
+
+    /// [`GpuNetwork::new`] with every activation (the input included) stored in `precision`
+    /// and the weights rounded to it (see [`Conv2d::with_precision`]); all sums stay f32.
+    /// Upload the input with [`GpuTensor::from_tensor_as`] in the same precision;
+    /// [`GpuTensor::read`] gives the result as f32.
+    ///
+    /// # Errors
+    /// Those of [`GpuNetwork::new`]; [`Error::Unsupported`] for f16 on a device without
+    /// `SHADER_F16` ([`Gpu::supports_f16`]).
+    pub fn new_as(
+        gpu: &Gpu,
+        net: &Network,
+        weights: &NetworkWeights,
+        precision: Precision,
+    ) -> Result<Self> {
+        gpu.check_precision(precision)?;
         let mut convs: Vec<Option<Conv2d>> = Vec::with_capacity(net.nodes().len());
         for (id, node) in net.nodes().iter().enumerate() {
             let conv = match node.op {
@@ -75,23 +97,24 @@ impl GpuNetwork {
                     let layer = weights.layer(id).ok_or_else(|| Error::Incompatible {
                         reason: format!("no weights for node {}", node.name),
                     })?;
-                    Some(Conv2d::new(
-                        gpu,
-                        layer.spec,
-                        &layer.weights,
-                        layer.bias.as_deref(),
-                    )?)
+                    Some(
+                        Conv2d::new(gpu, layer.spec, &layer.weights, layer.bias.as_deref())?
+                            .with_precision(precision)?,
+                    )
                 }
                 Op::Add { .. } | Op::Concat { .. } | Op::Activation(_) => {
-                    gpu.pipelines().ops.get(gpu.dev(), OpShader::Elementwise)?;
+                    let ops = &gpu.pipelines().ops;
+                    ops.get(gpu.dev(), OpShader::Elementwise, precision)?;
                     None
                 }
                 Op::Pool(_) => {
-                    gpu.pipelines().ops.get(gpu.dev(), OpShader::Pool)?;
+                    let ops = &gpu.pipelines().ops;
+                    ops.get(gpu.dev(), OpShader::Pool, precision)?;
                     None
                 }
                 Op::ChannelShuffle { .. } => {
-                    gpu.pipelines().ops.get(gpu.dev(), OpShader::Shuffle)?;
+                    let ops = &gpu.pipelines().ops;
+                    ops.get(gpu.dev(), OpShader::Shuffle, precision)?;
                     None
                 }
                 Op::Input | Op::Flatten => None,
@@ -110,6 +133,7 @@ impl GpuNetwork {
         Ok(Self {
             gpu: gpu.clone(),
             net: net.clone(),
+            precision,
             units,
         })
     }
@@ -131,6 +155,11 @@ impl GpuNetwork {
     /// The GPU it runs on.
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
+    }
+
+    /// The precision of its activations and weights ([`GpuNetwork::new_as`]).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Runs the network on `input` in one submission and returns the last node's output,
@@ -274,6 +303,7 @@ impl GpuNetwork {
 
     fn check_input(&self, input: &GpuTensor) -> Result<()> {
         self.gpu.check_same("the input tensor", input.gpu())?;
+        check_precision("the input tensor", input, self.precision)?;
         if input.shape() != self.net.input_shape() {
             return Err(Error::Incompatible {
                 reason: format!(
@@ -300,7 +330,7 @@ impl GpuNetwork {
                     self.net.nodes().len()
                 ),
             })?;
-        GpuTensor::uninit(&self.gpu, node.output, "network.activation")
+        GpuTensor::uninit(&self.gpu, node.output, self.precision, "network.activation")
     }
 
     fn encode_node(

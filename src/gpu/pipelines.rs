@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use super::scoped::ScopedDevice;
 use crate::error::Result;
+use crate::precision::Precision;
 
 /// A kernel's WGSL source, assembled at compile time (WGSL has no includes): `shared.wgsl`,
 /// the one place for the functions every kernel shares (the activation, the padded-tap read,
@@ -17,6 +18,42 @@ macro_rules! wgsl {
             $(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)),)+
         )
     };
+}
+
+/// The element types of a pipeline's tensor bindings: `Elem` for its inputs and weights,
+/// `OutElem` for its output, WGSL aliases the host puts first in the source ([`Self::source`]),
+/// so that each kernel family keeps one WGSL file for both precisions. Every load widens to
+/// f32 and every store rounds from f32 (all arithmetic is f32). They differ only for the two
+/// passes of a split tiled product, whose partial sums stay f32 in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Storage {
+    pub(crate) input: Precision,
+    pub(crate) output: Precision,
+}
+
+impl Storage {
+    /// Inputs, weights and output all in `precision`.
+    pub(crate) const fn of(precision: Precision) -> Self {
+        Self {
+            input: precision,
+            output: precision,
+        }
+    }
+
+    /// `body` (a [`wgsl!`] source) after the aliases, with `enable f16;` first when either
+    /// is f16 (WGSL wants it before any declaration).
+    pub(crate) fn source(self, body: &str) -> String {
+        let enable = if self.input == Precision::F16 || self.output == Precision::F16 {
+            "enable f16;\n"
+        } else {
+            ""
+        };
+        format!(
+            "{enable}alias Elem = {};\nalias OutElem = {};\n{body}",
+            self.input.name(),
+            self.output.name()
+        )
+    }
 }
 
 /// Invocations per workgroup of the tiled kernels (`WORKGROUP_SIZE` in gemm_tile.wgsl,
@@ -97,8 +134,9 @@ pub(crate) fn epilogue(spec: &crate::spec::Conv2dSpec) -> Constants {
     vec![("ACTIVATION", spec.activation.code())]
 }
 
-/// A pipeline is a shader (named by its label) specialised by its override constants.
-type PipelineKey = (&'static str, Constants);
+/// A pipeline is a shader (named by its label) with its element types, specialised by its
+/// override constants.
+type PipelineKey = (&'static str, Storage, Constants);
 
 /// The tiled matrix-product kernels (src/gpu/gemm.rs), which share `gemm_tile.wgsl` and
 /// `TileParams` instead of the conv kernels' weight window and `ConvParams`.
@@ -231,7 +269,7 @@ impl OpShader {
 pub(crate) struct OpPipelines {
     pub(crate) layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
-    cache: Mutex<HashMap<OpShader, wgpu::ComputePipeline>>,
+    cache: Mutex<HashMap<(OpShader, Precision), wgpu::ComputePipeline>>,
 }
 
 impl OpPipelines {
@@ -268,22 +306,24 @@ impl OpPipelines {
         }
     }
 
-    /// The pipeline for `shader`, compiled on first use and cached. Compilation errors come
-    /// back as [`Error::Gpu`].
+    /// The pipeline for `shader` on tensors of `precision`, compiled on first use and
+    /// cached. Compilation errors come back as [`Error::Gpu`].
     pub(crate) fn get(
         &self,
         dev: &ScopedDevice,
         shader: OpShader,
+        precision: Precision,
     ) -> Result<wgpu::ComputePipeline> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.get(&shader) {
+        if let Some(p) = cache.get(&(shader, precision)) {
             return Ok(p.clone());
         }
         let device = &dev.device;
+        let source = Storage::of(precision).source(shader.source());
         let pipeline = dev.scoped("shader compilation", || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(shader.label()),
-                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
             });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(shader.label()),
@@ -294,9 +334,18 @@ impl OpPipelines {
                 cache: None,
             })
         })?;
-        cache.insert(shader, pipeline.clone());
+        cache.insert((shader, precision), pipeline.clone());
         Ok(pipeline)
     }
+}
+
+/// What [`Pipelines::compile`] makes a pipeline from.
+struct Source {
+    label: &'static str,
+    storage: Storage,
+    /// The [`wgsl!`] source, before [`Storage::source`] adds the aliases.
+    body: &'static str,
+    entry_point: &'static str,
 }
 
 /// The bind-group layouts and the lazily built pipelines.
@@ -338,36 +387,43 @@ impl Pipelines {
         }
     }
 
-    /// The pipeline for `shader` specialised with `constants`, compiled on first use and
-    /// cached. Compilation errors come back as [`crate::Error::Gpu`].
+    /// The pipeline for `shader` on tensors of `precision` specialised with `constants`,
+    /// compiled on first use and cached. Compilation errors come back as
+    /// [`crate::Error::Gpu`].
     pub(crate) fn get(
         &self,
         dev: &ScopedDevice,
         shader: Shader,
+        precision: Precision,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
         let layout = &self.conv_pipeline_layout;
-        self.compile(
-            dev,
-            shader.label(),
-            shader.source(),
-            "main",
-            layout,
-            constants,
-        )
+        let source = Source {
+            label: shader.label(),
+            storage: Storage::of(precision),
+            body: shader.source(),
+            entry_point: "main",
+        };
+        self.compile(dev, source, layout, constants)
     }
 
-    /// The pipeline for the tiled `shader` specialised with `constants`, compiled on first
-    /// use and cached.
+    /// The pipeline for the tiled `shader` with element types `storage` specialised with
+    /// `constants`, compiled on first use and cached.
     pub(crate) fn tiled(
         &self,
         dev: &ScopedDevice,
         shader: TiledShader,
+        storage: Storage,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
         let (_, layout) = self.tiled_layouts(dev, shader)?;
-        let (label, source, entry) = (shader.label(), shader.source(), shader.entry_point());
-        self.compile(dev, label, source, entry, &layout, constants)
+        let source = Source {
+            label: shader.label(),
+            storage,
+            body: shader.source(),
+            entry_point: shader.entry_point(),
+        };
+        self.compile(dev, source, &layout, constants)
     }
 
     /// The bind-group layout of the tiled `shader`.
@@ -453,13 +509,17 @@ impl Pipelines {
     fn compile(
         &self,
         dev: &ScopedDevice,
-        label: &'static str,
-        source: &'static str,
-        entry_point: &'static str,
+        source: Source,
         layout: &wgpu::PipelineLayout,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
-        let key = (label, constants.clone());
+        let Source {
+            label,
+            storage,
+            body,
+            entry_point,
+        } = source;
+        let key = (label, storage, constants.clone());
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = cache.get(&key) {
             return Ok(p.clone());
@@ -472,7 +532,7 @@ impl Pipelines {
         let pipeline = dev.scoped("shader compilation", || {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
+                source: wgpu::ShaderSource::Wgsl(storage.source(body).into()),
             });
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(label),
@@ -492,4 +552,4 @@ impl Pipelines {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

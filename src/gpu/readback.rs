@@ -1,12 +1,16 @@
-//! Copy a storage buffer to a mappable staging buffer and read it as `f32`s. The only
-//! map/poll code in the crate.
+//! Copy a storage buffer to a mappable staging buffer and read its bytes. The only map/poll
+//! code in the crate.
 
 use super::Gpu;
 use crate::error::{Error, Result};
 
-/// Reads `len` `f32`s from the start of `buffer` (which needs `COPY_SRC`).
-pub(crate) async fn read_f32(gpu: &Gpu, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
-    let bytes = (len * 4) as u64;
+/// Reads the first `bytes` bytes of `buffer` (which needs `COPY_SRC`; `bytes` a multiple of
+/// 4, as copies require) as elements `T` (`f32`, or `u16` for f16 bits).
+pub(crate) async fn read<T: bytemuck::Pod>(
+    gpu: &Gpu,
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+) -> Result<Vec<T>> {
     let device = gpu.device();
     let staging = gpu.scoped("readback", || {
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
@@ -51,7 +55,7 @@ pub(crate) async fn read_f32(gpu: &Gpu, buffer: &wgpu::Buffer, len: usize) -> Re
             .slice(..)
             .get_mapped_range()
             .map_err(|e| gpu.lost_or(Error::Readback(e.to_string())))?;
-        bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+        bytemuck::pod_collect_to_vec::<u8, T>(&view)
     };
     staging.unmap();
     Ok(data)

@@ -3,10 +3,11 @@
 
 use super::choice::{BlockPath, Choice, Fusion, Tuning};
 use super::fused::FusedKernel;
-use super::tensor::check_output;
+use super::tensor::{check_output, check_precision};
 use super::tune::{self, TuneKey};
 use super::{Conv2d, GpuTensor};
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 use crate::spec::{check_separable, Shape};
 use std::sync::{Arc, Mutex};
 
@@ -50,12 +51,20 @@ impl SeparableBlock {
     ///
     /// # Errors
     /// [`Error::Incompatible`] unless the first is depthwise, the second pointwise and the
-    /// channels chain; [`Error::DeviceMismatch`] if they live on different GPUs.
+    /// channels chain; [`Error::DeviceMismatch`] if they live on different GPUs;
+    /// [`Error::PrecisionMismatch`] unless they share a [`Precision`].
     pub fn new(depthwise: Conv2d, pointwise: Conv2d) -> Result<Self> {
         check_separable(depthwise.spec(), pointwise.spec())?;
         depthwise
             .gpu()
             .check_same("the pointwise conv", pointwise.gpu())?;
+        if depthwise.precision() != pointwise.precision() {
+            return Err(Error::PrecisionMismatch {
+                what: "the pointwise conv",
+                expected: depthwise.precision(),
+                got: pointwise.precision(),
+            });
+        }
         let fusion = depthwise.gpu().tuner().tuning().fusion;
         Ok(Self {
             depthwise,
@@ -75,6 +84,24 @@ impl SeparableBlock {
         // The fused kernel is laid out from the halves; build it again on use.
         self.fused = Mutex::new(None);
         self
+    }
+
+    /// The block with both halves on tensors of `precision` (see [`Conv2d::with_precision`];
+    /// the intermediate is stored in it too, the fused kernel's stays f32 in workgroup memory).
+    ///
+    /// # Errors
+    /// Those of [`Conv2d::with_precision`].
+    pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
+        self.depthwise = self.depthwise.with_precision(precision)?;
+        self.pointwise = self.pointwise.with_precision(precision)?;
+        self.intermediate = Mutex::new(None);
+        self.fused = Mutex::new(None);
+        Ok(self)
+    }
+
+    /// The precision of its tensors and weights.
+    pub fn precision(&self) -> Precision {
+        self.depthwise.precision()
     }
 
     /// The block's tuning: its fusion, with the pointwise half's kernel and split-K.
@@ -118,7 +145,7 @@ impl SeparableBlock {
     pub fn run(&self, input: &GpuTensor) -> Result<GpuTensor> {
         let gpu = self.depthwise.gpu();
         let (_, out_shape) = self.shapes(input.shape())?;
-        let output = GpuTensor::uninit(gpu, out_shape, "separable.output")?;
+        let output = GpuTensor::uninit(gpu, out_shape, self.precision(), "separable.output")?;
         self.run_into(input, &output)?;
         Ok(output)
     }
@@ -195,6 +222,8 @@ impl SeparableBlock {
         let gpu = self.depthwise.gpu();
         gpu.check_same("the input tensor", input.gpu())?;
         gpu.check_same("the output tensor", output.gpu())?;
+        check_precision("the input tensor", input, self.precision())?;
+        check_precision("the output tensor", output, self.precision())?;
         let (_, out_shape) = self.shapes(input.shape())?;
         check_output(output, out_shape)?;
         match self.fusion {
@@ -225,6 +254,7 @@ impl SeparableBlock {
             kernel: pointwise.kernel,
             split_k: pointwise.split_k,
             input,
+            precision: self.precision(),
         }
     }
 
@@ -266,7 +296,8 @@ impl SeparableBlock {
             return Ok(Arc::clone(t));
         }
         let gpu = self.depthwise.gpu();
-        let t = Arc::new(GpuTensor::uninit(gpu, mid_shape, "separable.intermediate")?);
+        let t = GpuTensor::uninit(gpu, mid_shape, self.precision(), "separable.intermediate")?;
+        let t = Arc::new(t);
         *kept = Some(Arc::clone(&t));
         Ok(t)
     }

@@ -25,17 +25,18 @@ use std::ops::Range;
 
 use super::Gpu;
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 use crate::spec::{Conv2dSpec, Padding, Pads, Shape};
 
-/// The largest binding, in `f32` elements, this crate uses on a device: the storage-binding
-/// limit, capped by the buffer limit and at `u32::MAX` bytes so that every index inside one
-/// binding fits the shaders' `u32` arithmetic.
-pub(crate) fn binding_elements(limits: &wgpu::Limits) -> u64 {
+/// The largest binding, in elements of `precision` (f16 fits twice as many), this crate uses
+/// on a device: the storage-binding limit, capped by the buffer limit and at `u32::MAX` bytes
+/// so that every index inside one binding fits the shaders' `u32` arithmetic.
+pub(crate) fn binding_elements(limits: &wgpu::Limits, precision: Precision) -> u64 {
     limits
         .max_storage_buffer_binding_size
         .min(limits.max_buffer_size)
         .min(u64::from(u32::MAX))
-        / 4
+        / precision.bytes() as u64
 }
 
 /// How one convolution is divided into pieces. Cheap to build; the pieces are made on the
@@ -78,8 +79,8 @@ struct Footprint {
 }
 
 impl Pieces {
-    /// Plans `spec` from `input` to `output` (its checked output shape) for a device with
-    /// `limits`.
+    /// Plans `spec` from `input` to `output` (its checked output shape, tensors of
+    /// `precision`) for a device with `limits`.
     ///
     /// # Errors
     /// [`Error::TooLarge`] when even one output row of one item needs a binding larger than
@@ -89,8 +90,10 @@ impl Pieces {
         input: Shape,
         output: Shape,
         limits: &wgpu::Limits,
+        precision: Precision,
     ) -> Result<Self> {
-        let limit = binding_elements(limits);
+        let limit = binding_elements(limits, precision);
+        let element_bytes = precision.bytes() as u64;
         let plan = |batch, rows| Self {
             spec: *spec,
             input,
@@ -136,8 +139,8 @@ impl Pieces {
         };
         Err(Error::TooLarge {
             what,
-            bytes: elements.saturating_mul(4),
-            limit: limit * 4,
+            bytes: elements.saturating_mul(element_bytes),
+            limit: limit * element_bytes,
             limit_name: "max_storage_buffer_binding_size",
         })
     }
@@ -360,6 +363,7 @@ pub(crate) fn runs(
 mod tests {
     use super::*;
     use crate::spec::Activation;
+    use Precision::F32;
 
     fn limits(binding_bytes: u64) -> wgpu::Limits {
         wgpu::Limits {
@@ -374,8 +378,8 @@ mod tests {
     /// convolution reads for those outputs.
     fn check_cover(spec: Conv2dSpec, input: Shape, binding_bytes: u64) -> Pieces {
         let output = spec.output_shape(input).unwrap();
-        let plan = Pieces::new(&spec, input, output, &limits(binding_bytes)).unwrap();
-        let limit = binding_elements(&limits(binding_bytes));
+        let plan = Pieces::new(&spec, input, output, &limits(binding_bytes), F32).unwrap();
+        let limit = binding_elements(&limits(binding_bytes), F32);
         let mut written = vec![0u8; output.len().unwrap()];
         let pads = spec.pads(input.h, input.w);
         let mut count = 0;
@@ -469,7 +473,7 @@ mod tests {
         let x = Shape::new(1, 4, 10, 100);
         let out = spec.output_shape(x).unwrap();
         // One output row needs 4 channels × 3 rows × 100 columns = 1200 input elements.
-        let err = Pieces::new(&spec, x, out, &limits(1000 * 4)).unwrap_err();
+        let err = Pieces::new(&spec, x, out, &limits(1000 * 4), F32).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -481,7 +485,7 @@ mod tests {
             ),
             "{err:?}"
         );
-        assert!(Pieces::new(&spec, x, out, &limits(1200 * 4)).is_ok());
+        assert!(Pieces::new(&spec, x, out, &limits(1200 * 4), F32).is_ok());
     }
 
     #[test]

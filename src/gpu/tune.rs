@@ -12,6 +12,7 @@ use super::cache::Store;
 use super::choice::{Choice, ConvKernel, SplitK, Tuning};
 use super::recent::Recent;
 use crate::error::Result;
+use crate::precision::Precision;
 use crate::spec::{Conv2dSpec, Shape};
 use std::sync::Mutex;
 #[cfg(not(target_arch = "wasm32"))]
@@ -32,7 +33,11 @@ pub(crate) struct RunKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TuneKey {
     /// A pointwise or grouped conv's kernel.
-    Kernel { run: RunKey, split_k: SplitK },
+    Kernel {
+        run: RunKey,
+        split_k: SplitK,
+        precision: Precision,
+    },
     /// A separable block's path.
     Path {
         depthwise: Conv2dSpec,
@@ -40,6 +45,7 @@ pub(crate) enum TuneKey {
         kernel: ConvKernel,
         split_k: SplitK,
         input: Shape,
+        precision: Precision,
     },
 }
 

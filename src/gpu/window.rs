@@ -1,6 +1,12 @@
 //! The uniform-window kernels (shaders/depthwise.wgsl, pointwise.wgsl, grouped.wgsl): how a
 //! spec specialises them, its weights cut into 64 KiB uniform windows, one dispatch per
 //! window, and the launches (pipeline, parameters, grids) kept per run.
+//!
+//! An f16 conv's windows still hold f32s, each an f16 value (rounded on the host): WGSL's
+//! uniform arrays need 16-byte element strides, so `array<vec4<f16>>` is not allowed there,
+//! and packing halves into `vec4<u32>` words (twice the window's capacity) would cost an
+//! unpack per weight in every kernel's inner loop for weights that are read from a cache-
+//! resident window anyway. The numbers are f16 weights; only the tensors' bytes halve.
 
 use super::dispatch;
 use super::pack;
@@ -10,6 +16,7 @@ use super::recent::Recent;
 use super::tune::RunKey;
 use super::{binding, entry, Gpu};
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
 use std::sync::Arc;
 
@@ -343,6 +350,8 @@ impl Plan {
 #[derive(Debug)]
 pub(crate) struct WindowKernel {
     gpu: Gpu,
+    /// The tensors' precision, which the weights and bias are rounded to.
+    precision: Precision,
     plan: Plan,
     slices: Vec<Slice>,
     bias: wgpu::Buffer,
@@ -352,11 +361,20 @@ pub(crate) struct WindowKernel {
 }
 
 impl WindowKernel {
-    /// Specialises the kernel for `spec`, uploads `weights` cut into windows and `bias` (the
-    /// spec's, or zeros), and compiles the pipeline.
-    pub(crate) fn new(gpu: &Gpu, spec: &Conv2dSpec, weights: &[f32], bias: &[f32]) -> Result<Self> {
+    /// Specialises the kernel for `spec` on tensors of `precision`, uploads `weights` cut into
+    /// windows and `bias` (the spec's, or zeros), both rounded to `precision`, and compiles
+    /// the pipeline.
+    pub(crate) fn new(
+        gpu: &Gpu,
+        spec: &Conv2dSpec,
+        weights: &[f32],
+        bias: &[f32],
+        precision: Precision,
+    ) -> Result<Self> {
         let plan = Plan::new(spec, window_workgroup_size(gpu))?;
-        let bias = plan.pack_bias(spec, bias);
+        let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| precision.round(x)).collect() };
+        let weights = &round(weights);
+        let bias = round(&plan.pack_bias(spec, bias));
         gpu.check_buffer_size("bias", bias.len() as u64 * 4)?;
         let slices = plan
             .slices(spec, weights)
@@ -381,10 +399,15 @@ impl WindowKernel {
             bytemuck::cast_slice(&bias),
             wgpu::BufferUsages::STORAGE,
         )?;
-        gpu.pipelines()
-            .get(gpu.dev(), plan.shader, &plan.constants(plan.max_pixels()))?;
+        gpu.pipelines().get(
+            gpu.dev(),
+            plan.shader,
+            precision,
+            &plan.constants(plan.max_pixels()),
+        )?;
         Ok(Self {
             gpu: gpu.clone(),
+            precision,
             plan,
             slices,
             bias,
@@ -493,6 +516,7 @@ impl WindowKernel {
         let pipeline = self.gpu.pipelines().get(
             self.gpu.dev(),
             self.plan.shader,
+            self.precision,
             &self.plan.constants(pixels),
         )?;
         let mut grids = Vec::with_capacity(self.slices.len());

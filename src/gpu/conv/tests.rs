@@ -41,6 +41,7 @@ fn convs_with_the_same_spec_and_shapes_share_a_measured_choice() {
             output,
         },
         split_k: SplitK::Auto,
+        precision: crate::Precision::F32,
     };
     // The first conv measures (or reads the cache file) and shares its choice.
     let first = conv(2);
@@ -73,6 +74,7 @@ fn convs_with_the_same_spec_and_shapes_share_a_measured_choice() {
             output,
         },
         split_k: one,
+        precision: crate::Precision::F32,
     };
     assert_eq!(
         gpu.tuner().measured(&third_key),

@@ -38,7 +38,12 @@ fn params(
 /// [`crate::Error::Incompatible`] for different shapes, [`crate::Error::DeviceMismatch`],
 /// [`crate::Error::TooLarge`], [`crate::Error::Gpu`].
 pub fn add(a: &GpuTensor, b: &GpuTensor, activation: Activation) -> Result<GpuTensor> {
-    let out = GpuTensor::uninit(a.gpu(), add_shape(a.shape(), b.shape())?, "add.output")?;
+    let out = GpuTensor::uninit(
+        a.gpu(),
+        add_shape(a.shape(), b.shape())?,
+        a.precision(),
+        "add.output",
+    )?;
     add_into(a, b, &out, activation)?;
     Ok(out)
 }
@@ -96,6 +101,7 @@ pub fn concat(a: &GpuTensor, b: &GpuTensor, activation: Activation) -> Result<Gp
     let out = GpuTensor::uninit(
         a.gpu(),
         concat_shape(a.shape(), b.shape())?,
+        a.precision(),
         "concat.output",
     )?;
     concat_into(a, b, &out, activation)?;
@@ -130,7 +136,7 @@ pub(crate) fn encode_concat(
 /// # Errors
 /// [`crate::Error::TooLarge`], [`crate::Error::Gpu`].
 pub fn activation(x: &GpuTensor, activation: Activation) -> Result<GpuTensor> {
-    let out = GpuTensor::uninit(x.gpu(), x.shape(), "activation.output")?;
+    let out = GpuTensor::uninit(x.gpu(), x.shape(), x.precision(), "activation.output")?;
     activation_into(x, &out, activation)?;
     Ok(out)
 }

@@ -20,11 +20,13 @@ pub use shuffle::{channel_shuffle, channel_shuffle_into};
 use super::dispatch;
 use super::pipelines::OpShader;
 pub(crate) use super::tensor::check_output;
+use super::tensor::check_precision;
 use super::{entry, Gpu, GpuTensor};
 use crate::error::{Error, Result};
 
 /// Records one dispatch of `shader` over `output`'s elements: binding 0 `a`, 1 `b` (ops with
-/// one input bind it twice), 3 `output`, 4 the uniform block `params`.
+/// one input bind it twice), 3 `output`, 4 the uniform block `params`. The three tensors
+/// share `a`'s precision.
 pub(crate) fn encode_op(
     encoder: &mut wgpu::CommandEncoder,
     shader: OpShader,
@@ -36,6 +38,9 @@ pub(crate) fn encode_op(
     let gpu = output.gpu();
     gpu.check_same("the op's input tensor", a.gpu())?;
     gpu.check_same("the op's input tensor", b.gpu())?;
+    let precision = a.precision();
+    check_precision("the op's second input tensor", b, precision)?;
+    check_precision("the op's output tensor", output, precision)?;
     let elements = output.shape().len()? as u64;
     let grid = dispatch::grid(
         elements.div_ceil(u64::from(shader.workgroup_size())),
@@ -46,7 +51,7 @@ pub(crate) fn encode_op(
     for (what, t) in [("op input", a), ("op input", b), ("op output", output)] {
         gpu.check_binding_size(what, t.buffer().size())?;
     }
-    let pipeline = gpu.pipelines().ops.get(gpu.dev(), shader)?;
+    let pipeline = gpu.pipelines().ops.get(gpu.dev(), shader, precision)?;
     let device = gpu.device();
     let params_buffer = gpu.buffer_init("op.params", params, wgpu::BufferUsages::UNIFORM)?;
     gpu.scoped("op encoding", || {
@@ -100,16 +105,8 @@ mod tests {
     use crate::gpu::pipelines::OpShader as Shader;
 
     fn module(shader: Shader) -> naga::Module {
-        let module = naga::front::wgsl::parse_str(shader.source()).unwrap_or_else(|e| {
-            panic!("{}: {}", shader.label(), e.emit_to_string(shader.source()))
-        });
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {e:?}", shader.label()));
-        module
+        let storage = crate::gpu::pipelines::Storage::of(crate::Precision::F32);
+        crate::gpu::pipelines::tests::parse_as(shader.label(), shader.source(), storage).0
     }
 
     #[test]

@@ -13,7 +13,8 @@ use crate::ops_spec::{Pool2d, PoolKind};
 /// The shape errors of [`Pool2d::output_shape`], [`crate::Error::TooLarge`],
 /// [`crate::Error::Gpu`].
 pub fn pool2d(x: &GpuTensor, pool: &Pool2d) -> Result<GpuTensor> {
-    let out = GpuTensor::uninit(x.gpu(), pool.output_shape(x.shape())?, "pool.output")?;
+    let shape = pool.output_shape(x.shape())?;
+    let out = GpuTensor::uninit(x.gpu(), shape, x.precision(), "pool.output")?;
     pool2d_into(x, pool, &out)?;
     Ok(out)
 }

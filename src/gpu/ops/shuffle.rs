@@ -13,7 +13,8 @@ use crate::ops_spec::shuffle_shape;
 /// [`crate::Error::GroupsDoNotDivide`], [`crate::Error::Zero`], [`crate::Error::TooLarge`],
 /// [`crate::Error::Gpu`].
 pub fn channel_shuffle(x: &GpuTensor, groups: usize) -> Result<GpuTensor> {
-    let out = GpuTensor::uninit(x.gpu(), shuffle_shape(x.shape(), groups)?, "shuffle.output")?;
+    let shape = shuffle_shape(x.shape(), groups)?;
+    let out = GpuTensor::uninit(x.gpu(), shape, x.precision(), "shuffle.output")?;
     channel_shuffle_into(x, groups, &out)?;
     Ok(out)
 }

@@ -1,33 +1,74 @@
 //! Checks every shader with naga, no GPU needed: it parses, validates, declares the
 //! `ConvParams` block exactly as the host lays it out, and uses the host's workgroup size.
-use super::{Shader, TiledShader};
+use super::{Shader, Storage, TiledShader};
 use crate::gpu::gemm::{self, TileParams, TILE_PARAMS_FIELDS};
 use crate::gpu::params::{ConvParams, CONV_PARAMS_FIELDS};
+use crate::Precision;
 
 fn module(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
     parse(shader.label(), shader.source())
 }
 
-fn parse(label: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
-    let module = naga::front::wgsl::parse_str(source)
-        .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(source)));
+/// `body` as the f32 pipelines compile it.
+fn parse(label: &str, body: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    parse_as(label, body, Storage::of(Precision::F32))
+}
+
+/// `body` with the aliases of `storage`, validated with f16 allowed (naga refuses f16 without
+/// the capability, and the host only compiles f16 on devices that have it).
+pub(crate) fn parse_as(
+    label: &str,
+    body: &str,
+    storage: Storage,
+) -> (naga::Module, naga::valid::ModuleInfo) {
+    let source = storage.source(body);
+    let module = naga::front::wgsl::parse_str(&source)
+        .unwrap_or_else(|e| panic!("{label} ({storage:?}): {}", e.emit_to_string(&source)));
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::empty(),
+        naga::valid::Capabilities::SHADER_FLOAT16,
     )
     .validate(&module)
-    .unwrap_or_else(|e| panic!("{label}: {e:?}"));
+    .unwrap_or_else(|e| panic!("{label} ({storage:?}): {e:?}"));
     (module, info)
 }
 
+/// Every element-type combination a pipeline is built with: one precision throughout, and a
+/// split product's f32 scratch on either side of f16 tensors.
+const STORAGES: [Storage; 4] = [
+    Storage::of(Precision::F32),
+    Storage::of(Precision::F16),
+    Storage {
+        input: Precision::F16,
+        output: Precision::F32,
+    },
+    Storage {
+        input: Precision::F32,
+        output: Precision::F16,
+    },
+];
+
 #[test]
-fn every_shader_parses_and_validates() {
-    for shader in Shader::CONV {
-        module(shader);
+fn every_shader_parses_and_validates_in_both_precisions() {
+    for storage in STORAGES {
+        for shader in Shader::CONV {
+            parse_as(shader.label(), shader.source(), storage);
+        }
+        for shader in TiledShader::ALL {
+            parse_as(shader.label(), shader.source(), storage);
+        }
+        for shader in super::OpShader::ALL {
+            parse_as(shader.label(), shader.source(), storage);
+        }
     }
-    for shader in TiledShader::ALL {
-        parse(shader.label(), shader.source());
-    }
+}
+
+#[test]
+fn f16_sources_enable_f16_first_and_f32_sources_never() {
+    let f16 = Storage::of(Precision::F16).source(Shader::Depthwise.source());
+    assert!(f16.starts_with("enable f16;"));
+    let f32 = Storage::of(Precision::F32).source(Shader::Depthwise.source());
+    assert!(f32.starts_with("alias Elem = f32;"));
 }
 
 /// Every file in shaders/, fragments included, opens with a comment that says what it
