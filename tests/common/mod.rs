@@ -75,17 +75,7 @@ impl ConvData {
 /// `S` comes from running the reference on `|x|`, `|w|`, `|b|`. The activation scales the
 /// sum's error by at most its Lipschitz constant and adds its own error ([`activation_error`]).
 pub fn tolerances(spec: &Conv2dSpec, data: &ConvData, want: &Tensor) -> Vec<f32> {
-    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
-    let abs_spec = spec.activation(Activation::None);
-    let abs_input = Tensor::new(data.input.shape(), abs(data.input.data())).expect("abs input");
-    let abs_bias = data.bias.as_deref().map(abs);
-    let s = reference::conv2d(
-        &abs_spec,
-        &abs_input,
-        &abs(&data.weights),
-        abs_bias.as_deref(),
-    )
-    .expect("reference on |x|, |w|");
+    let s = abs_sums(spec, data);
     let l = (spec.c_in_per_group() * spec.kernel[0] * spec.kernel[1] + 1) as f32;
     let u = f32::EPSILON / 2.0;
     s.data()
@@ -94,6 +84,88 @@ pub fn tolerances(spec: &Conv2dSpec, data: &ConvData, want: &Tensor) -> Vec<f32>
         .map(|(&s, &y)| {
             let act = activation_error(spec.activation);
             act.lipschitz * 8.0 * l.sqrt() * u * s + act.relative * y.abs() + act.absolute
+        })
+        .collect()
+}
+
+/// `S = |b| + Σ|x_i·w_i|` per output: the reference run on `|x|`, `|w|`, `|b|` without the
+/// activation.
+pub fn abs_sums(spec: &Conv2dSpec, data: &ConvData) -> Tensor {
+    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<f32>>();
+    let abs_spec = spec.activation(Activation::None);
+    let abs_input = Tensor::new(data.input.shape(), abs(data.input.data())).expect("abs input");
+    let abs_bias = data.bias.as_deref().map(abs);
+    reference::conv2d(
+        &abs_spec,
+        &abs_input,
+        &abs(&data.weights),
+        abs_bias.as_deref(),
+    )
+    .expect("reference on |x|, |w|")
+}
+
+/// f16's unit roundoff, `u₁₆ = 2⁻¹¹`: rounding a value in f16's normal range to nearest
+/// changes it by at most `u₁₆` of itself.
+pub const F16_UNIT_ROUNDOFF: f32 = 1.0 / 2048.0;
+
+/// Half the spacing of f16's subnormals, `2⁻²⁵`: the most that rounding a value below f16's
+/// normal range (|y| < 2⁻¹⁴) changes it, where the relative bound no longer holds.
+pub const F16_SUBNORMAL_ERROR: f32 = 1.0 / 33_554_432.0;
+
+/// `values` rounded to the nearest f16, kept as f32: what an f16 tensor or f16 weights hold.
+pub fn to_f16(values: &[f32]) -> Vec<f32> {
+    values
+        .iter()
+        .map(|&v| sepconv::Precision::F16.round(v))
+        .collect()
+}
+
+impl ConvData {
+    /// The same data rounded to f16, as an f16 conv and its f16 input hold it: the reference
+    /// runs on these values, so that what is left to bound is the kernel's arithmetic.
+    pub fn rounded_to_f16(&self) -> Self {
+        Self {
+            input: Tensor::new(self.input.shape(), to_f16(self.input.data())).expect("input"),
+            weights: to_f16(&self.weights),
+            bias: self.bias.as_deref().map(to_f16),
+        }
+    }
+}
+
+/// Per-element tolerance of an f16 run (f16 input, weights, bias and output, f32 sums)
+/// against the `f64` reference computed on the f16-rounded input, weights and bias
+/// (`data` is [`ConvData::rounded_to_f16`]).
+///
+/// Because the reference sees the very values the kernel reads, their rounding to f16 costs
+/// nothing here. What remains:
+/// 1. the f32 accumulation and activation, as for f32 runs: [`tolerances`], `t₃₂`;
+/// 2. the output's one rounding to f16 on the store: `u₁₆·|ŷ| ≤ u₁₆·(|y| + t₃₂)`, or
+///    [`F16_SUBNORMAL_ERROR`] below f16's normal range;
+/// 3. `partial_roundings` more roundings of partial sums to f16, where a run's sums pass
+///    through the f16 output between dispatches (the window kernels' input-channel slices,
+///    pointwise or grouped weights past one 64 KiB window): each partial sum is at most
+///    `S = |b| + Σ|x_i·w_i|`, so each adds at most `u₁₆·S`, scaled by the activation's
+///    Lipschitz constant. (The tiled product's split-K keeps its partial sums in f32.)
+///
+/// With `u₁₆ = 2⁻¹¹ ≈ 4.9e-4` the output rounding dominates: about 5e-4 of |y|, while one
+/// wrong or missing tap still moves an output by about |x·w| ≈ S/L, far more for the
+/// reductions tested (L ≤ 600: S/L ≥ 1.6e-3·S, against u₁₆·S ≈ 4.9e-4·S for one partial
+/// rounding; a wrong channel or pixel, by the whole output).
+pub fn f16_tolerances(
+    spec: &Conv2dSpec,
+    data: &ConvData,
+    want: &Tensor,
+    partial_roundings: usize,
+) -> Vec<f32> {
+    let t32 = tolerances(spec, data, want);
+    let s = abs_sums(spec, data);
+    let lipschitz = activation_error(spec.activation).lipschitz;
+    let partial = partial_roundings as f32 * F16_UNIT_ROUNDOFF * lipschitz;
+    t32.iter()
+        .zip(want.data())
+        .zip(s.data())
+        .map(|((&t, &y), &s)| {
+            t + F16_UNIT_ROUNDOFF * (y.abs() + t) + F16_SUBNORMAL_ERROR + partial * s
         })
         .collect()
 }
