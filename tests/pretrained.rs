@@ -18,7 +18,7 @@ use sepconv::checkpoint::{keys, load_weights, Format, StateDict};
 use sepconv::networks::weights::NetworkWeights;
 use sepconv::networks::{efficientnet_lite, Network, Op, EFFICIENTNET_LITE_BN_EPS};
 use sepconv::preprocess::{softmax, top_k, Preprocess};
-use sepconv::{cpu, Error, GpuNetwork, GpuTensor, Tensor};
+use sepconv::{cpu, Error, GpuNetwork, GpuTensor, Precision, Tensor};
 
 const CHECKPOINT: &str = "efficientnet-lite0-57934424.pth";
 
@@ -159,6 +159,65 @@ fn lite0_classifies_photos_on_the_gpu() {
             "{photo}: GPU and CPU top-5"
         );
         assert!(p[class] > 0.3, "{photo}: p = {}", p[class]);
+    }
+}
+
+/// EfficientNet-Lite0 with f16 activations and weights (f32 sums): the same top-1 class on
+/// both photos as with f32 (285 and 967), and logits close to the f32 run's. Each of the 49
+/// convolutions rounds its output to f16 (u₁₆ = 2⁻¹¹ ≈ 4.9e-4 relative) and multiplies by
+/// f16-rounded weights, so the logits move by a small fraction of their RMS, not enough to
+/// change a confident top-1 (p > 0.3 on both photos). On an adapter without `SHADER_F16`
+/// (GL's llvmpipe) the network is refused with `Error::Unsupported` instead.
+#[test]
+#[ignore = "needs scripts/fetch-models.sh"]
+fn lite0_in_f16_keeps_top1_on_the_photos() {
+    let (net, weights, _) = lite0();
+    let gpu = gpu();
+    if !gpu.supports_f16() {
+        let err = GpuNetwork::new_as(gpu, &net, &weights, Precision::F16).unwrap_err();
+        assert!(matches!(&err, Error::Unsupported { reason } if reason.contains("SHADER_F16")));
+        eprintln!(
+            "{} has no SHADER_F16: checked the refusal only",
+            gpu.adapter_name()
+        );
+        return;
+    }
+    let f32_net = GpuNetwork::new(gpu, &net, &weights).unwrap();
+    let f16_net = GpuNetwork::new_as(gpu, &net, &weights, Precision::F16).unwrap();
+    let pre = Preprocess::efficientnet(224);
+    for (photo, class) in [("chelsea.png", 285), ("coffee.png", 967)] {
+        let x = pre.open(model_file(photo)).unwrap();
+        let want = f32_net
+            .run(&GpuTensor::from_tensor(gpu, &x).unwrap())
+            .unwrap()
+            .read()
+            .unwrap();
+        let got = f16_net
+            .run(&GpuTensor::from_tensor_as(gpu, &x, Precision::F16).unwrap())
+            .unwrap();
+        assert_eq!(got.precision(), Precision::F16);
+        let got = got.read().unwrap();
+        let scale = rms(&want);
+        let worst = got
+            .data()
+            .iter()
+            .zip(want.data())
+            .map(|(g, w)| (g - w).abs())
+            .fold(0f32, f32::max);
+        let (p16, p32) = (softmax(got.data()), softmax(want.data()));
+        let (top16, top32) = (top_k(&p16, 5), top_k(&p32, 5));
+        eprintln!(
+            "{photo}: f16 logits max |f16 − f32| {worst:.3e} = {:.2e} of rms {scale:.3}; \
+             top-5 f16 {:?}, f32 {:?}",
+            worst / scale,
+            top16.iter().map(|&i| (i, p16[i])).collect::<Vec<_>>(),
+            top32.iter().map(|&i| (i, p32[i])).collect::<Vec<_>>(),
+        );
+        assert_eq!(top32[0], class, "{photo}: f32");
+        assert_eq!(top16[0], class, "{photo}: f16");
+        assert!(p16[class] > 0.3, "{photo}: f16 p = {}", p16[class]);
+        // A broken layer moves the logits by their whole size; f16 rounding by far less.
+        assert!(worst < 0.1 * scale, "{photo}: {worst} against rms {scale}");
     }
 }
 

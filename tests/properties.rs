@@ -13,17 +13,19 @@
 //! from the common divisors by building `c = groups · c_per_group`, standard convs included).
 //! Kernels 1–7 per axis, strides and dilations 1–3, per-side padding 0–3 or `SAME_UPPER`,
 //! batch 1–4, spatial sizes from the smallest that gives an output up, channel counts mostly
-//! not multiples of 4, bias on and off, every activation.
+//! not multiples of 4, bias on and off, every activation, and the precision: one case in five
+//! runs with f16 tensors and weights (`common::f16_tolerances` on f16-rounded data; on an
+//! adapter without `SHADER_F16` such a case checks the refusal instead).
 
 mod common;
 mod limited;
 
-use common::{assert_matches, exact_activation, gpu, tolerances, ConvData};
+use common::{assert_matches, exact_activation, f16_tolerances, gpu, tolerances, ConvData};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 use sepconv::{
     cpu::reference, Activation, Conv2d, Conv2dSpec, ConvKind, Error, Gpu, GpuTensor, Padding,
-    Shape, Tensor,
+    Precision, Shape, Tensor,
 };
 
 /// One generated case: the spec, the input shape, and the seed of its data.
@@ -107,6 +109,13 @@ fn activation() -> impl Strategy<Value = Activation> {
         1 => (quarter(-8, 8), quarter(-8, 8))
             .prop_map(|(alpha, beta)| Activation::HardSigmoidOnnx { alpha, beta }),
     ]
+}
+
+/// f32 four times in five, f16 once: every f16 draw compiles the f16 pipeline of its
+/// (geometry, activation kind), so a fifth keeps the suite's compile time bounded while each
+/// kernel family still sees about 150–200 f16 cases per run.
+fn precision() -> impl Strategy<Value = Precision> {
+    prop_oneof![4 => Just(Precision::F32), 1 => Just(Precision::F16)]
 }
 
 fn padding() -> impl Strategy<Value = Padding> {
@@ -264,21 +273,79 @@ fn grouped_cases(pool: usize) -> impl Strategy<Value = Case> {
     )
 }
 
-/// Runs `spec` on `gpu` into a NaN-filled output and reads it back.
-fn run_gpu(gpu: &Gpu, spec: Conv2dSpec, data: &ConvData) -> Result<Tensor, TestCaseError> {
+/// Runs `spec` on `gpu` with tensors and weights in `precision` into a NaN-filled output and
+/// reads it back.
+fn run_gpu(
+    gpu: &Gpu,
+    spec: Conv2dSpec,
+    data: &ConvData,
+    precision: Precision,
+) -> Result<Tensor, TestCaseError> {
     let fail = |what: &str, e: sepconv::Error| TestCaseError::fail(format!("{what}: {e}"));
-    let conv = Conv2d::new(gpu, spec, &data.weights, data.bias()).map_err(|e| fail("conv", e))?;
-    let x = GpuTensor::from_tensor(gpu, &data.input).map_err(|e| fail("upload", e))?;
+    let conv = Conv2d::new(gpu, spec, &data.weights, data.bias())
+        .and_then(|c| c.with_precision(precision))
+        .map_err(|e| fail("conv", e))?;
+    let x =
+        GpuTensor::from_tensor_as(gpu, &data.input, precision).map_err(|e| fail("upload", e))?;
     let out_shape = conv.output_shape(x.shape()).map_err(|e| fail("shape", e))?;
-    let y = GpuTensor::full(gpu, out_shape, f32::NAN).map_err(|e| fail("output", e))?;
+    let y =
+        GpuTensor::full_as(gpu, out_shape, f32::NAN, precision).map_err(|e| fail("output", e))?;
     conv.run_into(&x, &y).map_err(|e| fail("dispatch", e))?;
     y.read().map_err(|e| fail("readback", e))
 }
 
 /// The property: the GPU (and every other implementation under test) matches the reference,
 /// within tolerance on normal data and exactly on small integers.
-fn matches_reference(case: Case, expected_kind: Option<ConvKind>) -> Result<(), TestCaseError> {
+fn matches_reference(
+    (case, precision): (Case, Precision),
+    expected_kind: Option<ConvKind>,
+) -> Result<(), TestCaseError> {
+    if precision == Precision::F16 {
+        if let Some(kind) = expected_kind {
+            prop_assert_eq!(case.spec.kind(), kind, "generator produced the wrong kind");
+        }
+        return matches_reference_in_f16(gpu(), case);
+    }
     matches_reference_on(gpu(), case, expected_kind)
+}
+
+/// The f16 property: on f16-rounded data (normal and small integers), the f16 run is within
+/// `f16_tolerances` of the reference. Where the adapter has no f16, the conv is refused with
+/// `Error::Unsupported` naming `SHADER_F16`.
+fn matches_reference_in_f16(gpu: &Gpu, case: Case) -> Result<(), TestCaseError> {
+    let Case {
+        spec,
+        input,
+        data_seed,
+    } = case;
+    if !gpu.supports_f16() {
+        let data = ConvData::new(&spec, input, data_seed, false);
+        let refused = Conv2d::new(gpu, spec, &data.weights, data.bias())
+            .and_then(|c| c.with_precision(Precision::F16));
+        return match refused {
+            Err(Error::Unsupported { reason }) if reason.contains("SHADER_F16") => Ok(()),
+            other => Err(TestCaseError::fail(format!(
+                "f16 without SHADER_F16: {:?}",
+                other.map(|_| "a conv")
+            ))),
+        };
+    }
+    for exact in [false, true] {
+        let data = ConvData::new(&spec, input, data_seed, exact).rounded_to_f16();
+        let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias())
+            .map_err(|e| TestCaseError::fail(format!("reference: {e}")))?;
+        // Window kernels slice input channels only past 4,096 weight vec4s per block, which
+        // these channel counts never reach: no partial sums pass through f16.
+        let tol = f16_tolerances(&spec, &data, &want, 0);
+        let label = if exact {
+            "f16, integers"
+        } else {
+            "f16, normal"
+        };
+        let got = run_gpu(gpu, spec, &data, Precision::F16)?;
+        assert_matches(label, data_seed, &got, &want, Some(&tol));
+    }
+    Ok(())
 }
 
 fn matches_reference_on(
@@ -302,7 +369,7 @@ fn matches_reference_on(
         let tol =
             (!exact || !exact_activation(spec.activation)).then(|| tolerances(&spec, &data, &want));
         let label = if exact { "integers" } else { "normal" };
-        let got = run_gpu(gpu, spec, &data)?;
+        let got = run_gpu(gpu, spec, &data, Precision::F32)?;
         assert_matches(
             &format!("gpu, {label}"),
             data_seed,
@@ -326,22 +393,24 @@ fn matches_reference_on(
 
 #[test]
 fn depthwise_matches_reference_on_random_specs() {
-    run_property("depthwise", 1000, depthwise_cases(GEOMETRY_POOL), |case| {
-        let m = case.spec.c_out / case.spec.c_in;
+    let cases = (depthwise_cases(GEOMETRY_POOL), precision());
+    run_property("depthwise", 1000, cases, |case| {
+        let m = case.0.spec.c_out / case.0.spec.c_in;
         matches_reference(case, Some(ConvKind::Depthwise { multiplier: m }))
     });
 }
 
 #[test]
 fn pointwise_matches_reference_on_random_specs() {
-    run_property("pointwise", 700, pointwise_cases(), |case| {
+    run_property("pointwise", 700, (pointwise_cases(), precision()), |case| {
         matches_reference(case, Some(ConvKind::Pointwise))
     });
 }
 
 #[test]
 fn grouped_matches_reference_on_random_specs() {
-    run_property("grouped", 1000, grouped_cases(GEOMETRY_POOL), |case| {
+    let cases = (grouped_cases(GEOMETRY_POOL), precision());
+    run_property("grouped", 1000, cases, |case| {
         // A 1×1 unpadded standard conv is pointwise; every other case here is grouped.
         matches_reference(case, None)
     });
