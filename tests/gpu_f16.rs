@@ -575,7 +575,7 @@ fn a_device_without_shader_f16_refuses_f16_and_runs_f32() {
     );
     refused(
         "raw upload",
-        GpuTensor::from_f16(&bare, shape, &vec![f16::ONE; 36]).unwrap_err(),
+        GpuTensor::from_f16(&bare, shape, &[f16::ONE; 36]).unwrap_err(),
     );
     refused(
         "full",
