@@ -391,29 +391,62 @@ fn matches_reference_on(
     Ok(())
 }
 
+/// Counts the f16 draws a property ran, and checks at the end that there were some: a
+/// property that never drew f16 would check nothing of it.
+struct F16Draws(std::sync::atomic::AtomicUsize);
+
+impl F16Draws {
+    fn new() -> Self {
+        Self(std::sync::atomic::AtomicUsize::new(0))
+    }
+
+    fn count(&self, precision: Precision) {
+        if precision == Precision::F16 {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// At least a tenth of the `cases` (a fifth are drawn f16 on average).
+    fn check(self, name: &str, cases: u32) {
+        let drawn = self.0.into_inner();
+        eprintln!("{name}: {drawn} f16 cases");
+        let least = case_count(cases) as usize / 10;
+        assert!(drawn >= least, "{name}: only {drawn} f16 cases were drawn");
+    }
+}
+
 #[test]
 fn depthwise_matches_reference_on_random_specs() {
     let cases = (depthwise_cases(GEOMETRY_POOL), precision());
+    let f16 = F16Draws::new();
     run_property("depthwise", 1000, cases, |case| {
+        f16.count(case.1);
         let m = case.0.spec.c_out / case.0.spec.c_in;
         matches_reference(case, Some(ConvKind::Depthwise { multiplier: m }))
     });
+    f16.check("depthwise", 1000);
 }
 
 #[test]
 fn pointwise_matches_reference_on_random_specs() {
+    let f16 = F16Draws::new();
     run_property("pointwise", 700, (pointwise_cases(), precision()), |case| {
+        f16.count(case.1);
         matches_reference(case, Some(ConvKind::Pointwise))
     });
+    f16.check("pointwise", 700);
 }
 
 #[test]
 fn grouped_matches_reference_on_random_specs() {
     let cases = (grouped_cases(GEOMETRY_POOL), precision());
+    let f16 = F16Draws::new();
     run_property("grouped", 1000, cases, |case| {
+        f16.count(case.1);
         // A 1×1 unpadded standard conv is pointwise; every other case here is grouped.
         matches_reference(case, None)
     });
+    f16.check("grouped", 1000);
 }
 
 /// Binding limits of the devices the split property runs on, in bytes: small enough that
