@@ -14,6 +14,8 @@
 //!                    and the CPU's compared with it; gpu or cpu: one side; auto: the fastest
 //!                    thing here (a hardware GPU, else the fast CPU path), saying why
 //! --runs K           timed repetitions per image on each device (median; default 3)
+//! --precision P      f32 (default) or f16: the GPU's activations and weights (f32 sums);
+//!                    f16 needs an adapter with SHADER_F16
 //! --dump DIR         also write each photo's input and logits as little-endian f32 files
 //!                    (DIR/NAME.input.bin, DIR/NAME.logits.bin), e.g. to compare with ONNX
 //!                    Runtime
@@ -32,7 +34,7 @@ use sepconv::networks::{
     EfficientNetLite, MobileNetV2, Network, Node, NodeId, EFFICIENTNET_LITE_BN_EPS,
 };
 use sepconv::preprocess::{softmax, top_k, Preprocess};
-use sepconv::{imagenet, CpuNetwork, Gpu, GpuNetwork, GpuTensor, Tensor};
+use sepconv::{imagenet, CpuNetwork, Gpu, GpuNetwork, GpuTensor, Precision, Tensor};
 
 /// Where to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,12 +50,14 @@ struct Options {
     net: String,
     device: Device,
     runs: usize,
+    precision: Precision,
     dump: Option<PathBuf>,
     photos: Vec<PathBuf>,
 }
 
 const USAGE: &str = "usage: cargo run --release --example classify -- --weights FILE PHOTO... \
-[--net efficientnet-lite0..4|mobilenet-v2] [--device both|gpu|cpu|auto] [--runs K] [--dump DIR]";
+[--net efficientnet-lite0..4|mobilenet-v2] [--device both|gpu|cpu|auto] [--runs K] \
+[--precision f32|f16] [--dump DIR]";
 
 fn parse_options() -> Result<Options, String> {
     let mut weights = None;
@@ -62,6 +66,7 @@ fn parse_options() -> Result<Options, String> {
         net: "efficientnet-lite0".into(),
         device: Device::Both,
         runs: 3,
+        precision: Precision::F32,
         dump: None,
         photos: Vec::new(),
     };
@@ -88,6 +93,13 @@ fn parse_options() -> Result<Options, String> {
                     .ok()
                     .filter(|&k| k > 0)
                     .ok_or("--runs needs a positive integer")?
+            }
+            "--precision" => {
+                o.precision = match value("--precision")?.as_str() {
+                    "f32" => Precision::F32,
+                    "f16" => Precision::F16,
+                    other => return Err(format!("--precision {other}: expected f32 or f16")),
+                }
             }
             "--dump" => o.dump = Some(PathBuf::from(value("--dump")?)),
             "-h" | "--help" => return Err(String::new()),
@@ -192,8 +204,13 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
     };
     let gpu_net = match &use_gpu {
         Some(gpu) => {
-            println!("GPU: {} ({:?})", gpu.adapter_name(), gpu.backend());
-            Some(GpuNetwork::new(gpu, &net, &weights)?)
+            println!(
+                "GPU: {} ({:?}), {} activations",
+                gpu.adapter_name(),
+                gpu.backend(),
+                o.precision
+            );
+            Some(GpuNetwork::new_as(gpu, &net, &weights, o.precision)?)
         }
         None => None,
     };
@@ -208,7 +225,7 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
         let decode = t.elapsed();
         let mut results: Vec<(&str, Tensor, Duration, Duration)> = Vec::new();
         if let Some(g) = &gpu_net {
-            let gx_once = GpuTensor::from_tensor(g.gpu(), &x)?;
+            let gx_once = GpuTensor::from_tensor_as(g.gpu(), &x, o.precision)?;
             // Resident: input on the GPU, logits left there until one final read.
             let (_, resident) = timed(o.runs, || {
                 let y = g.run(&gx_once)?;
@@ -217,7 +234,7 @@ fn run(o: &Options) -> Result<(), Box<dyn std::error::Error>> {
             })?;
             // End to end: decoded photo in host memory to probabilities in host memory.
             let (logits, end_to_end) = timed(o.runs, || {
-                let gx = GpuTensor::from_tensor(g.gpu(), &x)?;
+                let gx = GpuTensor::from_tensor_as(g.gpu(), &x, o.precision)?;
                 let y = g.run(&gx)?.read()?;
                 let _ = softmax(y.data());
                 Ok(y)
