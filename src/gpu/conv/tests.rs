@@ -82,3 +82,51 @@ fn convs_with_the_same_spec_and_shapes_share_a_measured_choice() {
     );
     assert_eq!(gpu.tuner().measured(&key), Some(Choice::Kernel(other)));
 }
+
+/// An f16 conv's kernel is chosen apart from the f32 conv of the same spec and shapes: the
+/// two store and convert differently, so one's timing says nothing of the other's.
+#[test]
+fn f16_and_f32_convs_are_measured_apart() {
+    let gpu = Gpu::new().expect("an adapter (lavapipe in CI)");
+    if !gpu.supports_f16() {
+        return; // tests/gpu_f16.rs checks the refusal on such adapters
+    }
+    let spec = Conv2dSpec::pointwise(64, 48);
+    let input = Shape::new(1, 64, 5, 5);
+    let output = spec.output_shape(input).unwrap();
+    let key = |precision| TuneKey::Kernel {
+        run: RunKey {
+            spec,
+            input,
+            output,
+        },
+        split_k: SplitK::Auto,
+        precision,
+    };
+    let w = small_ints(3, spec.weight_count());
+    let b = small_ints(4, spec.c_out);
+    // Plant the tiled product for f32; the f16 conv must not take it on trust.
+    gpu.tuner()
+        .plant(key(Precision::F32), Choice::Kernel(ConvKernel::TiledGemm));
+    let conv = Conv2d::new(&gpu, spec, &w, Some(&b))
+        .unwrap()
+        .with_precision(Precision::F16)
+        .unwrap();
+    assert_eq!(conv.chosen_kernel(input), None, "not measured in f16 yet");
+    let x = Tensor::new(input, small_ints(5, input.len().unwrap())).unwrap();
+    let gx = GpuTensor::from_tensor_as(&gpu, &x, Precision::F16).unwrap();
+    let y = GpuTensor::full_as(&gpu, output, f32::NAN, Precision::F16).unwrap();
+    conv.run_into(&gx, &y).unwrap();
+    let chosen = conv.chosen_kernel(input).expect("measured by the run");
+    assert_eq!(
+        gpu.tuner().measured(&key(Precision::F16)),
+        Some(Choice::Kernel(chosen))
+    );
+    assert_eq!(
+        gpu.tuner().measured(&key(Precision::F32)),
+        Some(Choice::Kernel(ConvKernel::TiledGemm))
+    );
+    // Small integers: exact in f16 too (|y| ≤ 64·9 + 3 < 2,048).
+    let want = reference::conv2d(&spec, &x, &w, Some(&b)).unwrap();
+    assert_eq!(y.read().unwrap().data(), want.data());
+}
