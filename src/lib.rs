@@ -55,7 +55,7 @@ pub use gpu::{
     BlockPath, Conv2d, ConvKernel, Fusion, Gpu, GpuNetwork, GpuTensor, SeparableBlock, SplitK,
     Tuner, Tuning,
 };
-pub use spec::{Activation, Conv2dSpec, ConvKind, Padding, Pads, Shape};
+pub use spec::{Activation, Conv2dSpec, ConvKind, Padding, Pads, Residual, Shape};
 pub use tensor::Tensor;
 /// The wgpu this crate is built on, for callers who bring their own device
 /// ([`Gpu::from_device`]): the same version, so its types match.

@@ -8,7 +8,7 @@ use super::params::{ConvParams, Tiling};
 use super::pipelines::{epilogue, geometry, Constants, Shader, WEIGHT_WINDOW_FLOATS};
 use super::recent::Recent;
 use super::tune::RunKey;
-use super::{binding, entry, Gpu};
+use super::{binding, entry, Bindings, Gpu};
 use crate::error::{Error, Result};
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
 use std::sync::Arc;
@@ -140,7 +140,8 @@ impl Plan {
                 ),
             });
         }
-        let mut constants = epilogue(spec);
+        // The epilogue's constants come per run (`Plan::constants`).
+        let mut constants = Constants::new();
         Ok(match spec.kind() {
             ConvKind::Depthwise { .. } => {
                 constants.extend(geometry(spec));
@@ -287,13 +288,20 @@ impl Plan {
         }
     }
 
-    /// The override constants for a run with `pixels` pixels per invocation.
+    /// The override constants for a run with `pixels` pixels per invocation, but for the
+    /// run's epilogue (see [`Plan::run_constants`]).
     fn constants(&self, pixels: usize) -> Constants {
         let mut constants = self.constants.clone();
         if self.shader != Shader::Depthwise {
             constants.push(("PIXELS", pixels as u32));
         }
         constants
+    }
+
+    /// The override constants of the run `key` with `pixels` pixels per invocation: the
+    /// plan's and the run's epilogue (its activation kind and residual add).
+    fn run_constants(&self, key: &RunKey, pixels: usize) -> Constants {
+        [self.constants(pixels), epilogue(&key.spec, key.residual)].concat()
     }
 
     /// How the dispatch of `slice` producing `output` is tiled, with `pixels` pixels per
@@ -356,6 +364,13 @@ impl WindowKernel {
     /// spec's, or zeros), and compiles the pipeline.
     pub(crate) fn new(gpu: &Gpu, spec: &Conv2dSpec, weights: &[f32], bias: &[f32]) -> Result<Self> {
         let plan = Plan::new(spec, window_workgroup_size(gpu))?;
+        // A run of the spec as made, for the pipeline compiled up front.
+        let plain = RunKey {
+            spec: *spec,
+            input: Shape::new(1, spec.c_in, 1, 1),
+            output: Shape::new(1, spec.c_out, 1, 1),
+            residual: None,
+        };
         let bias = plan.pack_bias(spec, bias);
         gpu.check_buffer_size("bias", bias.len() as u64 * 4)?;
         let slices = plan
@@ -381,8 +396,11 @@ impl WindowKernel {
             bytemuck::cast_slice(&bias),
             wgpu::BufferUsages::STORAGE,
         )?;
-        gpu.pipelines()
-            .get(gpu.dev(), plan.shader, &plan.constants(plan.max_pixels()))?;
+        gpu.pipelines().get(
+            gpu.dev(),
+            plan.shader,
+            &plan.run_constants(&plain, plan.max_pixels()),
+        )?;
         Ok(Self {
             gpu: gpu.clone(),
             plan,
@@ -420,13 +438,12 @@ impl WindowKernel {
     }
 
     /// Records the uniform-window kernel's dispatches, one per weight slice, for the run (or
-    /// piece) `key`.
+    /// piece) `key` on `tensors`.
     pub(crate) fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         key: RunKey,
-        input_binding: wgpu::BufferBinding<'_>,
-        output_binding: wgpu::BufferBinding<'_>,
+        tensors: &Bindings<'_>,
     ) -> Result<()> {
         let launch = self
             .launches
@@ -440,23 +457,25 @@ impl WindowKernel {
                 .iter()
                 .enumerate()
                 .map(|(i, slice)| {
+                    let mut entries = vec![
+                        binding(0, tensors.input.clone()),
+                        entry(1, &slice.weights),
+                        entry(2, &self.bias),
+                        binding(3, tensors.output.clone()),
+                        binding(
+                            4,
+                            wgpu::BufferBinding {
+                                buffer: &launch.params,
+                                offset: i as u64 * launch.params_stride,
+                                size: params_size,
+                            },
+                        ),
+                    ];
+                    entries.extend(tensors.skip_entry());
                     device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: Some(label),
-                        layout: &self.gpu.pipelines().conv_layout,
-                        entries: &[
-                            binding(0, input_binding.clone()),
-                            entry(1, &slice.weights),
-                            entry(2, &self.bias),
-                            binding(3, output_binding.clone()),
-                            binding(
-                                4,
-                                wgpu::BufferBinding {
-                                    buffer: &launch.params,
-                                    offset: i as u64 * launch.params_stride,
-                                    size: params_size,
-                                },
-                            ),
-                        ],
+                        layout: self.gpu.pipelines().conv_layout(tensors.skip.is_some()),
+                        entries: &entries,
                     })
                 })
                 .collect();
@@ -470,6 +489,7 @@ impl WindowKernel {
             for (bind_group, grid) in bind_groups.iter().zip(&launch.grids) {
                 pass.set_bind_group(0, bind_group, &[]);
                 pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+                self.gpu.count_dispatch();
             }
         })
     }
@@ -493,7 +513,7 @@ impl WindowKernel {
         let pipeline = self.gpu.pipelines().get(
             self.gpu.dev(),
             self.plan.shader,
-            &self.plan.constants(pixels),
+            &self.plan.run_constants(&key, pixels),
         )?;
         let mut grids = Vec::with_capacity(self.slices.len());
         for (slice, at) in self

@@ -98,6 +98,31 @@ pub fn tolerances(spec: &Conv2dSpec, data: &ConvData, want: &Tensor) -> Vec<f32>
         .collect()
 }
 
+/// Per-element tolerance for a GPU conv with a residual add against the `f64` reference
+/// ([`reference::conv2d_residual`]): the conv's own ([`tolerances`], whose sums' error is the
+/// same), plus the add's. The GPU adds the skip `s` in `f32`: once, rounding with relative
+/// error `u` of `|y + s| ≤ |y| + |s|`; before the activation that error passes through it
+/// (times its Lipschitz constant), after it the activation's relative error is of `act(y)`,
+/// `|act(y)| ≤ |want| + |s|`. So `tol + (lipschitz + 1)·u·(|want| + 2|s|) + relative·|s|`
+/// bounds what rounding can do, while a skip added twice, at the wrong index or not at all
+/// (an error of `|s|`, about 1 on N(0, 1) data) fails by orders of magnitude.
+pub fn residual_tolerances(
+    spec: &Conv2dSpec,
+    data: &ConvData,
+    skip: &Tensor,
+    want: &Tensor,
+) -> Vec<f32> {
+    let act = activation_error(spec.activation);
+    let u = f32::EPSILON / 2.0;
+    tolerances(spec, data, want)
+        .into_iter()
+        .zip(skip.data().iter().zip(want.data()))
+        .map(|(t, (&s, &y))| {
+            t + (act.lipschitz + 1.0) * u * (y.abs() + 2.0 * s.abs()) + act.relative * s.abs()
+        })
+        .collect()
+}
+
 /// How far an activation computed in `f32` may be from the `f64` reference's, rounded.
 pub struct ActivationError {
     /// How much the activation can grow an error in its input: `max |act'|`.

@@ -39,6 +39,7 @@ fn convs_with_the_same_spec_and_shapes_share_a_measured_choice() {
             spec,
             input,
             output,
+            residual: None,
         },
         split_k: SplitK::Auto,
     };
@@ -71,6 +72,7 @@ fn convs_with_the_same_spec_and_shapes_share_a_measured_choice() {
             spec,
             input,
             output,
+            residual: None,
         },
         split_k: one,
     };

@@ -5,7 +5,7 @@ use crate::gpu::gemm::{self, TileParams, TILE_PARAMS_FIELDS};
 use crate::gpu::params::{ConvParams, CONV_PARAMS_FIELDS};
 
 fn module(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
-    parse(shader.label(), shader.source())
+    parse(shader.label(), shader.source(false))
 }
 
 fn parse(label: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -22,11 +22,35 @@ fn parse(label: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_parses_and_validates() {
-    for shader in Shader::CONV {
-        module(shader);
+    for skip in [false, true] {
+        for shader in Shader::CONV {
+            parse(shader.label(), shader.source(skip));
+        }
+        for shader in TiledShader::ALL {
+            parse(shader.label(), shader.source(skip));
+        }
     }
-    for shader in TiledShader::ALL {
-        parse(shader.label(), shader.source());
+}
+
+/// A kernel binds the skip tensor of a residual add, at `SKIP_BINDING`, exactly in its
+/// variant with a skip: a pipeline without one binds no more than before.
+#[test]
+fn only_the_skip_variants_bind_the_skip_tensor() {
+    let binds_skip = |label: &str, source: &str| {
+        let (module, _) = parse(label, source);
+        let binds = module
+            .global_variables
+            .iter()
+            .any(|(_, v)| v.binding.as_ref().map(|b| b.binding) == Some(super::SKIP_BINDING));
+        binds
+    };
+    for skip in [false, true] {
+        for shader in Shader::CONV {
+            assert_eq!(binds_skip(shader.label(), shader.source(skip)), skip);
+        }
+        for shader in TiledShader::ALL {
+            assert_eq!(binds_skip(shader.label(), shader.source(skip)), skip);
+        }
     }
 }
 
@@ -54,6 +78,7 @@ fn shader_files_open_with_their_bindings_and_share_one_place() {
         let shared = path.file_name().unwrap() == "shared.wgsl";
         for function in [
             "fn activate(",
+            "fn finish_sum(",
             "fn padded_row(",
             "fn padded_read(",
             "fn invocation_index(",
@@ -66,7 +91,7 @@ fn shader_files_open_with_their_bindings_and_share_one_place() {
             );
         }
     }
-    assert!(files >= 14, "{files} shader files");
+    assert!(files >= 16, "{files} shader files");
 }
 
 #[test]
@@ -147,7 +172,7 @@ fn workgroup_size_matches_the_host() {
 #[test]
 fn tile_params_block_matches_the_host_struct() {
     for shader in TiledShader::ALL {
-        let (module, _) = parse(shader.label(), shader.source());
+        let (module, _) = parse(shader.label(), shader.source(false));
         let (_, ty) = module
             .types
             .iter()
@@ -168,7 +193,7 @@ fn tile_params_block_matches_the_host_struct() {
 #[test]
 fn tiles_match_the_host() {
     for shader in TiledShader::ALL {
-        let (module, _) = parse(shader.label(), shader.source());
+        let (module, _) = parse(shader.label(), shader.source(false));
         let constant = |name: &str| {
             let (_, c) = module
                 .constants
