@@ -16,6 +16,14 @@ use sepconv::{
     SeparableBlock, Shape, SplitK, Tensor, Tuning,
 };
 
+/// The tests of this binary run one at a time: on GL (llvmpipe) wgpu holds one context lock
+/// per adapter and panics when a thread waits for it more than 6 s, which a CPU adapter
+/// compiling these many pipelines for several tests at once (on a 2-core machine) can reach.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const PLACES: [Residual; 2] = [Residual::BeforeActivation, Residual::AfterActivation];
 
 /// Activations whose place relative to the add matters (ReLU6's clamp, HardSwish's curve,
@@ -127,6 +135,7 @@ fn run_residual(
 /// the sums and the add (`residual_tolerances`).
 #[test]
 fn random_data_on_every_kernel() {
+    let _serial = one_at_a_time();
     let gpu = gpu();
     for (c, case) in cases().iter().enumerate() {
         // Two activations per kernel, each activation on several kernels (a pipeline per
@@ -177,6 +186,7 @@ fn random_data_on_every_kernel() {
 /// skip element read from a neighbour's index cannot hide under a tolerance.
 #[test]
 fn integer_data_match_bit_for_bit() {
+    let _serial = one_at_a_time();
     let gpu = gpu();
     for (c, case) in cases().iter().enumerate() {
         for place in PLACES {
@@ -212,6 +222,7 @@ fn integer_data_match_bit_for_bit() {
 /// kernels.
 #[test]
 fn separable_blocks_on_both_paths() {
+    let _serial = one_at_a_time();
     let gpu = gpu();
     let dw = Conv2dSpec::depthwise(40, [3, 3])
         .padding(Padding::uniform(1))
@@ -274,6 +285,7 @@ fn separable_blocks_on_both_paths() {
 /// output itself (one pass reads the skip and writes the output).
 #[test]
 fn a_wrong_skip_tensor_is_refused() {
+    let _serial = one_at_a_time();
     let gpu = gpu();
     let spec = Conv2dSpec::pointwise(8, 16);
     let conv = Conv2d::new(
@@ -342,6 +354,7 @@ fn a_wrong_skip_tensor_is_refused() {
 /// where aligned, through a scratch copy otherwise), bit for bit on integers.
 #[test]
 fn runs_split_past_the_binding_limit_split_the_skip_too() {
+    let _serial = one_at_a_time();
     // 4 KiB = 1,024 floats per binding.
     let gpu = limited::gpu_with_binding_limit(gpu(), 4096);
     for (spec, input) in [
@@ -384,6 +397,7 @@ fn runs_split_past_the_binding_limit_split_the_skip_too() {
 /// under `ConvKernel::Auto`, and pinned it is refused by name.
 #[test]
 fn four_storage_buffers_fall_back_to_the_windows() {
+    let _serial = one_at_a_time();
     let (device, queue) = limited::device_with_limits(gpu(), |l| {
         l.max_storage_buffers_per_shader_stage = 4;
     });

@@ -251,15 +251,26 @@ impl Conv2d {
     /// calls this for every conv at construction, so that its first run compiles nothing. A
     /// run split past the binding limit builds its pieces' launches on first use.
     pub(crate) fn prepare(&self, input: Shape) -> Result<()> {
+        self.prepare_as(input, self.spec.activation, None)
+    }
+
+    /// [`Conv2d::prepare`] for runs that end with `activation` and `residual` (a network's
+    /// folded residual add).
+    pub(crate) fn prepare_as(
+        &self,
+        input: Shape,
+        activation: Activation,
+        residual: Option<Residual>,
+    ) -> Result<()> {
         let (output, pieces) = self.pieces(input)?;
         if !pieces.is_whole() {
             return Ok(());
         }
         let key = RunKey {
-            spec: self.spec,
+            spec: self.spec.activation(activation),
             input,
             output,
-            residual: None,
+            residual,
         };
         let kernel = if !self.has_kernel_choice() {
             ConvKernel::UniformWindows

@@ -124,12 +124,28 @@ impl GpuNetwork {
         }
         let units = pair_blocks(net, convs)?;
         let folds = fold_adds(net, &units);
-        for (unit, node) in units.iter().zip(net.nodes()) {
-            let input = || net.nodes()[node.inputs[0]].output;
+        // What the first run will take: the folded producers' runs end with their add.
+        let mut ends: Vec<(Activation, Option<Residual>)> = net
+            .nodes()
+            .iter()
+            .map(|node| match node.op.conv_spec() {
+                Some(spec) => (spec.activation, None),
+                None => (Activation::None, None),
+            })
+            .collect();
+        for fold in folds.iter().flatten() {
+            ends[fold.producer] = (fold.activation, Some(fold.residual));
+        }
+        for (id, unit) in units.iter().enumerate() {
+            let input = |id: NodeId| net.nodes()[net.nodes()[id].inputs[0]].output;
             match unit {
-                Unit::Conv(conv) => conv.prepare(input())?,
-                Unit::Block(block) => block.prepare(input())?,
-                Unit::Op | Unit::SecondHalf(_) => {}
+                Unit::Conv(conv) => conv.prepare_as(input(id), ends[id].0, ends[id].1)?,
+                Unit::SecondHalf(first) => {
+                    if let Unit::Block(block) = &units[*first] {
+                        block.prepare_as(input(*first), ends[id].0, ends[id].1)?;
+                    }
+                }
+                Unit::Op | Unit::Block(_) => {}
             }
         }
         Ok(Self {

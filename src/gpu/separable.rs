@@ -8,7 +8,7 @@ use super::tensor::check_output;
 use super::tune::{self, TuneKey};
 use super::{Conv2d, GpuTensor};
 use crate::error::{Error, Result};
-use crate::spec::{check_separable, Residual, Shape};
+use crate::spec::{check_separable, Activation, Residual, Shape};
 use std::sync::{Arc, Mutex};
 
 /// A depthwise separable block: a depthwise [`Conv2d`] (with its bias and activation), then
@@ -90,12 +90,11 @@ impl SeparableBlock {
         match self.fusion {
             Fusion::Never => Some(BlockPath::TwoKernels),
             Fusion::Always => Some(BlockPath::Fused),
-            Fusion::Auto => match self
-                .depthwise
-                .gpu()
-                .tuner()
-                .measured(&self.key(input, Finish::of(self.pointwise.spec())))
-            {
+            Fusion::Auto => match self.depthwise.gpu().tuner().measured(&self.key(
+                input,
+                self.pointwise.spec().activation,
+                None,
+            )) {
                 Some(Choice::Path(path)) => Some(path),
                 _ => None,
             },
@@ -204,34 +203,43 @@ impl SeparableBlock {
     }
 
     /// Builds what a run on an `input`-shaped tensor needs, where the path is known without
-    /// measuring (see [`Conv2d::prepare`]).
-    pub(crate) fn prepare(&self, input: Shape) -> Result<()> {
-        let plain = Finish::of(self.pointwise.spec());
+    /// measuring (see [`Conv2d::prepare`]), for runs whose pointwise half ends with
+    /// `activation` and `residual` (its own activation and none, or a network's folded add).
+    pub(crate) fn prepare_as(
+        &self,
+        input: Shape,
+        activation: Activation,
+        residual: Option<Residual>,
+    ) -> Result<()> {
+        let skip = residual.is_some();
         let path = match self.fusion {
             Fusion::Never => BlockPath::TwoKernels,
             Fusion::Always => BlockPath::Fused,
-            Fusion::Auto => match self.depthwise.gpu().tuner().known(self.key(input, plain)) {
-                Some(Choice::Path(path)) => self.runnable(path, input, plain)?,
-                _ => return Ok(()),
-            },
+            Fusion::Auto => {
+                let key = self.key(input, activation, residual);
+                match self.depthwise.gpu().tuner().known(key) {
+                    Some(Choice::Path(path)) => self.runnable(path, input, skip)?,
+                    _ => return Ok(()),
+                }
+            }
         };
         match path {
             BlockPath::TwoKernels => {
                 self.depthwise.prepare(input)?;
                 let mid = self.intermediate(input)?;
-                self.pointwise.prepare(mid.shape())
+                self.pointwise.prepare_as(mid.shape(), activation, residual)
             }
             // A pinned fused path that cannot run here fails at the run, with its reason.
-            BlockPath::Fused if self.fused_cannot_take(input, plain)?.is_some() => Ok(()),
+            BlockPath::Fused if self.fused_cannot_take(input, skip)?.is_some() => Ok(()),
             BlockPath::Fused => self.fused().map(|_| ()),
         }
     }
 
-    /// `path`, or two kernels where it is the fused one and that cannot take `input` (ending
-    /// with `finish`) here: a choice read from the cache file is not taken on trust.
-    fn runnable(&self, path: BlockPath, input: Shape, finish: Finish<'_>) -> Result<BlockPath> {
+    /// `path`, or two kernels where it is the fused one and that cannot take `input` (with a
+    /// skip tensor, or without) here: a choice read from the cache file is not taken on trust.
+    fn runnable(&self, path: BlockPath, input: Shape, skip: bool) -> Result<BlockPath> {
         match path {
-            BlockPath::Fused if self.fused_cannot_take(input, finish)?.is_some() => {
+            BlockPath::Fused if self.fused_cannot_take(input, skip)?.is_some() => {
                 Ok(BlockPath::TwoKernels)
             }
             path => Ok(path),
@@ -253,18 +261,20 @@ impl SeparableBlock {
         let (_, out_shape) = self.shapes(input.shape())?;
         check_output(output, out_shape)?;
         finish.check(gpu, output)?;
+        let skip = finish.skip.is_some();
         match self.fusion {
             Fusion::Never => Ok(BlockPath::TwoKernels),
-            Fusion::Always => match self.fused_cannot_take(input.shape(), finish)? {
+            Fusion::Always => match self.fused_cannot_take(input.shape(), skip)? {
                 Some(reason) => Err(Error::Unsupported { reason }),
                 None => Ok(BlockPath::Fused),
             },
             Fusion::Auto => {
-                let choice = gpu.tuner().choose(self.key(input.shape(), finish), || {
+                let key = self.key(input.shape(), finish.activation, finish.residual());
+                let choice = gpu.tuner().choose(key, || {
                     self.measure(input, output, finish).map(Choice::Path)
                 })?;
                 match choice {
-                    Choice::Path(path) => self.runnable(path, input.shape(), finish),
+                    Choice::Path(path) => self.runnable(path, input.shape(), skip),
                     // The tuner answers a path key with a path.
                     Choice::Kernel(_) => Ok(BlockPath::TwoKernels),
                 }
@@ -272,14 +282,14 @@ impl SeparableBlock {
         }
     }
 
-    /// What makes the two paths' speeds on an `input`-shaped tensor, ending with `finish`,
-    /// what they are.
-    fn key(&self, input: Shape, finish: Finish<'_>) -> TuneKey {
+    /// What makes the two paths' speeds on an `input`-shaped tensor, the pointwise half
+    /// ending with `activation` and `residual`, what they are.
+    fn key(&self, input: Shape, activation: Activation, residual: Option<Residual>) -> TuneKey {
         let pointwise = self.pointwise.tuning();
         TuneKey::Path {
             depthwise: *self.depthwise.spec(),
-            pointwise: self.pointwise.spec().activation(finish.activation),
-            residual: finish.residual(),
+            pointwise: self.pointwise.spec().activation(activation),
+            residual,
             kernel: pointwise.kernel,
             split_k: pointwise.split_k,
             input,
@@ -351,7 +361,7 @@ impl SeparableBlock {
     /// cannot: it binds the input and output whole, so neither half may need a split run, its
     /// weights must fit one binding, and it needs 6 storage buffers per shader stage (7 with
     /// a skip tensor) and 64 invocations per workgroup.
-    fn fused_cannot_take(&self, input: Shape, finish: Finish<'_>) -> Result<Option<String>> {
+    fn fused_cannot_take(&self, input: Shape, skip: bool) -> Result<Option<String>> {
         let (mid, _) = self.shapes(input)?;
         if self.depthwise.split_count(input)? > 1 || self.pointwise.split_count(mid)? > 1 {
             return Ok(Some(format!(
@@ -363,10 +373,7 @@ impl SeparableBlock {
                     .max_storage_buffer_binding_size
             )));
         }
-        match self
-            .fused()
-            .and_then(|fused| fused.check_layout(finish.skip.is_some()))
-        {
+        match self.fused().and_then(|fused| fused.check_layout(skip)) {
             Ok(()) => Ok(None),
             Err(Error::Unsupported { reason }) => Ok(Some(format!("{reason}; use Fusion::Never"))),
             Err(e @ Error::TooLarge { .. }) => Ok(Some(format!(
@@ -384,7 +391,10 @@ impl SeparableBlock {
         output: &GpuTensor,
         finish: Finish<'_>,
     ) -> Result<BlockPath> {
-        if self.fused_cannot_take(input.shape(), finish)?.is_some() {
+        if self
+            .fused_cannot_take(input.shape(), finish.skip.is_some())?
+            .is_some()
+        {
             return Ok(BlockPath::TwoKernels);
         }
         let gpu = self.depthwise.gpu();
@@ -443,13 +453,13 @@ mod tests {
                 &want.data()[..4]
             );
         };
-        let plain = Finish::of(&pw);
+        let plain = (pw.activation, None);
         // The first block measures and records its path on the device.
         let first = block(2, ConvKernel::Auto);
         check(&first, 2);
         let measured = first.chosen_path(input).unwrap();
         assert_eq!(
-            gpu.tuner().measured(&first.key(input, plain)),
+            gpu.tuner().measured(&first.key(input, plain.0, plain.1)),
             Some(Choice::Path(measured))
         );
         // A second block takes whatever the device has recorded: plant the other path.
@@ -458,7 +468,7 @@ mod tests {
             BlockPath::TwoKernels => BlockPath::Fused,
         };
         gpu.tuner()
-            .plant(first.key(input, plain), Choice::Path(other));
+            .plant(first.key(input, plain.0, plain.1), Choice::Path(other));
         let second = block(5, ConvKernel::Auto);
         check(&second, 5);
         assert_eq!(second.chosen_path(input), Some(other));
@@ -470,11 +480,11 @@ mod tests {
         check(&third, 8);
         let path = third.chosen_path(input).unwrap();
         assert_eq!(
-            gpu.tuner().measured(&third.key(input, plain)),
+            gpu.tuner().measured(&third.key(input, plain.0, plain.1)),
             Some(Choice::Path(path))
         );
         assert_eq!(
-            gpu.tuner().measured(&first.key(input, plain)),
+            gpu.tuner().measured(&first.key(input, plain.0, plain.1)),
             Some(Choice::Path(other))
         );
     }
