@@ -33,7 +33,7 @@ struct ConvParams {
 @group(0) @binding(4) var<uniform> params: ConvParams;
 
 // Bit 0 of slice_flags: this slice adds to partial sums an earlier slice wrote (no bias);
-// bit 1: this slice finishes the sums (apply the activation).
+// bit 1: this slice finishes the sums (apply the activation and add the skip tensor).
 const ACCUMULATE: u32 = 1u;
 const FINISH: u32 = 2u;
 
@@ -45,7 +45,7 @@ fn finish(index: u32, partial: f32, bias_value: f32) {
         y += bias_value;
     }
     if (params.slice_flags & FINISH) != 0u {
-        y = activate(y, activation(ACTIVATION, params.act_alpha, params.act_beta));
+        y = finish_sum(index, y, activation(ACTIVATION, params.act_alpha, params.act_beta));
     }
     output_data[index] = OutElem(y);
 }

@@ -103,11 +103,12 @@ fn main(
         multiply_step(b, group * k_rows + k0 + row, row, col, oc_tile);
     }
     // Unsplit: the output, finished. Split: the partial sums, into slot `slice` of the scratch
-    // buffer bound as output_data, the bias with slice 0's and the activation left to
-    // reduce_splits.
-    var epilogue = Epilogue(0u, true, activation(ACTIVATION, params.alpha, params.beta));
+    // buffer bound as output_data, the bias with slice 0's, the activation and the residual
+    // add left to reduce_splits.
+    var epilogue = Epilogue(0u, true, activation(ACTIVATION, params.alpha, params.beta), true);
     if params.k_slices > 1u {
-        epilogue = Epilogue(slice * params.pixels * params.c_out, slice == 0u, NO_ACTIVATION);
+        let offset = slice * params.pixels * params.c_out;
+        epilogue = Epilogue(offset, slice == 0u, NO_ACTIVATION, false);
     }
     let oc_per_group = params.c_out / params.groups;
     store_tile(
@@ -122,8 +123,9 @@ fn main(
 }
 
 // The second pass of a split product (a second pipeline of this file): each output element is
-// the activation of the sum of its partial sums, slot by slot in slice order, read from the
-// scratch buffer bound as input_data. One element per invocation, workgroups numbered linearly.
+// the sum of its partial sums, slot by slot in slice order, read from the scratch buffer bound
+// as input_data, finished by `finish_sum` (the activation, the residual add). One element per
+// invocation, workgroups numbered linearly.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn reduce_splits(id: Invocation) {
     let len = params.pixels * params.c_out;
@@ -135,5 +137,6 @@ fn reduce_splits(id: Invocation) {
     for (var s = 1u; s < params.k_slices; s++) {
         sum += f32(input_data[s * len + i]);
     }
-    output_data[i] = OutElem(activate(sum, activation(ACTIVATION, params.alpha, params.beta)));
+    let a = activation(ACTIVATION, params.alpha, params.beta);
+    output_data[i] = OutElem(finish_sum(i, sum, a));
 }

@@ -88,6 +88,6 @@ fn main(
         oc_tile * (TILE_OC / 4u),
         col,
         row,
-        Epilogue(0u, true, activation(ACTIVATION, params.alpha, params.beta)),
+        Epilogue(0u, true, activation(ACTIVATION, params.alpha, params.beta), true),
     );
 }

@@ -124,11 +124,22 @@ fn multiply_tiles(px: u32, oc8: u32) {
 
 // How a tile's sums are finished and where they go: `offset` elements past the output index
 // (a split product's partial sums go to slot `split` of a scratch buffer), with or without the
-// bias, then `activation`.
+// bias, then `activation`, and with or without the residual add (`finish_sum`; a split
+// product's partial sums leave it to reduce_splits).
 struct Epilogue {
     offset: u32,
     with_bias: bool,
     activation: Activation,
+    finished: bool,
+}
+
+// One output value of a tile through the epilogue `e`, stored at `index`.
+fn store_value(index: u32, y: f32, e: Epilogue) {
+    if e.finished {
+        output_data[index] = OutElem(finish_sum(index, y, e.activation));
+    } else {
+        output_data[index] = OutElem(activate(y, e.activation));
+    }
 }
 
 // Stores one pixel's 8 output channels from oc on (global indices; those from oc_end on are
@@ -143,12 +154,10 @@ fn store_pixel(q: u32, oc: u32, oc_end: u32, b: u32, lo: vec4<f32>, hi: vec4<f32
     let bias_hi = select(vec4<f32>(0.0), pw_bias[b + 1u], e.with_bias);
     for (var j = 0u; j < 4u; j++) {
         if oc + j < oc_end {
-            let y = activate(lo[j] + bias_lo[j], e.activation);
-            output_data[base + (oc + j) * plane] = OutElem(y);
+            store_value(base + (oc + j) * plane, lo[j] + bias_lo[j], e);
         }
         if oc + 4u + j < oc_end {
-            let y = activate(hi[j] + bias_hi[j], e.activation);
-            output_data[base + (oc + 4u + j) * plane] = OutElem(y);
+            store_value(base + (oc + 4u + j) * plane, hi[j] + bias_hi[j], e);
         }
     }
 }

@@ -129,6 +129,28 @@ fn activate(x: f32, a: Activation) -> f32 {
     return select(y, x, nan);
 }
 
+// The residual add: where a skip tensor (the output's shape) joins the epilogue, a pipeline
+// constant (`Residual::code` in src/activation.rs; `epilogue` in src/gpu/pipelines.rs). A
+// pipeline with a residual also gets skip.wgsl (the skip binding, `skip_at`); one without
+// gets no_skip.wgsl, so that it binds nothing more.
+const RESIDUAL_NONE: u32 = 0u;
+const RESIDUAL_BEFORE_ACTIVATION: u32 = 1u;
+const RESIDUAL_AFTER_ACTIVATION: u32 = 2u;
+override RESIDUAL: u32 = RESIDUAL_NONE;
+
+// The end of every convolution's epilogue: the finished sums y (bias included) of output
+// element `index`, through the activation `a`, with the skip tensor's element added before
+// or after it as RESIDUAL says.
+fn finish_sum(index: u32, y: f32, a: Activation) -> f32 {
+    if RESIDUAL == RESIDUAL_BEFORE_ACTIVATION {
+        return activate(y + skip_at(index), a);
+    }
+    if RESIDUAL == RESIDUAL_AFTER_ACTIVATION {
+        return activate(y, a) + skip_at(index);
+    }
+    return activate(y, a);
+}
+
 // `activate` lane by lane.
 fn activate4(x: vec4<f32>, a: Activation) -> vec4<f32> {
     return vec4<f32>(activate(x.x, a), activate(x.y, a), activate(x.z, a), activate(x.w, a));

@@ -226,3 +226,53 @@ impl std::hash::Hash for Activation {
         (self.code(), self.parameter_bits()).hash(state);
     }
 }
+
+/// Where a residual (skip) tensor joins a convolution's epilogue: added to the sums before
+/// the activation or to its result after it. The skip tensor has the output's shape and is
+/// read in the same kernel that writes the output, so a block's last convolution and its
+/// residual add are one dispatch.
+///
+/// ```
+/// use sepconv::{Activation, Residual};
+///
+/// // ResNet: add the shortcut, then ReLU.
+/// assert_eq!(Residual::BeforeActivation.apply(Activation::Relu, -2.0, 1.0), 0.0);
+/// // MobileNet v2 / EfficientNet: a linear projection, then the add.
+/// assert_eq!(Residual::AfterActivation.apply(Activation::Relu, -2.0, 1.0), 1.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Residual {
+    /// `activation(sums + bias + skip)`: ResNet and ResNeXt add the shortcut, then apply ReLU.
+    BeforeActivation,
+    /// `activation(sums + bias) + skip`: MobileNet v2 and EfficientNet add the shortcut to a
+    /// linear projection (whose activation is usually none).
+    AfterActivation,
+}
+
+impl Residual {
+    /// `y` (sums plus bias) finished with `activation` and `skip` added here, in `f64` (the
+    /// reference's).
+    pub fn apply_f64(self, activation: Activation, y: f64, skip: f64) -> f64 {
+        match self {
+            Residual::BeforeActivation => activation.apply_f64(y + skip),
+            Residual::AfterActivation => activation.apply_f64(y) + skip,
+        }
+    }
+
+    /// `y` finished with `activation` and `skip` added here, in `f32` (the fast CPU path).
+    pub fn apply(self, activation: Activation, y: f32, skip: f32) -> f32 {
+        match self {
+            Residual::BeforeActivation => activation.apply(y + skip),
+            Residual::AfterActivation => activation.apply(y) + skip,
+        }
+    }
+
+    /// The code the shaders use (`RESIDUAL_*` in shaders/shared.wgsl; 0 is none).
+    pub(crate) const fn code(residual: Option<Residual>) -> u32 {
+        match residual {
+            None => 0,
+            Some(Residual::BeforeActivation) => 1,
+            Some(Residual::AfterActivation) => 2,
+        }
+    }
+}

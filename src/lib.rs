@@ -60,7 +60,7 @@ pub use gpu::{
 /// [`GpuTensor::read_f16`]).
 pub use half;
 pub use precision::Precision;
-pub use spec::{Activation, Conv2dSpec, ConvKind, Padding, Pads, Shape};
+pub use spec::{Activation, Conv2dSpec, ConvKind, Padding, Pads, Residual, Shape};
 pub use tensor::Tensor;
 /// The wgpu this crate is built on, for callers who bring their own device
 /// ([`Gpu::from_device`]): the same version, so its types match.

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 
-pub use crate::activation::Activation;
+pub use crate::activation::{Activation, Residual};
 pub(crate) use crate::padding::same_upper_total;
 pub use crate::padding::{Padding, Pads};
 pub(crate) use crate::shape::checked_product;

@@ -105,6 +105,20 @@ pub(crate) fn check_data_len(shape: Shape, len: usize) -> Result<()> {
     Ok(())
 }
 
+/// `Error::LengthMismatch` naming `what` unless a tensor of shape `got` has the `expected`
+/// shape (an output, or a residual's skip tensor, which has the output's shape).
+pub(crate) fn check_shape(what: &'static str, expected: Shape, got: Shape) -> Result<()> {
+    if got == expected {
+        return Ok(());
+    }
+    Err(Error::LengthMismatch {
+        what,
+        expected: expected.len()?,
+        got: got.len()?,
+        hint: Some(format!("expected shape {expected}, got {got}")),
+    })
+}
+
 /// An empty vector with room for `len` `f32`s, or [`Error::HostAllocation`] instead of the
 /// abort a failed allocation would be.
 pub(crate) fn host_vec(what: &'static str, len: usize) -> Result<Vec<f32>> {

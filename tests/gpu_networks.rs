@@ -19,8 +19,8 @@ mod common;
 use common::{assert_matches, chained_tolerance, gpu, tolerances, ConvData};
 use sepconv::networks::weights::{fold_batch_norm, random_input, BatchNorm, NetworkWeights};
 use sepconv::networks::{
-    bottleneck, shufflenet_unit, Counting, MobileNetV1, MobileNetV2, Network, NetworkBuilder, Op,
-    ResNet, ShuffleNetV1,
+    bottleneck, shufflenet_unit, Counting, EfficientNetLite, MobileNetV1, MobileNetV2, Network,
+    NetworkBuilder, Op, ResNet, ShuffleNetV1,
 };
 use sepconv::ops::{Pool2d, PoolKind};
 use sepconv::{
@@ -359,5 +359,87 @@ fn separable_pairs_run_as_blocks_fused_or_not() {
                 Some(&tol),
             );
         }
+    }
+}
+
+/// Residual adds run in the epilogue of the conv (or separable block) that produces one of
+/// their inputs: every add of MobileNet v2, EfficientNet-Lite0 and ResNeXt blocks folds, one
+/// dispatch fewer each, and the folded run gives what the unfolded one and the CPU give.
+#[test]
+fn residual_adds_fold_into_their_producers() {
+    // A device of its own with pinned kernels, so that the dispatch counts do not depend on
+    // what the tuner measures (or on other tests' runs).
+    let gpu = Gpu::new().unwrap();
+    gpu.tuner().set_tuning(Tuning::pinned());
+    let mut resnext = NetworkBuilder::new(
+        "ResNeXt blocks",
+        Shape::new(1, 32, 14, 14),
+        Counting::WEIGHTS,
+    )
+    .unwrap();
+    let input = resnext.input();
+    let x = bottleneck(&mut resnext, "block1", input, 64, 128, 8, 2).unwrap();
+    bottleneck(&mut resnext, "block2", x, 64, 128, 8, 1).unwrap();
+    let networks = [
+        MobileNetV2 {
+            alpha: 0.5,
+            resolution: 64,
+            ..Default::default()
+        }
+        .build()
+        .unwrap(),
+        EfficientNetLite {
+            resolution: 64,
+            ..EfficientNetLite::new(0).unwrap()
+        }
+        .build()
+        .unwrap(),
+        resnext.build(),
+    ];
+    for (seed, net) in networks.iter().enumerate() {
+        let adds = net
+            .nodes()
+            .iter()
+            .filter(|n| matches!(n.op, Op::Add { .. }))
+            .count();
+        assert!(adds > 0, "{}: no residual adds", net.name());
+        let weights = NetworkWeights::random(net, seed as u64).unwrap();
+        let x = random_input(net.input_shape(), seed as u64).unwrap();
+        let gx = GpuTensor::from_tensor(&gpu, &x).unwrap();
+        let folded = GpuNetwork::new(&gpu, net, &weights).unwrap();
+        assert_eq!(folded.folded_adds(), adds, "{}", net.name());
+        let unfolded = GpuNetwork::new(&gpu, net, &weights)
+            .unwrap()
+            .with_folded_adds(false);
+        assert_eq!(unfolded.folded_adds(), 0);
+        let count = |network: &GpuNetwork| {
+            let before = gpu.dispatch_count();
+            let y = network.run(&gx).unwrap().read().unwrap();
+            (y, gpu.dispatch_count() - before)
+        };
+        let (y_unfolded, d_unfolded) = count(&unfolded);
+        let (y_folded, d_folded) = count(&folded);
+        eprintln!(
+            "{}: {adds} residual adds, {d_unfolded} dispatches unfolded, {d_folded} folded",
+            net.name()
+        );
+        assert_eq!(d_unfolded - d_folded, adds as u64, "{}", net.name());
+        let want = cpu::network::forward(net, &weights, &x).unwrap();
+        let last = &want[want.len() - 1];
+        let tol = chained_tolerance(last);
+        assert_matches(
+            &format!("{} folded", net.name()),
+            0,
+            &y_folded,
+            last,
+            Some(&tol),
+        );
+        assert_matches(
+            &format!("{} unfolded", net.name()),
+            0,
+            &y_unfolded,
+            last,
+            Some(&tol),
+        );
     }
 }

@@ -20,20 +20,25 @@
 mod common;
 mod limited;
 
-use common::{assert_matches, exact_activation, f16_tolerances, gpu, tolerances, ConvData};
+use common::{
+    assert_matches, exact_activation, f16_tolerances_over, gpu, residual_tolerances, tolerances,
+    ConvData,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 use sepconv::{
     cpu::reference, Activation, Conv2d, Conv2dSpec, ConvKind, Error, Gpu, GpuTensor, Padding,
-    Precision, Shape, Tensor,
+    Precision, Residual, Shape, Tensor,
 };
 
-/// One generated case: the spec, the input shape, and the seed of its data.
+/// One generated case: the spec, the input shape, the seed of its data, and its residual add.
 #[derive(Debug, Clone, Copy)]
 struct Case {
     spec: Conv2dSpec,
     input: Shape,
     data_seed: u64,
+    /// A residual add in the epilogue, with a seeded skip tensor of the output's shape.
+    residual: Option<Residual>,
 }
 
 const DEFAULT_SEED: u64 = 0x5e9c_0a7f_2024_0001;
@@ -213,10 +218,19 @@ fn rest() -> impl Strategy<Value = (bool, Activation, usize, [usize; 2], u64)> {
     )
 }
 
+/// A residual add in half the cases, before or after the activation.
+fn residual() -> impl Strategy<Value = Option<Residual>> {
+    prop_oneof![
+        2 => Just(None),
+        1 => Just(Some(Residual::BeforeActivation)),
+        1 => Just(Some(Residual::AfterActivation)),
+    ]
+}
+
 fn depthwise_cases(pool: usize) -> impl Strategy<Value = Case> {
     let geometries = geometry(geometry_pool(1, pool));
-    (1..=13usize, 1..=3usize, geometries, rest()).prop_map(
-        |(c, m, geo, (bias, act, n, extra, data_seed))| {
+    (1..=13usize, 1..=3usize, geometries, rest(), residual()).prop_map(
+        |(c, m, geo, (bias, act, n, extra, data_seed), residual)| {
             let spec = geo
                 .apply(Conv2dSpec::depthwise(c, geo.kernel).multiplier(m))
                 .bias(bias)
@@ -225,6 +239,7 @@ fn depthwise_cases(pool: usize) -> impl Strategy<Value = Case> {
                 spec,
                 input: input_for(&spec, n, extra),
                 data_seed,
+                residual,
             }
         },
     )
@@ -238,9 +253,10 @@ fn pointwise_cases() -> impl Strategy<Value = Case> {
         [1..=3usize, 1..=3usize],
         rest(),
         [1..=12usize, 1..=12usize],
+        residual(),
     )
         .prop_map(
-            |(c_in, c_out, stride, (bias, act, n, _, data_seed), [h, w])| {
+            |(c_in, c_out, stride, (bias, act, n, _, data_seed), [h, w], residual)| {
                 let spec = Conv2dSpec::pointwise(c_in, c_out)
                     .stride(stride)
                     .bias(bias)
@@ -249,6 +265,7 @@ fn pointwise_cases() -> impl Strategy<Value = Case> {
                     spec,
                     input: Shape::new(n, c_in, h, w),
                     data_seed,
+                    residual,
                 }
             },
         )
@@ -258,28 +275,39 @@ fn pointwise_cases() -> impl Strategy<Value = Case> {
 /// group (so never depthwise), i.e. `groups` is a common divisor of `c_in` and `c_out`.
 fn grouped_cases(pool: usize) -> impl Strategy<Value = Case> {
     let geometries = geometry(geometry_pool(2, pool));
-    (1..=4usize, 2..=4usize, 1..=4usize, geometries, rest()).prop_map(
-        |(g, cin_g, cout_g, geo, (bias, act, n, extra, data_seed))| {
-            let spec = geo
-                .apply(Conv2dSpec::new(g * cin_g, g * cout_g, geo.kernel).groups(g))
-                .bias(bias)
-                .activation(act);
-            Case {
-                spec,
-                input: input_for(&spec, n, extra),
-                data_seed,
-            }
-        },
+    (
+        1..=4usize,
+        2..=4usize,
+        1..=4usize,
+        geometries,
+        rest(),
+        residual(),
     )
+        .prop_map(
+            |(g, cin_g, cout_g, geo, (bias, act, n, extra, data_seed), residual)| {
+                let spec = geo
+                    .apply(Conv2dSpec::new(g * cin_g, g * cout_g, geo.kernel).groups(g))
+                    .bias(bias)
+                    .activation(act);
+                Case {
+                    spec,
+                    input: input_for(&spec, n, extra),
+                    data_seed,
+                    residual,
+                }
+            },
+        )
 }
 
-/// Runs `spec` on `gpu` with tensors and weights in `precision` into a NaN-filled output and
+/// Runs `spec` on `gpu` with tensors and weights in `precision` into a NaN-filled output,
+/// with `skip` added where it says, and
 /// reads it back.
 fn run_gpu(
     gpu: &Gpu,
     spec: Conv2dSpec,
     data: &ConvData,
     precision: Precision,
+    skip: Option<(&Tensor, Residual)>,
 ) -> Result<Tensor, TestCaseError> {
     let fail = |what: &str, e: sepconv::Error| TestCaseError::fail(format!("{what}: {e}"));
     let conv = Conv2d::new(gpu, spec, &data.weights, data.bias())
@@ -290,7 +318,14 @@ fn run_gpu(
     let out_shape = conv.output_shape(x.shape()).map_err(|e| fail("shape", e))?;
     let y =
         GpuTensor::full_as(gpu, out_shape, f32::NAN, precision).map_err(|e| fail("output", e))?;
-    conv.run_into(&x, &y).map_err(|e| fail("dispatch", e))?;
+    match skip {
+        None => conv.run_into(&x, &y),
+        Some((skip, residual)) => {
+            let s = GpuTensor::from_tensor_as(gpu, skip, precision).map_err(|e| fail("skip", e))?;
+            conv.run_residual_into(&x, &s, residual, &y)
+        }
+    }
+    .map_err(|e| fail("dispatch", e))?;
     y.read().map_err(|e| fail("readback", e))
 }
 
@@ -317,6 +352,7 @@ fn matches_reference_in_f16(gpu: &Gpu, case: Case) -> Result<(), TestCaseError> 
         spec,
         input,
         data_seed,
+        residual,
     } = case;
     if !gpu.supports_f16() {
         let data = ConvData::new(&spec, input, data_seed, false);
@@ -330,20 +366,43 @@ fn matches_reference_in_f16(gpu: &Gpu, case: Case) -> Result<(), TestCaseError> 
             ))),
         };
     }
+    let out_shape = spec
+        .output_shape(input)
+        .map_err(|e| TestCaseError::fail(format!("output shape: {e}")))?;
+    let out_len = out_shape.len().expect("output size");
     for exact in [false, true] {
         let data = ConvData::new(&spec, input, data_seed, exact).rounded_to_f16();
-        let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias())
-            .map_err(|e| TestCaseError::fail(format!("reference: {e}")))?;
+        let gen = if exact {
+            common::small_ints
+        } else {
+            common::normal
+        };
+        // The skip tensor as an f16 tensor holds it.
+        let skip = residual.map(|r| {
+            let s = common::to_f16(&gen(data_seed ^ 0x5eed_0003, out_len));
+            (Tensor::new(out_shape, s).expect("skip"), r)
+        });
+        let skip_ref = skip.as_ref().map(|(s, r)| (s, *r));
+        let want = match skip_ref {
+            None => reference::conv2d(&spec, &data.input, &data.weights, data.bias()),
+            Some((s, r)) => {
+                reference::conv2d_residual(&spec, &data.input, &data.weights, data.bias(), s, r)
+            }
+        }
+        .map_err(|e| TestCaseError::fail(format!("reference: {e}")))?;
         // Window kernels slice input channels only past 4,096 weight vec4s per block, which
         // these channel counts never reach: no partial sums pass through f16.
-        let tol = f16_tolerances(&spec, &data, &want, 0);
-        let label = if exact {
-            "f16, integers"
-        } else {
-            "f16, normal"
+        let t32 = match skip_ref {
+            None => tolerances(&spec, &data, &want),
+            Some((s, _)) => residual_tolerances(&spec, &data, s, &want),
         };
-        let got = run_gpu(gpu, spec, &data, Precision::F16)?;
-        assert_matches(label, data_seed, &got, &want, Some(&tol));
+        let tol = f16_tolerances_over(t32, &spec, &data, &want, 0);
+        let label = format!(
+            "f16, {}, {residual:?}",
+            if exact { "integers" } else { "normal" }
+        );
+        let got = run_gpu(gpu, spec, &data, Precision::F16, skip_ref)?;
+        assert_matches(&label, data_seed, &got, &want, Some(&tol));
     }
     Ok(())
 }
@@ -357,19 +416,48 @@ fn matches_reference_on(
         spec,
         input,
         data_seed,
+        residual,
     } = case;
     if let Some(kind) = expected_kind {
         prop_assert_eq!(spec.kind(), kind, "generator produced the wrong kind");
     }
+    let out_shape = spec
+        .output_shape(input)
+        .map_err(|e| TestCaseError::fail(format!("output shape: {e}")))?;
+    let out_len = out_shape.len().expect("output size");
     for exact in [false, true] {
         let data = ConvData::new(&spec, input, data_seed, exact);
-        let want = reference::conv2d(&spec, &data.input, &data.weights, data.bias())
-            .map_err(|e| TestCaseError::fail(format!("reference: {e}")))?;
-        // Integers stay exact through activations that round at most once.
-        let tol =
-            (!exact || !exact_activation(spec.activation)).then(|| tolerances(&spec, &data, &want));
-        let label = if exact { "integers" } else { "normal" };
-        let got = run_gpu(gpu, spec, &data, Precision::F32)?;
+        let gen = if exact {
+            common::small_ints
+        } else {
+            common::normal
+        };
+        let skip = residual.map(|r| {
+            let s = Tensor::new(out_shape, gen(data_seed ^ 0x5eed_0003, out_len)).expect("skip");
+            (s, r)
+        });
+        let skip_ref = skip.as_ref().map(|(s, r)| (s, *r));
+        let want = match skip_ref {
+            None => reference::conv2d(&spec, &data.input, &data.weights, data.bias()),
+            Some((s, r)) => {
+                reference::conv2d_residual(&spec, &data.input, &data.weights, data.bias(), s, r)
+            }
+        }
+        .map_err(|e| TestCaseError::fail(format!("reference: {e}")))?;
+        // Integers stay exact through activations that round at most once, and through an
+        // add before them; an add after one that rounds (LeakyRelu's α·y) rounds again.
+        let exact_sums = exact_activation(spec.activation)
+            && !(residual == Some(Residual::AfterActivation)
+                && matches!(spec.activation, Activation::LeakyRelu(_)));
+        let tol = (!exact || !exact_sums).then(|| match skip_ref {
+            None => tolerances(&spec, &data, &want),
+            Some((s, _)) => residual_tolerances(&spec, &data, s, &want),
+        });
+        let label = match residual {
+            None => (if exact { "integers" } else { "normal" }).to_string(),
+            Some(r) => format!("{}, {r:?}", if exact { "integers" } else { "normal" }),
+        };
+        let got = run_gpu(gpu, spec, &data, Precision::F32, skip_ref)?;
         assert_matches(
             &format!("gpu, {label}"),
             data_seed,
@@ -378,8 +466,12 @@ fn matches_reference_on(
             tol.as_deref(),
         );
         // The fast CPU path, against the same reference and the same bound.
-        let fast = sepconv::cpu::fast::conv2d(&spec, &data.input, &data.weights, data.bias())
-            .map_err(|e| TestCaseError::fail(format!("cpu::fast: {e}")))?;
+        let fast = match skip_ref {
+            None => sepconv::cpu::fast::conv2d(&spec, &data.input, &data.weights, data.bias()),
+            Some((s, r)) => sepconv::cpu::fast::Conv2dCpu::new(spec, &data.weights, data.bias())
+                .and_then(|conv| conv.run_residual(&data.input, s, r)),
+        }
+        .map_err(|e| TestCaseError::fail(format!("cpu::fast: {e}")))?;
         assert_matches(
             &format!("cpu fast, {label}"),
             data_seed,

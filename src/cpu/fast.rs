@@ -46,7 +46,7 @@ pub use network::CpuNetwork;
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::spec::{Activation, Conv2dSpec, ConvKind, Shape};
+use crate::spec::{Activation, Conv2dSpec, ConvKind, Residual, Shape};
 use crate::tensor::Tensor;
 
 /// Upper bound on the im2col scratch of one block, in `f32`s (1 MiB, the L2 size of common
@@ -56,6 +56,10 @@ pub const SCRATCH_FLOATS: usize = 1 << 18;
 /// Up to this many output pixels per image, a pointwise layer runs as one matrix product per
 /// image and group rather than being cut into blocks.
 const WHOLE_PRODUCT_MAX_PIXELS: usize = 1024;
+
+/// Elements per rayon task of the residual add's pass (16 KiB of f32s: enough work per task
+/// to pay for its scheduling).
+const ADD_CHUNK: usize = 4096;
 
 /// Runs `spec` on `input` with `weights` (`[c_out, c_in/groups, kh, kw]`) and `bias` (`[c_out]`)
 /// on all of rayon's threads. Same contract as [`crate::cpu::reference::conv2d`].
@@ -176,6 +180,46 @@ impl Conv2dCpu {
         }
         self.run_slice(input, out_shape, output.data_mut());
         Ok(())
+    }
+
+    /// Runs the convolution on `input` with `skip` (the output's shape) added before or
+    /// after the activation, as `residual` says: the same contract as
+    /// [`crate::cpu::reference::conv2d_residual`]. On the CPU the add is a second pass over
+    /// the output, in parallel.
+    ///
+    /// # Errors
+    /// Those of [`Conv2dCpu::run`], and [`crate::Error::LengthMismatch`] when `skip` does not
+    /// have the output's shape.
+    pub fn run_residual(
+        &self,
+        input: &Tensor,
+        skip: &Tensor,
+        residual: Residual,
+    ) -> Result<Tensor> {
+        let out_shape = self.output_shape(input.shape())?;
+        crate::tensor::check_shape("skip tensor", out_shape, skip.shape())?;
+        // The sums plus bias first (activation deferred when the add comes before it).
+        let activation = self.spec.activation;
+        let mut out = vec![0f32; out_shape.len()?];
+        let deferred = match residual {
+            Residual::BeforeActivation => Conv2dCpu {
+                spec: self.spec.activation(Activation::None),
+                ..self.clone()
+            },
+            Residual::AfterActivation => self.clone(),
+        };
+        deferred.run_slice(input, out_shape, &mut out);
+        out.par_chunks_mut(ADD_CHUNK)
+            .zip(skip.data().par_chunks(ADD_CHUNK))
+            .for_each(|(out, skip)| {
+                for (o, &s) in out.iter_mut().zip(skip) {
+                    *o = match residual {
+                        Residual::BeforeActivation => activation.apply(*o + s),
+                        Residual::AfterActivation => *o + s,
+                    };
+                }
+            });
+        Tensor::new(out_shape, out)
     }
 
     fn run_slice(&self, input: &Tensor, out_shape: Shape, out: &mut [f32]) {

@@ -6,7 +6,7 @@
 //! (`tests/reference.rs`).
 
 use crate::error::Result;
-use crate::spec::Conv2dSpec;
+use crate::spec::{Conv2dSpec, Residual};
 use crate::tensor::Tensor;
 
 /// Runs `spec` on `input` with `weights` (`[c_out, c_in/groups, kh, kw]`) and `bias` (`[c_out]`),
@@ -32,8 +32,50 @@ pub fn conv2d(
     weights: &[f32],
     bias: Option<&[f32]>,
 ) -> Result<Tensor> {
+    conv2d_with(spec, input, weights, bias, None)
+}
+
+/// [`conv2d`] with a residual add in its epilogue: `skip` (the output's shape) joins the sums
+/// before or after the activation, as `residual` says ([`Residual::apply_f64`]), in `f64`.
+///
+/// # Errors
+/// Those of [`conv2d`], and [`crate::Error::LengthMismatch`] when `skip` does not have the
+/// output's shape.
+///
+/// # Example
+/// ```
+/// use sepconv::{cpu::reference, Activation, Conv2dSpec, Residual, Shape, Tensor};
+///
+/// let spec = Conv2dSpec::pointwise(1, 1).bias(false).activation(Activation::Relu);
+/// let x = Tensor::new(Shape::new(1, 1, 1, 2), vec![-3.0, 2.0])?;
+/// let skip = Tensor::new(Shape::new(1, 1, 1, 2), vec![1.0, 1.0])?;
+/// let y = reference::conv2d_residual(&spec, &x, &[1.0], None, &skip, Residual::BeforeActivation)?;
+/// assert_eq!(y.data(), &[0.0, 3.0]);
+/// # Ok::<(), sepconv::Error>(())
+/// ```
+pub fn conv2d_residual(
+    spec: &Conv2dSpec,
+    input: &Tensor,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    skip: &Tensor,
+    residual: Residual,
+) -> Result<Tensor> {
+    conv2d_with(spec, input, weights, bias, Some((skip, residual)))
+}
+
+fn conv2d_with(
+    spec: &Conv2dSpec,
+    input: &Tensor,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    skip: Option<(&Tensor, Residual)>,
+) -> Result<Tensor> {
     let out_shape = spec.output_shape(input.shape())?;
     spec.check_parameters(weights.len(), bias.map(<[f32]>::len))?;
+    if let Some((skip, _)) = skip {
+        crate::tensor::check_shape("skip tensor", out_shape, skip.shape())?;
+    }
     let x_shape = input.shape();
     let x = input.data();
     let pads = spec.pads(x_shape.h, x_shape.w);
@@ -77,7 +119,13 @@ pub fn conv2d(
                             }
                         }
                     }
-                    out[out_shape.index(n, oc, oh, ow)] = spec.activation.apply_f64(acc) as f32;
+                    let at = out_shape.index(n, oc, oh, ow);
+                    out[at] = match skip {
+                        None => spec.activation.apply_f64(acc),
+                        Some((skip, residual)) => {
+                            residual.apply_f64(spec.activation, acc, f64::from(skip.data()[at]))
+                        }
+                    } as f32;
                 }
             }
         }

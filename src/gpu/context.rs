@@ -1,5 +1,6 @@
 //! [`Gpu`]: the adapter, device and queue, the pipelines, and the device's health.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::pipelines::Pipelines;
@@ -27,6 +28,8 @@ struct Inner {
     pipelines: Pipelines,
     /// Every measured choice of the device's convs, blocks and networks.
     tuner: Tuner,
+    /// Compute dispatches recorded on the device so far ([`Gpu::dispatch_count`]).
+    dispatches: AtomicU64,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -113,8 +116,22 @@ impl Gpu {
                 device: ScopedDevice::new(device, queue, info, limits),
                 pipelines,
                 tuner,
+                dispatches: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Compute dispatches recorded on this device so far by every conv, block, network and op
+    /// (kernel timings included), for counting what a run costs: the difference across one
+    /// run is that run's dispatches. A dispatch is a kernel launch, the unit a GPU pays a
+    /// fixed cost for and a fused epilogue saves.
+    pub fn dispatch_count(&self) -> u64 {
+        self.inner.dispatches.load(Ordering::Relaxed)
+    }
+
+    /// Counts one recorded dispatch (see [`Gpu::dispatch_count`]).
+    pub(crate) fn count_dispatch(&self) {
+        self.inner.dispatches.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The adapter's name, e.g. `"llvmpipe (LLVM 15.0.6, 256 bits)"`.

@@ -10,10 +10,12 @@ use super::split;
 use super::tensor::{check_output, check_precision};
 use super::tune::{self, RunKey, TuneKey};
 use super::window::WindowKernel;
+use super::Bindings;
 use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::precision::Precision;
-use crate::spec::{Conv2dSpec, ConvKind, Shape};
+use crate::spec::{Activation, Conv2dSpec, ConvKind, Residual, Shape};
+use crate::tensor::check_shape;
 use std::sync::{Arc, Mutex};
 
 /// A convolution ready to run on a [`Gpu`]: the spec, its kernels, and its weights and bias
@@ -225,8 +227,68 @@ impl Conv2d {
     /// Runs the convolution on `input`, writing into `output`, whose shape must be
     /// [`Conv2d::output_shape`] of the input. Lets callers reuse buffers.
     pub fn run_into(&self, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
+        self.submit(input, output, Finish::of(&self.spec))
+    }
+
+    /// Runs the convolution on `input` with a residual add in its epilogue: `skip`, a tensor
+    /// of the output's shape, joins the sums before or after the activation as `residual`
+    /// says, in the kernel that writes the output (no second pass over it). The reference is
+    /// [`crate::cpu::reference::conv2d_residual`].
+    ///
+    /// # Errors
+    /// Those of [`Conv2d::run`], and [`Error::LengthMismatch`] when `skip` does not have the
+    /// output's shape.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use sepconv::{Conv2d, Conv2dSpec, Gpu, GpuTensor, Residual, Shape};
+    ///
+    /// let gpu = Gpu::new()?;
+    /// // An inverted-residual block's linear projection and its shortcut, in one dispatch.
+    /// let spec = Conv2dSpec::pointwise(96, 24).bias(false);
+    /// let project = Conv2d::new(&gpu, spec, &vec![0.01; spec.weight_count()], None)?;
+    /// let expanded = GpuTensor::full(&gpu, Shape::new(1, 96, 28, 28), 1.0)?;
+    /// let shortcut = GpuTensor::full(&gpu, Shape::new(1, 24, 28, 28), 0.5)?;
+    /// let y = project.run_residual(&expanded, &shortcut, Residual::AfterActivation)?.read()?;
+    /// assert!((y.at(0, 3, 5, 5) - 1.46).abs() < 1e-5);
+    /// # Ok::<(), sepconv::Error>(())
+    /// ```
+    pub fn run_residual(
+        &self,
+        input: &GpuTensor,
+        skip: &GpuTensor,
+        residual: Residual,
+    ) -> Result<GpuTensor> {
+        let shape = self.output_shape(input.shape())?;
+        let output = GpuTensor::uninit(&self.gpu, shape, self.precision, "conv.output")?;
+        self.run_residual_into(input, skip, residual, &output)?;
+        Ok(output)
+    }
+
+    /// [`Conv2d::run_residual`] into `output`, whose shape must be [`Conv2d::output_shape`]
+    /// of the input and which must not be `skip` itself.
+    ///
+    /// # Errors
+    /// Those of [`Conv2d::run_residual`], and [`Error::Incompatible`] when `skip` and
+    /// `output` are the same tensor.
+    pub fn run_residual_into(
+        &self,
+        input: &GpuTensor,
+        skip: &GpuTensor,
+        residual: Residual,
+        output: &GpuTensor,
+    ) -> Result<()> {
+        let finish = Finish {
+            skip: Some((skip, residual)),
+            ..Finish::of(&self.spec)
+        };
+        self.submit(input, output, finish)
+    }
+
+    /// Records the run ending with `finish` and submits it.
+    fn submit(&self, input: &GpuTensor, output: &GpuTensor, finish: Finish<'_>) -> Result<()> {
         let mut encoder = self.gpu.encoder("conv.encoder")?;
-        self.encode(&mut encoder, input, output)?;
+        self.encode_with(&mut encoder, input, output, finish)?;
         self.gpu.scoped("conv dispatch", || {
             self.gpu.queue().submit([encoder.finish()]);
         })
@@ -238,21 +300,33 @@ impl Conv2d {
     /// calls this for every conv at construction, so that its first run compiles nothing. A
     /// run split past the binding limit builds its pieces' launches on first use.
     pub(crate) fn prepare(&self, input: Shape) -> Result<()> {
+        self.prepare_as(input, self.spec.activation, None)
+    }
+
+    /// [`Conv2d::prepare`] for runs that end with `activation` and `residual` (a network's
+    /// folded residual add).
+    pub(crate) fn prepare_as(
+        &self,
+        input: Shape,
+        activation: Activation,
+        residual: Option<Residual>,
+    ) -> Result<()> {
         let (output, pieces) = self.pieces(input)?;
         if !pieces.is_whole() {
             return Ok(());
         }
         let key = RunKey {
-            spec: self.spec,
+            spec: self.spec.activation(activation),
             input,
             output,
+            residual,
         };
         let kernel = if !self.has_kernel_choice() {
             ConvKernel::UniformWindows
         } else {
             match self.tuning.kernel {
                 ConvKernel::Auto => match self.gpu.tuner().known(self.tune_key(key)) {
-                    Some(Choice::Kernel(kernel)) => self.runnable(kernel)?,
+                    Some(Choice::Kernel(kernel)) => self.runnable(kernel, &key)?,
                     _ => return Ok(()),
                 },
                 pinned => pinned,
@@ -272,53 +346,72 @@ impl Conv2d {
         input: &GpuTensor,
         output: &GpuTensor,
     ) -> Result<()> {
+        self.encode_with(encoder, input, output, Finish::of(&self.spec))
+    }
+
+    /// [`Conv2d::encode`] ending with `finish`: the spec's activation or another, and a
+    /// residual add or none.
+    pub(crate) fn encode_with(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &GpuTensor,
+        output: &GpuTensor,
+        finish: Finish<'_>,
+    ) -> Result<()> {
         self.gpu.check_same("the input tensor", input.gpu())?;
         self.gpu.check_same("the output tensor", output.gpu())?;
         check_precision("the input tensor", input, self.precision)?;
         check_precision("the output tensor", output, self.precision)?;
         let (out_shape, pieces) = self.pieces(input.shape())?;
         check_output(output, out_shape)?;
+        finish.check(&self.gpu, output)?;
+        let skip = finish.skip.map(|(skip, _)| skip);
+        let residual = finish.residual();
+        let spec = self.spec.activation(finish.activation);
         if pieces.is_whole() {
             let key = RunKey {
-                spec: self.spec,
+                spec,
                 input: input.shape(),
                 output: out_shape,
+                residual,
             };
-            return self.encode_run(
-                encoder,
-                key,
-                input.buffer().as_entire_buffer_binding(),
-                output.buffer().as_entire_buffer_binding(),
-            );
+            let tensors = Bindings {
+                input: input.buffer().as_entire_buffer_binding(),
+                output: output.buffer().as_entire_buffer_binding(),
+                skip: skip.map(|s| s.buffer().as_entire_buffer_binding()),
+            };
+            return self.encode_run(encoder, key, &tensors);
         }
         split::encode(
             &self.gpu,
             encoder,
             &pieces,
-            input.buffer(),
-            output.buffer(),
-            &mut |encoder, piece, input_binding, output_binding| {
+            split::Tensors {
+                input: input.buffer(),
+                output: output.buffer(),
+                skip: skip.map(GpuTensor::buffer),
+            },
+            &mut |encoder, piece, tensors| {
                 let key = RunKey {
-                    spec: piece.spec,
+                    spec: piece.spec.activation(finish.activation),
                     input: piece.input,
                     output: piece.output,
+                    residual,
                 };
-                self.encode_run(encoder, key, input_binding, output_binding)
+                self.encode_run(encoder, key, tensors)
             },
         )
     }
 
-    /// Records the run (or piece) `key` on the input bound at `input_binding`, writing the
-    /// output bound at `output_binding`, with the kernel the tuner picks.
+    /// Records the run (or piece) `key` on `tensors` with the kernel the tuner picks.
     fn encode_run(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         key: RunKey,
-        input_binding: wgpu::BufferBinding<'_>,
-        output_binding: wgpu::BufferBinding<'_>,
+        tensors: &Bindings<'_>,
     ) -> Result<()> {
-        let kernel = self.kernel_for(&key, &input_binding)?;
-        self.encode_kernel(encoder, kernel, key, input_binding, output_binding)
+        let kernel = self.kernel_for(&key, tensors)?;
+        self.encode_kernel(encoder, kernel, key, tensors)
     }
 
     /// The checked output shape and how the work is split past the binding limit.
@@ -358,11 +451,13 @@ impl Conv2d {
                 spec: piece.spec,
                 input: piece.input,
                 output: piece.output,
+                residual: None,
             },
             None => RunKey {
                 spec: self.spec,
                 input,
                 output,
+                residual: None,
             },
         };
         Ok(key)
@@ -391,11 +486,7 @@ impl Conv2d {
 
     /// The kernel for the run (or piece) `key`: pinned, or the tuner's choice (measured on
     /// the first use of the key on this device); `UniformWindows` where there is no choice.
-    fn kernel_for(
-        &self,
-        key: &RunKey,
-        input_binding: &wgpu::BufferBinding<'_>,
-    ) -> Result<ConvKernel> {
+    fn kernel_for(&self, key: &RunKey, tensors: &Bindings<'_>) -> Result<ConvKernel> {
         if !self.has_kernel_choice() {
             return Ok(ConvKernel::UniformWindows);
         }
@@ -405,8 +496,8 @@ impl Conv2d {
         let choice = self
             .gpu
             .tuner()
-            .choose(self.tune_key(*key), || match self.gemm() {
-                Ok(_) => self.measure(key, input_binding).map(Choice::Kernel),
+            .choose(self.tune_key(*key), || match self.gemm_for(key) {
+                Ok(_) => self.measure(key, tensors).map(Choice::Kernel),
                 // Weights past the storage-binding limit, or too few storage buffers per stage
                 // on this device: only the windows can run it.
                 Err(Error::TooLarge { .. } | Error::Unsupported { .. }) => {
@@ -415,20 +506,20 @@ impl Conv2d {
                 Err(e) => Err(e),
             })?;
         match choice {
-            Choice::Kernel(kernel) => self.runnable(kernel),
+            Choice::Kernel(kernel) => self.runnable(kernel, key),
             // The tuner answers a kernel key with a kernel.
             Choice::Path(_) => Ok(ConvKernel::UniformWindows),
         }
     }
 
-    /// `kernel`, or the windows where it is the tiled product and that cannot run here (its
-    /// weights past the storage-binding limit, too few storage buffers or invocations): a
-    /// choice read from the cache file is not taken on trust.
-    fn runnable(&self, kernel: ConvKernel) -> Result<ConvKernel> {
+    /// `kernel`, or the windows where it is the tiled product and that cannot run the run
+    /// `key` here (its weights past the storage-binding limit, too few storage buffers or
+    /// invocations): a choice read from the cache file is not taken on trust.
+    fn runnable(&self, kernel: ConvKernel, key: &RunKey) -> Result<ConvKernel> {
         if kernel != ConvKernel::TiledGemm {
             return Ok(kernel);
         }
-        match self.gemm() {
+        match self.gemm_for(key) {
             Ok(_) => Ok(kernel),
             Err(Error::TooLarge { .. } | Error::Unsupported { .. }) => {
                 Ok(ConvKernel::UniformWindows)
@@ -444,18 +535,20 @@ impl Conv2d {
         encoder: &mut wgpu::CommandEncoder,
         kernel: ConvKernel,
         key: RunKey,
-        input_binding: wgpu::BufferBinding<'_>,
-        output_binding: wgpu::BufferBinding<'_>,
+        tensors: &Bindings<'_>,
     ) -> Result<()> {
         match kernel {
-            ConvKernel::TiledGemm => {
-                self.gemm()?
-                    .encode(encoder, key, input_binding, output_binding)
-            }
-            _ => self
-                .windows
-                .encode(encoder, key, input_binding, output_binding),
+            ConvKernel::TiledGemm => self.gemm()?.encode(encoder, key, tensors),
+            _ => self.windows.encode(encoder, key, tensors),
         }
+    }
+
+    /// The tiled-product kernel, if it can run the run `key` on this device (see
+    /// [`GemmConv::check_runnable`]).
+    fn gemm_for(&self, key: &RunKey) -> Result<Arc<GemmConv>> {
+        let gemm = self.gemm()?;
+        gemm.check_runnable(key)?;
+        Ok(gemm)
     }
 
     /// The tiled-product kernel, built on first use.
@@ -479,24 +572,67 @@ impl Conv2d {
     /// Times both kernels on the run `key` (reading the caller's input, writing a
     /// scratch output, so that nothing the caller has recorded but not yet submitted can
     /// see it) and returns the faster (see [`tune::faster`]).
-    fn measure(&self, key: &RunKey, input_binding: &wgpu::BufferBinding<'_>) -> Result<ConvKernel> {
+    fn measure(&self, key: &RunKey, tensors: &Bindings<'_>) -> Result<ConvKernel> {
         let scratch = GpuTensor::uninit(&self.gpu, key.output, self.precision, "conv.measure")?;
         let kernels = [ConvKernel::UniformWindows, ConvKernel::TiledGemm];
         tune::faster(kernels, |kernel| {
             let mut encoder = self.gpu.encoder("conv.measure")?;
-            let output_binding = scratch.buffer().as_entire_buffer_binding();
-            self.encode_kernel(
-                &mut encoder,
-                kernel,
-                *key,
-                input_binding.clone(),
-                output_binding,
-            )?;
+            let measured = Bindings {
+                output: scratch.buffer().as_entire_buffer_binding(),
+                ..tensors.clone()
+            };
+            self.encode_kernel(&mut encoder, kernel, *key, &measured)?;
             self.gpu.scoped("conv dispatch", || {
                 self.gpu.queue().submit([encoder.finish()]);
             })?;
             self.gpu.wait()
         })
+    }
+}
+
+/// How a run ends past its sums and bias: the activation (the spec's, or another where a
+/// network fuses the activation of the node after the conv) and, optionally, a skip tensor
+/// added before or after it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Finish<'a> {
+    pub(crate) activation: Activation,
+    pub(crate) skip: Option<(&'a GpuTensor, Residual)>,
+}
+
+impl Finish<'_> {
+    /// The end `spec` says: its activation, no residual add.
+    pub(crate) fn of(spec: &Conv2dSpec) -> Self {
+        Self {
+            activation: spec.activation,
+            skip: None,
+        }
+    }
+
+    /// Where a residual add joins, if there is one.
+    pub(crate) fn residual(&self) -> Option<Residual> {
+        self.skip.map(|(_, residual)| residual)
+    }
+
+    /// Checks the skip tensor, if any, against `output` (already checked): on `gpu`, of the
+    /// output's shape and precision, and not the output itself (the kernels read one and write
+    /// the other in one pass).
+    pub(crate) fn check(&self, gpu: &Gpu, output: &GpuTensor) -> Result<()> {
+        let Some((skip, _)) = self.skip else {
+            return Ok(());
+        };
+        gpu.check_same("the skip tensor", skip.gpu())?;
+        check_shape("skip tensor", output.shape(), skip.shape())?;
+        check_precision("the skip tensor", skip, output.precision())?;
+        if skip.buffer() == output.buffer() {
+            return Err(Error::Incompatible {
+                reason: format!(
+                    "the skip tensor of a residual add ({}) is the output tensor; the kernels \
+                     read the skip and write the output in one pass, so they must differ",
+                    skip.shape()
+                ),
+            });
+        }
+        Ok(())
     }
 }
 

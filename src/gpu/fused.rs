@@ -2,12 +2,14 @@
 //! whole [`super::SeparableBlock`], whose depthwise result lives only in workgroup memory. It
 //! is the tiled matrix product of src/gpu/gemm.rs with a B tile computed on the spot.
 
+use super::conv::Finish;
 use super::entry;
 use super::gemm::{self, Launches, TileParams};
-use super::pipelines::{epilogue, geometry, Storage, TiledShader};
+use super::pipelines::{epilogue, geometry, Constants, Storage, TiledShader, SKIP_BINDING};
 use super::{Conv2d, Gpu, GpuTensor};
 use crate::error::Result;
-use crate::spec::{Conv2dSpec, Shape};
+use crate::precision::Precision;
+use crate::spec::{Activation, Conv2dSpec, Shape};
 
 /// The fused kernel of one block: its own copies of the weights in the layout it reads, its
 /// pipeline, and the parameters of its last few input shapes.
@@ -16,12 +18,17 @@ pub(crate) struct FusedKernel {
     gpu: Gpu,
     depthwise: Conv2dSpec,
     pointwise: Conv2dSpec,
-    pipeline: wgpu::ComputePipeline,
+    /// The depthwise half's geometry and activation kind; a run's epilogue adds its own.
+    constants: Constants,
+    /// Of the tensors and the weights (both halves').
+    precision: Precision,
     dw_weights: wgpu::Buffer,
     dw_bias: wgpu::Buffer,
     pw_weights: wgpu::Buffer,
     pw_bias: wgpu::Buffer,
-    launches: Launches<Shape>,
+    /// Keyed by the input shape and the pointwise half's activation (whose parameters the
+    /// launch's uniforms carry).
+    launches: Launches<(Shape, Activation)>,
 }
 
 impl FusedKernel {
@@ -47,21 +54,22 @@ impl FusedKernel {
             let data = gemm::rounded(data, precision);
             gpu.buffer_init(label, bytemuck::cast_slice(&data), storage)
         };
-        // The depthwise half's geometry and activation kind, the pointwise half's activation.
+        // The depthwise half's geometry and activation kind; the pipeline of the block as made
+        // is compiled up front (where a device with too few storage buffers refuses it).
         let mut constants = geometry(dw);
         constants.push(("DW_ACTIVATION", dw.activation.code()));
-        constants.extend(epilogue(pw));
-        let pipeline = gpu.pipelines().tiled(
+        gpu.pipelines().tiled(
             gpu.dev(),
             TiledShader::FusedSeparable,
             Storage::of(precision),
-            &constants,
+            &[constants.clone(), epilogue(pw, None)].concat(),
         )?;
         Ok(Self {
             gpu: gpu.clone(),
             depthwise: *dw,
             pointwise: *pw,
-            pipeline,
+            constants,
+            precision,
             dw_weights: gpu.buffer_init("fused.dw_weights", &dw_weights, storage)?,
             dw_bias: upload("fused.dw_bias", depthwise.bias_or_zeros())?,
             pw_weights: gpu.buffer_init("fused.pw_weights", &transposed, storage)?,
@@ -73,43 +81,71 @@ impl FusedKernel {
         })
     }
 
-    /// Records the block's one dispatch. The caller has checked the shapes: `output` is the
-    /// block's output for `input`, and both bind whole.
+    /// Whether the device can bind the kernel's layout with a skip tensor (`skip`) or
+    /// without.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unsupported`] when it cannot (one storage buffer more than the block's
+    /// 6 with a skip tensor).
+    pub(crate) fn check_layout(&self, skip: bool) -> Result<()> {
+        let pipelines = self.gpu.pipelines();
+        pipelines
+            .tiled_layout(self.gpu.dev(), TiledShader::FusedSeparable, skip)
+            .map(|_| ())
+    }
+
+    /// Records the block's one dispatch, its pointwise half ending with `finish`. The caller
+    /// has checked the tensors: `output` is the block's output for `input`, both bind whole,
+    /// and a skip tensor has the output's shape.
     pub(crate) fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         input: &GpuTensor,
         output: &GpuTensor,
+        finish: Finish<'_>,
     ) -> Result<()> {
+        let pw = self.pointwise.activation(finish.activation);
         let launch = self
             .launches
-            .get(&self.gpu, input.shape(), || self.params(input.shape()))?;
-        let layout = self
-            .gpu
-            .pipelines()
-            .tiled_layout(self.gpu.dev(), TiledShader::FusedSeparable)?;
+            .get(&self.gpu, (input.shape(), finish.activation), || {
+                self.params(&pw, input.shape())
+            })?;
+        let pipelines = self.gpu.pipelines();
+        let dev = self.gpu.dev();
+        let constants = [self.constants.clone(), epilogue(&pw, finish.residual())].concat();
+        let skip = finish.skip.is_some();
+        let mut entries = vec![
+            entry(0, input.buffer()),
+            entry(1, &self.dw_weights),
+            entry(2, &self.dw_bias),
+            entry(3, &self.pw_weights),
+            entry(4, &self.pw_bias),
+            entry(5, output.buffer()),
+            entry(6, &launch.params),
+        ];
+        if let Some((tensor, _)) = finish.skip {
+            entries.push(entry(SKIP_BINDING, tensor.buffer()));
+        }
         gemm::encode(
             &self.gpu,
             encoder,
             TiledShader::FusedSeparable,
-            &self.pipeline,
-            &layout,
-            &[
-                entry(0, input.buffer()),
-                entry(1, &self.dw_weights),
-                entry(2, &self.dw_bias),
-                entry(3, &self.pw_weights),
-                entry(4, &self.pw_bias),
-                entry(5, output.buffer()),
-                entry(6, &launch.params),
-            ],
+            &pipelines.tiled(
+                dev,
+                TiledShader::FusedSeparable,
+                Storage::of(self.precision),
+                &constants,
+            )?,
+            &pipelines.tiled_layout(dev, TiledShader::FusedSeparable, skip)?,
+            &entries,
             launch.grid,
         )
     }
 
-    /// The kernel's parameters for `input`.
-    fn params(&self, input: Shape) -> Result<TileParams> {
-        let (dw, pw) = (&self.depthwise, &self.pointwise);
+    /// The kernel's parameters for `input`, the pointwise half being `pw` (its activation the
+    /// run's).
+    fn params(&self, pw: &Conv2dSpec, input: Shape) -> Result<TileParams> {
+        let dw = &self.depthwise;
         let mid = dw.output_shape(input)?;
         let output = pw.output_shape(mid)?;
         let pads = dw.pads(input.h, input.w);

@@ -6,11 +6,11 @@
 
 use super::choice::SplitK;
 use super::dispatch;
-use super::pipelines::{epilogue, geometry, Storage, TiledShader};
+use super::pipelines::{epilogue, geometry, Constants, Storage, TiledShader};
 use super::recent::Recent;
 use super::split;
 use super::tune::RunKey;
-use super::{binding, entry, Gpu};
+use super::{binding, entry, Bindings, Gpu};
 use crate::error::Result;
 use crate::precision::Precision;
 use crate::spec::{Conv2dSpec, Shape};
@@ -402,6 +402,7 @@ pub(crate) fn encode(
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+        gpu.count_dispatch();
     })
 }
 
@@ -412,7 +413,8 @@ pub(crate) fn encode(
 pub(crate) struct GemmConv {
     gpu: Gpu,
     precision: Precision,
-    pipeline: wgpu::ComputePipeline,
+    /// The spec's geometry constants; a run's epilogue adds its own (see [`GemmConv::encode`]).
+    geometry: Constants,
     weights: wgpu::Buffer,
     bias: wgpu::Buffer,
     split_k: SplitK,
@@ -439,17 +441,19 @@ impl GemmConv {
         let transposed = storage_bytes(&transposed, precision);
         gpu.check_binding_size("transposed weights", transposed.len() as u64)?;
         let storage = wgpu::BufferUsages::STORAGE;
-        let pipeline = gpu.pipelines().tiled(
+        // The layout and pipeline of the spec as made, compiled up front (this is also where
+        // a device with too few storage buffers refuses the kernel).
+        gpu.pipelines().tiled(
             gpu.dev(),
             TiledShader::ConvGemm,
             Storage::of(precision),
-            &constants(spec),
+            &[geometry(spec), epilogue(spec, None)].concat(),
         )?;
         let bias = rounded(&pad_bias(bias, spec.groups), precision);
         Ok(Self {
             gpu: gpu.clone(),
             precision,
-            pipeline,
+            geometry: geometry(spec),
             weights: gpu.buffer_init("gemm.weights", &transposed, storage)?,
             bias: gpu.buffer_init("gemm.bias", bytemuck::cast_slice(&bias), storage)?,
             split_k,
@@ -475,92 +479,95 @@ impl GemmConv {
             .map(|_| ())
     }
 
-    /// Records the run (or piece of a run past the binding limit) `key` on its input bound at
-    /// `input_binding`, writing its output at `output_binding`: one dispatch, or two when the
-    /// product is split (the product into the scratch, then its sum into the output).
+    /// Whether the tiled product can run the run `key` on this device: its layout (one
+    /// storage buffer more with a skip tensor) within the device's limits.
+    ///
+    /// # Errors
+    /// [`crate::Error::Unsupported`] when it cannot.
+    pub(crate) fn check_runnable(&self, key: &RunKey) -> Result<()> {
+        let skip = key.residual.is_some();
+        let dev = self.gpu.dev();
+        self.gpu
+            .pipelines()
+            .tiled_layout(dev, TiledShader::ConvGemm, skip)
+            .map(|_| ())
+    }
+
+    /// Records the run (or piece of a run past the binding limit) `key` on `tensors`: one
+    /// dispatch, or two when the product is split (the product into the scratch, then its
+    /// sum, finished, into the output).
     pub(crate) fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         key: RunKey,
-        input_binding: wgpu::BufferBinding<'_>,
-        output_binding: wgpu::BufferBinding<'_>,
+        tensors: &Bindings<'_>,
     ) -> Result<()> {
         let launch = self.launches.get(&self.gpu, key, || {
             Ok(conv_params(&self.gpu, &key, self.split_k))
         })?;
-        let layout = self
-            .gpu
-            .pipelines()
-            .tiled_layout(self.gpu.dev(), TiledShader::ConvGemm)?;
-        let product_output = match &launch.reduce {
-            Some(reduce) => reduce.scratch.as_entire_buffer_binding(),
-            None => output_binding.clone(),
+        let pipelines = self.gpu.pipelines();
+        let dev = self.gpu.dev();
+        // A split product's first pass leaves the epilogue's end (the residual add) to the
+        // second, so only the pass that finishes the sums binds the skip tensor.
+        let (product_output, product_residual) = match &launch.reduce {
+            Some(reduce) => (reduce.scratch.as_entire_buffer_binding(), None),
+            None => (tensors.output.clone(), key.residual),
         };
-        // A split product's partial sums go to the f32 scratch: another pipeline for f16.
-        let split_pipeline;
-        let pipeline = match &launch.reduce {
-            Some(_) if self.precision != Precision::F32 => {
-                split_pipeline = self.gpu.pipelines().tiled(
-                    self.gpu.dev(),
-                    TiledShader::ConvGemm,
-                    Storage {
-                        input: self.precision,
-                        output: Precision::F32,
-                    },
-                    &constants(&key.spec),
-                )?;
-                &split_pipeline
-            }
-            _ => &self.pipeline,
+        let constants = [self.geometry.clone(), epilogue(&key.spec, product_residual)].concat();
+        let skip = product_residual.is_some();
+        let mut entries = vec![
+            binding(0, tensors.input.clone()),
+            entry(1, &self.weights),
+            entry(2, &self.bias),
+            binding(3, product_output),
+            entry(4, &launch.params),
+        ];
+        if skip {
+            entries.extend(tensors.skip_entry());
+        }
+        // A split product's partial sums go to the f32 scratch (conv_gemm.wgsl).
+        let product_storage = match &launch.reduce {
+            Some(_) => Storage {
+                input: self.precision,
+                output: Precision::F32,
+            },
+            None => Storage::of(self.precision),
         };
         encode(
             &self.gpu,
             encoder,
             TiledShader::ConvGemm,
-            pipeline,
-            &layout,
-            &[
-                binding(0, input_binding),
-                entry(1, &self.weights),
-                entry(2, &self.bias),
-                binding(3, product_output),
-                entry(4, &launch.params),
-            ],
+            &pipelines.tiled(dev, TiledShader::ConvGemm, product_storage, &constants)?,
+            &pipelines.tiled_layout(dev, TiledShader::ConvGemm, skip)?,
+            &entries,
             launch.grid,
         )?;
         let Some(reduce) = &launch.reduce else {
             return Ok(());
         };
-        let pipeline = self.gpu.pipelines().tiled(
-            self.gpu.dev(),
-            TiledShader::ReduceSplits,
-            Storage {
-                input: Precision::F32,
-                output: self.precision,
-            },
-            &epilogue(&key.spec),
-        )?;
+        let constants = epilogue(&key.spec, key.residual);
+        let mut entries = vec![
+            entry(0, &reduce.scratch),
+            entry(1, &self.weights),
+            entry(2, &self.bias),
+            binding(3, tensors.output.clone()),
+            entry(4, &launch.params),
+        ];
+        entries.extend(tensors.skip_entry());
+        let reduce_storage = Storage {
+            input: Precision::F32,
+            output: self.precision,
+        };
         encode(
             &self.gpu,
             encoder,
             TiledShader::ReduceSplits,
-            &pipeline,
-            &layout,
-            &[
-                entry(0, &reduce.scratch),
-                entry(1, &self.weights),
-                entry(2, &self.bias),
-                binding(3, output_binding),
-                entry(4, &launch.params),
-            ],
+            &pipelines.tiled(dev, TiledShader::ReduceSplits, reduce_storage, &constants)?,
+            &pipelines.tiled_layout(dev, TiledShader::ReduceSplits, key.residual.is_some())?,
+            &entries,
             reduce.grid,
         )
     }
-}
-
-/// The product's override constants: `spec`'s geometry and activation kind.
-fn constants(spec: &Conv2dSpec) -> super::pipelines::Constants {
-    [geometry(spec), epilogue(spec)].concat()
 }
 
 /// Rows of a group's product: c_in / groups · kh · kw.

@@ -37,6 +37,24 @@ fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     }
 }
 
+/// The tensors one run (or one piece of a run split past the binding limit) binds: its input,
+/// its output, and the skip tensor of a residual add, which has the output's shape.
+#[derive(Debug, Clone)]
+pub(crate) struct Bindings<'a> {
+    pub(crate) input: wgpu::BufferBinding<'a>,
+    pub(crate) output: wgpu::BufferBinding<'a>,
+    pub(crate) skip: Option<wgpu::BufferBinding<'a>>,
+}
+
+impl Bindings<'_> {
+    /// The skip tensor's entry at [`pipelines::SKIP_BINDING`], if the run has one.
+    pub(crate) fn skip_entry(&self) -> Option<wgpu::BindGroupEntry<'_>> {
+        self.skip
+            .clone()
+            .map(|skip| binding(pipelines::SKIP_BINDING, skip))
+    }
+}
+
 /// Binds `buffer` (a range of a buffer) at `binding`.
 fn binding(binding: u32, buffer: wgpu::BufferBinding<'_>) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {

@@ -3,6 +3,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 use std::time::{Duration, Instant};
 
+use super::conv::Finish;
 use super::ops;
 use super::pipelines::OpShader;
 use super::tensor::check_precision;
@@ -11,14 +12,18 @@ use crate::error::{Error, Result};
 use crate::networks::weights::NetworkWeights;
 use crate::networks::{Network, NodeId, Op};
 use crate::precision::Precision;
-use crate::spec::check_separable;
+use crate::spec::{check_separable, Activation, Residual};
 
 /// A [`Network`] ready to run on a [`Gpu`]: one [`Conv2d`] per convolution and fully
 /// connected node (weights uploaded once, batch norm already folded), the op shaders for the
 /// rest. A depthwise conv whose only reader is a pointwise conv forms a [`SeparableBlock`]
 /// with it, which [`GpuNetwork::run`] runs fused or as two kernels, as the device's
-/// [`crate::Tuner`] chooses. [`GpuNetwork::run`] records every node into one command buffer;
-/// nothing is read back until the caller reads the result.
+/// [`crate::Tuner`] chooses. A residual add whose input is a conv (or block) that only it
+/// reads runs in that conv's epilogue ([`Conv2d::run_residual`]): MobileNet v2's and
+/// EfficientNet's projections with their shortcuts, ResNet's last conv of a block with its
+/// shortcut and ReLU, one dispatch each ([`GpuNetwork::folded_adds`]).
+/// [`GpuNetwork::run`] records every node into one command buffer; nothing is read back
+/// until the caller reads the result.
 ///
 /// Kernel choices are measured ([`crate::Tuning`]) on the first run of an input shape, once
 /// per distinct spec and shape on the device (and kept in the tuner's cache file for the next
@@ -49,6 +54,25 @@ pub struct GpuNetwork {
     precision: Precision,
     /// What runs each node, indexed by node id.
     units: Vec<Unit>,
+    /// The residual adds folded into their producer's epilogue, at the add's node id.
+    folds: Vec<Option<FoldedAdd>>,
+    /// Whether [`GpuNetwork::run`] folds them ([`GpuNetwork::with_folded_adds`]).
+    fold_adds: bool,
+}
+
+/// A residual add `activation(a + b)` run as the epilogue of the conv (or block) that
+/// produces `a` and that nothing else reads: the producer runs at the add's turn, writing the
+/// add's output, with `b` as its skip tensor.
+#[derive(Debug, Clone, Copy)]
+struct FoldedAdd {
+    /// The conv's node (a block's pointwise node).
+    producer: NodeId,
+    /// The add's other input.
+    skip: NodeId,
+    /// The producer's activation when the add has none (the add joins after it), the add's
+    /// when the producer has none (the add joins before it).
+    activation: Activation,
+    residual: Residual,
 }
 
 /// What runs one node of a [`GpuNetwork`].
@@ -122,12 +146,29 @@ impl GpuNetwork {
             convs.push(conv);
         }
         let units = pair_blocks(net, convs)?;
-        for (unit, node) in units.iter().zip(net.nodes()) {
-            let input = || net.nodes()[node.inputs[0]].output;
+        let folds = fold_adds(net, &units);
+        // What the first run will take: the folded producers' runs end with their add.
+        let mut ends: Vec<(Activation, Option<Residual>)> = net
+            .nodes()
+            .iter()
+            .map(|node| match node.op.conv_spec() {
+                Some(spec) => (spec.activation, None),
+                None => (Activation::None, None),
+            })
+            .collect();
+        for fold in folds.iter().flatten() {
+            ends[fold.producer] = (fold.activation, Some(fold.residual));
+        }
+        for (id, unit) in units.iter().enumerate() {
+            let input = |id: NodeId| net.nodes()[net.nodes()[id].inputs[0]].output;
             match unit {
-                Unit::Conv(conv) => conv.prepare(input())?,
-                Unit::Block(block) => block.prepare(input())?,
-                Unit::Op | Unit::SecondHalf(_) => {}
+                Unit::Conv(conv) => conv.prepare_as(input(id), ends[id].0, ends[id].1)?,
+                Unit::SecondHalf(first) => {
+                    if let Unit::Block(block) = &units[*first] {
+                        block.prepare_as(input(*first), ends[id].0, ends[id].1)?;
+                    }
+                }
+                Unit::Op | Unit::Block(_) => {}
             }
         }
         Ok(Self {
@@ -135,7 +176,26 @@ impl GpuNetwork {
             net: net.clone(),
             precision,
             units,
+            folds,
+            fold_adds: true,
         })
+    }
+
+    /// The network with its residual adds folded into their producers' epilogues (the
+    /// default) or run as elementwise ops of their own, for counting what folding saves.
+    pub fn with_folded_adds(mut self, fold: bool) -> Self {
+        self.fold_adds = fold;
+        self
+    }
+
+    /// How many residual adds [`GpuNetwork::run`] runs in the epilogue of the conv or block
+    /// that produces one of their inputs, each saving a dispatch and a pass over the tensor
+    /// (0 under `with_folded_adds(false)`).
+    pub fn folded_adds(&self) -> usize {
+        if !self.fold_adds {
+            return 0;
+        }
+        self.folds.iter().flatten().count()
     }
 
     /// How many separable blocks (a depthwise conv and the pointwise conv that alone reads
@@ -197,7 +257,14 @@ impl GpuNetwork {
         self.check_input(input)?;
         let mut encoder = self.gpu.encoder("network.encoder")?;
         let mut outputs: Vec<GpuTensor> = Vec::with_capacity(self.net.nodes().len());
-        for id in 0..self.net.nodes().len() {
+        // The producers of folded adds, which run at their add's turn.
+        let mut deferred = vec![false; self.net.nodes().len()];
+        if blocks && self.fold_adds {
+            for fold in self.folds.iter().flatten() {
+                deferred[fold.producer] = true;
+            }
+        }
+        for (id, &later) in deferred.iter().enumerate() {
             let output = self.alloc(id)?;
             if id == 0 {
                 copy(&mut encoder, input, &output);
@@ -207,17 +274,33 @@ impl GpuNetwork {
                     .iter()
                     .map(|&i| &outputs[i])
                     .collect();
+                let fold = self.folds[id].filter(|_| blocks && self.fold_adds);
                 match &self.units[id] {
+                    // Runs at its add's turn, writing the add's output.
+                    _ if later => {}
                     // The block runs when its second half's turn comes.
                     Unit::Block(_) if blocks => {}
-                    Unit::SecondHalf(first) if blocks => {
-                        let Unit::Block(block) = &self.units[*first] else {
-                            unreachable!("pair_blocks puts a block at every first half")
-                        };
-                        let block_input = &outputs[self.net.nodes()[*first].inputs[0]];
-                        block.encode(&mut encoder, block_input, &output)?;
+                    Unit::SecondHalf(_) if blocks => {
+                        let finish = Finish::of(self.conv(id)?.spec());
+                        self.encode_producer(&mut encoder, id, &outputs, &output, finish)?;
                     }
-                    _ => self.encode_node(&mut encoder, id, &inputs, &output)?,
+                    _ => match fold {
+                        Some(fold) => {
+                            let finish = Finish {
+                                activation: fold.activation,
+                                skip: Some((&outputs[fold.skip], fold.residual)),
+                            };
+                            let producer = fold.producer;
+                            self.encode_producer(
+                                &mut encoder,
+                                producer,
+                                &outputs,
+                                &output,
+                                finish,
+                            )?;
+                        }
+                        None => self.encode_node(&mut encoder, id, &inputs, &output)?,
+                    },
                 }
             }
             outputs.push(output);
@@ -284,6 +367,30 @@ impl GpuNetwork {
             outputs.push(output);
         }
         Ok((outputs, times))
+    }
+
+    /// Records the conv of node `id` (a whole block at its pointwise node), ending with
+    /// `finish`, on its input among `outputs`, into `output`.
+    fn encode_producer(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        id: NodeId,
+        outputs: &[GpuTensor],
+        output: &GpuTensor,
+        finish: Finish<'_>,
+    ) -> Result<()> {
+        let input_of = |node: NodeId| &outputs[self.net.nodes()[node].inputs[0]];
+        match &self.units[id] {
+            Unit::SecondHalf(first) => {
+                let Unit::Block(block) = &self.units[*first] else {
+                    unreachable!("pair_blocks puts a block at every first half")
+                };
+                block.encode_with(encoder, input_of(*first), output, finish)
+            }
+            _ => self
+                .conv(id)?
+                .encode_with(encoder, input_of(id), output, finish),
+        }
     }
 
     /// The conv of node `id`, on its own or as a half of a block.
@@ -397,6 +504,47 @@ fn pair_blocks(net: &Network, mut convs: Vec<Option<Conv2d>>) -> Result<Vec<Unit
         }
     }
     Ok(units)
+}
+
+/// The residual adds of `net` that can run in the epilogue of the conv (or block) producing
+/// one of their inputs, at the add's node id: the producer is read by the add alone, and at
+/// most one of the two activations is not the identity (the one epilogue applies one).
+fn fold_adds(net: &Network, units: &[Unit]) -> Vec<Option<FoldedAdd>> {
+    let nodes = net.nodes();
+    (0..nodes.len())
+        .map(|id| {
+            let Op::Add { activation: after } = nodes[id].op else {
+                return None;
+            };
+            let [a, b] = nodes[id].inputs[..] else {
+                return None;
+            };
+            [(a, b), (b, a)].into_iter().find_map(|(producer, skip)| {
+                let conv = match &units[producer] {
+                    Unit::Conv(conv) => conv.spec(),
+                    Unit::SecondHalf(first) => match &units[*first] {
+                        Unit::Block(block) => block.pointwise().spec(),
+                        _ => return None,
+                    },
+                    Unit::Op | Unit::Block(_) => return None,
+                };
+                if producer == skip || net.consumers(producer) != [id] {
+                    return None;
+                }
+                let (activation, residual) = match (conv.activation, after) {
+                    (own, Activation::None) => (own, Residual::AfterActivation),
+                    (Activation::None, after) => (after, Residual::BeforeActivation),
+                    _ => return None,
+                };
+                Some(FoldedAdd {
+                    producer,
+                    skip,
+                    activation,
+                    residual,
+                })
+            })
+        })
+        .collect()
 }
 
 /// Copies `from`'s elements into `to` (same element count; flatten and the input copy).

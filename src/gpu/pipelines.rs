@@ -6,11 +6,13 @@ use std::sync::Mutex;
 use super::scoped::ScopedDevice;
 use crate::error::Result;
 use crate::precision::Precision;
+use crate::spec::Residual;
 
 /// A kernel's WGSL source, assembled at compile time (WGSL has no includes): `shared.wgsl`,
-/// the one place for the functions every kernel shares (the activation, the padded-tap read,
-/// the geometry overrides, the invocation numbering), then the named files of `shaders/` in
-/// order: the kernel family's fragment, if any, and the kernel's own file.
+/// the one place for the functions every kernel shares (the activation, the residual add,
+/// the padded-tap read, the geometry overrides, the invocation numbering), then the named
+/// files of `shaders/` in order: the kernel family's fragment, if any, the kernel's own
+/// file, and `skip.wgsl` or `no_skip.wgsl` (whether it binds a skip tensor, [`skip_source`]).
 macro_rules! wgsl {
     ($($file:literal),+) => {
         concat!(
@@ -56,6 +58,22 @@ impl Storage {
     }
 }
 
+/// A source with and without the skip binding of the residual add: `wgsl!` of the files,
+/// then `skip.wgsl` or `no_skip.wgsl`.
+macro_rules! skip_source {
+    ($skip:expr; $($file:literal),+) => {
+        if $skip {
+            wgsl!($($file),+, "skip.wgsl")
+        } else {
+            wgsl!($($file),+, "no_skip.wgsl")
+        }
+    };
+}
+
+/// The binding of the skip tensor (`skip_data` in skip.wgsl), past every other binding of
+/// every kernel family.
+pub(crate) const SKIP_BINDING: u32 = 7;
+
 /// Invocations per workgroup of the tiled kernels (`WORKGROUP_SIZE` in gemm_tile.wgsl,
 /// tested); devices that allow fewer do not get them.
 pub(crate) const TILED_WORKGROUP_SIZE: u32 = 64;
@@ -77,12 +95,16 @@ impl Shader {
 
     /// The WGSL source ([`wgsl!`]): `conv_common.wgsl` (the parameters, the bindings, the
     /// epilogue) for all three, `channel_tile.wgsl` (the register tile) for pointwise and
-    /// grouped, then the kernel's file.
-    pub(crate) const fn source(self) -> &'static str {
+    /// grouped, then the kernel's file, with the skip binding or without ([`skip_source`]).
+    pub(crate) const fn source(self, skip: bool) -> &'static str {
         match self {
-            Shader::Depthwise => wgsl!("conv_common.wgsl", "depthwise.wgsl"),
-            Shader::Pointwise => wgsl!("conv_common.wgsl", "channel_tile.wgsl", "pointwise.wgsl"),
-            Shader::Grouped => wgsl!("conv_common.wgsl", "channel_tile.wgsl", "grouped.wgsl"),
+            Shader::Depthwise => skip_source!(skip; "conv_common.wgsl", "depthwise.wgsl"),
+            Shader::Pointwise => {
+                skip_source!(skip; "conv_common.wgsl", "channel_tile.wgsl", "pointwise.wgsl")
+            }
+            Shader::Grouped => {
+                skip_source!(skip; "conv_common.wgsl", "channel_tile.wgsl", "grouped.wgsl")
+            }
         }
     }
 
@@ -127,11 +149,22 @@ pub(crate) fn geometry(spec: &crate::spec::Conv2dSpec) -> Constants {
     ]
 }
 
-/// The kind of `spec`'s activation as the override constant `ACTIVATION` (shared.wgsl), set
-/// on every convolution pipeline: the epilogue's switch then folds to one kind (the
-/// parameters stay uniform data, so there is one pipeline per kind, not per value).
-pub(crate) fn epilogue(spec: &crate::spec::Conv2dSpec) -> Constants {
-    vec![("ACTIVATION", spec.activation.code())]
+/// The kind of `spec`'s activation and where a residual add joins it, as the override
+/// constants `ACTIVATION` and `RESIDUAL` (shared.wgsl), set on every convolution pipeline:
+/// the epilogue's switch then folds to one kind (the parameters stay uniform data, so there
+/// is one pipeline per kind, not per value).
+pub(crate) fn epilogue(spec: &crate::spec::Conv2dSpec, residual: Option<Residual>) -> Constants {
+    vec![
+        ("ACTIVATION", spec.activation.code()),
+        ("RESIDUAL", Residual::code(residual)),
+    ]
+}
+
+/// Whether a pipeline with `constants` adds a residual, and so binds the skip tensor.
+fn has_skip(constants: &Constants) -> bool {
+    constants
+        .iter()
+        .any(|&(name, value)| name == "RESIDUAL" && value != Residual::code(None))
 }
 
 /// A pipeline is a shader (named by its label) with its element types, specialised by its
@@ -161,13 +194,15 @@ impl TiledShader {
     ];
 
     /// The WGSL source ([`wgsl!`]): `gemm_tile.wgsl` (parameters, tiles, product, store)
-    /// before the kernel's own file.
-    pub(crate) const fn source(self) -> &'static str {
+    /// before the kernel's own file, with the skip binding or without ([`skip_source`]).
+    pub(crate) const fn source(self, skip: bool) -> &'static str {
         match self {
             TiledShader::ConvGemm | TiledShader::ReduceSplits => {
-                wgsl!("gemm_tile.wgsl", "conv_gemm.wgsl")
+                skip_source!(skip; "gemm_tile.wgsl", "conv_gemm.wgsl")
             }
-            TiledShader::FusedSeparable => wgsl!("gemm_tile.wgsl", "fused_separable.wgsl"),
+            TiledShader::FusedSeparable => {
+                skip_source!(skip; "gemm_tile.wgsl", "fused_separable.wgsl")
+            }
         }
     }
 
@@ -238,12 +273,12 @@ impl OpShader {
     pub(crate) const ALL: [OpShader; 3] =
         [OpShader::Elementwise, OpShader::Pool, OpShader::Shuffle];
 
-    /// The WGSL source: the op's file after `shared.wgsl` ([`wgsl!`]).
+    /// The WGSL source: the op's file after `shared.wgsl` ([`wgsl!`]), without a skip.
     pub(crate) const fn source(self) -> &'static str {
         match self {
-            OpShader::Elementwise => wgsl!("elementwise.wgsl"),
-            OpShader::Pool => wgsl!("pool.wgsl"),
-            OpShader::Shuffle => wgsl!("shuffle.wgsl"),
+            OpShader::Elementwise => skip_source!(false; "elementwise.wgsl"),
+            OpShader::Pool => skip_source!(false; "pool.wgsl"),
+            OpShader::Shuffle => skip_source!(false; "shuffle.wgsl"),
         }
     }
 
@@ -347,14 +382,17 @@ struct Source {
     body: &'static str,
     entry_point: &'static str,
 }
+/// A bind-group layout and the pipeline layout made of it.
+type Layouts = (wgpu::BindGroupLayout, wgpu::PipelineLayout);
 
 /// The bind-group layouts and the lazily built pipelines.
 pub(crate) struct Pipelines {
-    /// Shared by the depthwise, pointwise and grouped kernels.
-    pub(crate) conv_layout: wgpu::BindGroupLayout,
-    conv_pipeline_layout: wgpu::PipelineLayout,
-    /// The tiled kernels' layouts, made on first use (see [`Pipelines::tiled_layout`]).
-    tiled_layouts: Mutex<HashMap<TiledShader, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
+    /// Shared by the depthwise, pointwise and grouped kernels: without the skip binding, and
+    /// with it (index `skip as usize`), see [`Pipelines::conv_layout`].
+    conv_layouts: [Layouts; 2],
+    /// The tiled kernels' layouts without and with the skip binding, made on first use (see
+    /// [`Pipelines::tiled_layout`]).
+    tiled_layouts: Mutex<HashMap<(TiledShader, bool), Layouts>>,
     cache: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// The non-convolution op shaders, with their own layout (src/gpu/ops).
     pub(crate) ops: OpPipelines,
@@ -362,29 +400,41 @@ pub(crate) struct Pipelines {
 
 impl Pipelines {
     pub(crate) fn new(device: &wgpu::Device) -> Self {
-        // 0 input, 1 weight window (uniform), 2 bias, 3 output, 4 params.
-        let conv_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("conv.bind_group_layout"),
-            entries: &[
+        // 0 input, 1 weight window (uniform), 2 bias, 3 output, 4 params; 7 the skip tensor
+        // of a residual add (4 storage buffers: OpenGL ES 3.1's minimum).
+        let conv_layouts = [false, true].map(|skip| {
+            let mut entries = vec![
                 storage(0, true),
                 uniform(1),
                 storage(2, true),
                 storage(3, false),
                 uniform(4),
-            ],
-        });
-        let conv_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("conv.pipeline_layout"),
-            bind_group_layouts: &[Some(&conv_layout)],
-            immediate_size: 0,
+            ];
+            if skip {
+                entries.push(storage(SKIP_BINDING, true));
+            }
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("conv.bind_group_layout"),
+                entries: &entries,
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("conv.pipeline_layout"),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            (layout, pipeline_layout)
         });
         Self {
-            conv_layout,
-            conv_pipeline_layout,
+            conv_layouts,
             tiled_layouts: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             ops: OpPipelines::new(device),
         }
+    }
+
+    /// The window kernels' bind-group layout, with the skip binding or without.
+    pub(crate) fn conv_layout(&self, skip: bool) -> &wgpu::BindGroupLayout {
+        &self.conv_layouts[usize::from(skip)].0
     }
 
     /// The pipeline for `shader` on tensors of `precision` specialised with `constants`,
@@ -397,11 +447,12 @@ impl Pipelines {
         precision: Precision,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
-        let layout = &self.conv_pipeline_layout;
+        let skip = has_skip(constants);
+        let layout = &self.conv_layouts[usize::from(skip)].1;
         let source = Source {
             label: shader.label(),
             storage: Storage::of(precision),
-            body: shader.source(),
+            body: shader.source(skip),
             entry_point: "main",
         };
         self.compile(dev, source, layout, constants)
@@ -416,28 +467,36 @@ impl Pipelines {
         storage: Storage,
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
-        let (_, layout) = self.tiled_layouts(dev, shader)?;
+        let skip = has_skip(constants);
+        let (_, layout) = self.tiled_layouts(dev, shader, skip)?;
         let source = Source {
             label: shader.label(),
             storage,
-            body: shader.source(),
+            body: shader.source(skip),
             entry_point: shader.entry_point(),
         };
         self.compile(dev, source, &layout, constants)
     }
 
-    /// The bind-group layout of the tiled `shader`.
+    /// The bind-group layout of the tiled `shader`, with the skip binding or without.
+    ///
+    /// # Errors
+    /// Those of [`Pipelines::tiled`]'s layouts: [`crate::Error::Unsupported`] when the device
+    /// allows too few storage buffers or invocations per workgroup.
     pub(crate) fn tiled_layout(
         &self,
         dev: &ScopedDevice,
         shader: TiledShader,
+        skip: bool,
     ) -> Result<wgpu::BindGroupLayout> {
-        self.tiled_layouts(dev, shader).map(|(layout, _)| layout)
+        self.tiled_layouts(dev, shader, skip)
+            .map(|(layout, _)| layout)
     }
 
     /// The layouts of the tiled `shader`, made on first use: they need more storage buffers
-    /// per stage than the conv kernels (4 and 6 against 3), more than some devices allow
-    /// (OpenGL ES 3.1 guarantees 4), and such a device must still run everything else.
+    /// per stage than the conv kernels (4 and 6 against 3, one more with a skip tensor), more
+    /// than some devices allow (OpenGL ES 3.1 guarantees 4), and such a device must still run
+    /// everything else.
     ///
     /// # Errors
     /// [`crate::Error::Unsupported`] when the device allows too few storage buffers or
@@ -446,10 +505,11 @@ impl Pipelines {
         &self,
         dev: &ScopedDevice,
         shader: TiledShader,
-    ) -> Result<(wgpu::BindGroupLayout, wgpu::PipelineLayout)> {
+        skip: bool,
+    ) -> Result<Layouts> {
         let shader = shader.layout_of();
         let mut layouts = self.tiled_layouts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(made) = layouts.get(&shader) {
+        if let Some(made) = layouts.get(&(shader, skip)) {
             return Ok(made.clone());
         }
         // Read-only storage bindings, then the output, then the parameters.
@@ -476,19 +536,23 @@ impl Pipelines {
             });
         }
         let allowed = limits.max_storage_buffers_per_shader_stage;
-        if inputs + 1 > allowed {
+        let storage_buffers = inputs + 1 + u32::from(skip);
+        if storage_buffers > allowed {
             return Err(crate::Error::Unsupported {
                 reason: format!(
-                    "the {} kernel binds {} storage buffers; this device allows {allowed} \
-                     (max_storage_buffers_per_shader_stage)",
+                    "the {} kernel binds {storage_buffers} storage buffers{}; this device \
+                     allows {allowed} (max_storage_buffers_per_shader_stage)",
                     shader.label(),
-                    inputs + 1
+                    if skip { " with a skip tensor" } else { "" },
                 ),
             });
         }
         let mut entries: Vec<_> = (0..inputs).map(|b| storage(b, true)).collect();
         entries.push(storage(inputs, false));
         entries.push(uniform(inputs + 1));
+        if skip {
+            entries.push(storage(SKIP_BINDING, true));
+        }
         let device = &dev.device;
         let made = dev.scoped("bind-group layout", || {
             let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -502,7 +566,7 @@ impl Pipelines {
             });
             (layout, pipeline_layout)
         })?;
-        layouts.insert(shader, made.clone());
+        layouts.insert((shader, skip), made.clone());
         Ok(made)
     }
 

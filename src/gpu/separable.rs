@@ -2,13 +2,14 @@
 //! path chosen by the [`super::Tuner`].
 
 use super::choice::{BlockPath, Choice, Fusion, Tuning};
+use super::conv::Finish;
 use super::fused::FusedKernel;
 use super::tensor::{check_output, check_precision};
 use super::tune::{self, TuneKey};
 use super::{Conv2d, GpuTensor};
 use crate::error::{Error, Result};
 use crate::precision::Precision;
-use crate::spec::{check_separable, Shape};
+use crate::spec::{check_separable, Activation, Residual, Shape};
 use std::sync::{Arc, Mutex};
 
 /// A depthwise separable block: a depthwise [`Conv2d`] (with its bias and activation), then
@@ -116,7 +117,11 @@ impl SeparableBlock {
         match self.fusion {
             Fusion::Never => Some(BlockPath::TwoKernels),
             Fusion::Always => Some(BlockPath::Fused),
-            Fusion::Auto => match self.depthwise.gpu().tuner().measured(&self.key(input)) {
+            Fusion::Auto => match self.depthwise.gpu().tuner().measured(&self.key(
+                input,
+                self.pointwise.spec().activation,
+                None,
+            )) {
                 Some(Choice::Path(path)) => Some(path),
                 _ => None,
             },
@@ -166,49 +171,102 @@ impl SeparableBlock {
     /// storage-binding limit, fewer than 6 storage buffers per shader stage or 64 invocations
     /// per workgroup).
     pub fn run_into(&self, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
-        let path = self.path_for(input, output)?;
-        self.submit(path, input, output)
+        let finish = Finish::of(self.pointwise.spec());
+        let path = self.path_for(input, output, finish)?;
+        self.submit(path, input, output, finish)
     }
 
-    /// Records the block into `encoder` (for a network), along the path the tuner picks.
-    pub(crate) fn encode(
+    /// Runs the block with a residual add in the pointwise half's epilogue: `skip`, of the
+    /// output's shape, joins before or after its activation, as `residual` says (see
+    /// [`Conv2d::run_residual`]); on the fused path the whole block is one dispatch.
+    ///
+    /// # Errors
+    /// Those of [`SeparableBlock::run`], and [`Error::LengthMismatch`] when `skip` does not
+    /// have the output's shape.
+    pub fn run_residual(
+        &self,
+        input: &GpuTensor,
+        skip: &GpuTensor,
+        residual: Residual,
+    ) -> Result<GpuTensor> {
+        let gpu = self.depthwise.gpu();
+        let (_, out_shape) = self.shapes(input.shape())?;
+        let output = GpuTensor::uninit(gpu, out_shape, self.precision(), "separable.output")?;
+        self.run_residual_into(input, skip, residual, &output)?;
+        Ok(output)
+    }
+
+    /// [`SeparableBlock::run_residual`] into `output`, which must not be `skip` itself.
+    ///
+    /// # Errors
+    /// Those of [`SeparableBlock::run_residual`] and [`SeparableBlock::run_into`], and
+    /// [`Error::Incompatible`] when `skip` and `output` are the same tensor.
+    pub fn run_residual_into(
+        &self,
+        input: &GpuTensor,
+        skip: &GpuTensor,
+        residual: Residual,
+        output: &GpuTensor,
+    ) -> Result<()> {
+        let finish = Finish {
+            skip: Some((skip, residual)),
+            ..Finish::of(self.pointwise.spec())
+        };
+        let path = self.path_for(input, output, finish)?;
+        self.submit(path, input, output, finish)
+    }
+
+    /// Records the block into `encoder` (for a network), along the path the tuner picks, the
+    /// pointwise half ending with `finish`.
+    pub(crate) fn encode_with(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         input: &GpuTensor,
         output: &GpuTensor,
+        finish: Finish<'_>,
     ) -> Result<()> {
-        let path = self.path_for(input, output)?;
-        self.encode_path(encoder, path, input, output)
+        let path = self.path_for(input, output, finish)?;
+        self.encode_path(encoder, path, input, output, finish)
     }
 
     /// Builds what a run on an `input`-shaped tensor needs, where the path is known without
-    /// measuring (see [`Conv2d::prepare`]).
-    pub(crate) fn prepare(&self, input: Shape) -> Result<()> {
+    /// measuring (see [`Conv2d::prepare`]), for runs whose pointwise half ends with
+    /// `activation` and `residual` (its own activation and none, or a network's folded add).
+    pub(crate) fn prepare_as(
+        &self,
+        input: Shape,
+        activation: Activation,
+        residual: Option<Residual>,
+    ) -> Result<()> {
+        let skip = residual.is_some();
         let path = match self.fusion {
             Fusion::Never => BlockPath::TwoKernels,
             Fusion::Always => BlockPath::Fused,
-            Fusion::Auto => match self.depthwise.gpu().tuner().known(self.key(input)) {
-                Some(Choice::Path(path)) => self.runnable(path, input)?,
-                _ => return Ok(()),
-            },
+            Fusion::Auto => {
+                let key = self.key(input, activation, residual);
+                match self.depthwise.gpu().tuner().known(key) {
+                    Some(Choice::Path(path)) => self.runnable(path, input, skip)?,
+                    _ => return Ok(()),
+                }
+            }
         };
         match path {
             BlockPath::TwoKernels => {
                 self.depthwise.prepare(input)?;
                 let mid = self.intermediate(input)?;
-                self.pointwise.prepare(mid.shape())
+                self.pointwise.prepare_as(mid.shape(), activation, residual)
             }
             // A pinned fused path that cannot run here fails at the run, with its reason.
-            BlockPath::Fused if self.fused_cannot_take(input)?.is_some() => Ok(()),
+            BlockPath::Fused if self.fused_cannot_take(input, skip)?.is_some() => Ok(()),
             BlockPath::Fused => self.fused().map(|_| ()),
         }
     }
 
-    /// `path`, or two kernels where it is the fused one and that cannot take `input` here: a
-    /// choice read from the cache file is not taken on trust.
-    fn runnable(&self, path: BlockPath, input: Shape) -> Result<BlockPath> {
+    /// `path`, or two kernels where it is the fused one and that cannot take `input` (with a
+    /// skip tensor, or without) here: a choice read from the cache file is not taken on trust.
+    fn runnable(&self, path: BlockPath, input: Shape, skip: bool) -> Result<BlockPath> {
         match path {
-            BlockPath::Fused if self.fused_cannot_take(input)?.is_some() => {
+            BlockPath::Fused if self.fused_cannot_take(input, skip)?.is_some() => {
                 Ok(BlockPath::TwoKernels)
             }
             path => Ok(path),
@@ -218,7 +276,12 @@ impl SeparableBlock {
     /// Checks the tensors and picks the path: pinned, or the tuner's choice (measured on the
     /// first use of the key on this device; the runs write `output`, which the block's own
     /// run writes again after them, since they are submitted first).
-    fn path_for(&self, input: &GpuTensor, output: &GpuTensor) -> Result<BlockPath> {
+    fn path_for(
+        &self,
+        input: &GpuTensor,
+        output: &GpuTensor,
+        finish: Finish<'_>,
+    ) -> Result<BlockPath> {
         let gpu = self.depthwise.gpu();
         gpu.check_same("the input tensor", input.gpu())?;
         gpu.check_same("the output tensor", output.gpu())?;
@@ -226,18 +289,21 @@ impl SeparableBlock {
         check_precision("the output tensor", output, self.precision())?;
         let (_, out_shape) = self.shapes(input.shape())?;
         check_output(output, out_shape)?;
+        finish.check(gpu, output)?;
+        let skip = finish.skip.is_some();
         match self.fusion {
             Fusion::Never => Ok(BlockPath::TwoKernels),
-            Fusion::Always => match self.fused_cannot_take(input.shape())? {
+            Fusion::Always => match self.fused_cannot_take(input.shape(), skip)? {
                 Some(reason) => Err(Error::Unsupported { reason }),
                 None => Ok(BlockPath::Fused),
             },
             Fusion::Auto => {
-                let choice = gpu.tuner().choose(self.key(input.shape()), || {
-                    self.measure(input, output).map(Choice::Path)
+                let key = self.key(input.shape(), finish.activation, finish.residual());
+                let choice = gpu.tuner().choose(key, || {
+                    self.measure(input, output, finish).map(Choice::Path)
                 })?;
                 match choice {
-                    Choice::Path(path) => self.runnable(path, input.shape()),
+                    Choice::Path(path) => self.runnable(path, input.shape(), skip),
                     // The tuner answers a path key with a path.
                     Choice::Kernel(_) => Ok(BlockPath::TwoKernels),
                 }
@@ -245,12 +311,14 @@ impl SeparableBlock {
         }
     }
 
-    /// What makes the two paths' speeds on an `input`-shaped tensor what they are.
-    fn key(&self, input: Shape) -> TuneKey {
+    /// What makes the two paths' speeds on an `input`-shaped tensor, the pointwise half
+    /// ending with `activation` and `residual`, what they are.
+    fn key(&self, input: Shape, activation: Activation, residual: Option<Residual>) -> TuneKey {
         let pointwise = self.pointwise.tuning();
         TuneKey::Path {
             depthwise: *self.depthwise.spec(),
-            pointwise: *self.pointwise.spec(),
+            pointwise: self.pointwise.spec().activation(activation),
+            residual,
             kernel: pointwise.kernel,
             split_k: pointwise.split_k,
             input,
@@ -259,10 +327,16 @@ impl SeparableBlock {
     }
 
     /// Records and submits one run along `path`.
-    fn submit(&self, path: BlockPath, input: &GpuTensor, output: &GpuTensor) -> Result<()> {
+    fn submit(
+        &self,
+        path: BlockPath,
+        input: &GpuTensor,
+        output: &GpuTensor,
+        finish: Finish<'_>,
+    ) -> Result<()> {
         let gpu = self.depthwise.gpu();
         let mut encoder = gpu.encoder("separable.encoder")?;
-        self.encode_path(&mut encoder, path, input, output)?;
+        self.encode_path(&mut encoder, path, input, output, finish)?;
         // Submissions run in order on the queue, so concurrent runs may share the
         // intermediate tensor.
         gpu.scoped("separable dispatch", || {
@@ -270,21 +344,22 @@ impl SeparableBlock {
         })
     }
 
-    /// Records one run along `path`.
+    /// Records one run along `path`, the pointwise half ending with `finish`.
     fn encode_path(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         path: BlockPath,
         input: &GpuTensor,
         output: &GpuTensor,
+        finish: Finish<'_>,
     ) -> Result<()> {
         match path {
             BlockPath::TwoKernels => {
                 let mid = self.intermediate(input.shape())?;
                 self.depthwise.encode(encoder, input, &mid)?;
-                self.pointwise.encode(encoder, &mid, output)
+                self.pointwise.encode_with(encoder, &mid, output, finish)
             }
-            BlockPath::Fused => self.fused()?.encode(encoder, input, output),
+            BlockPath::Fused => self.fused()?.encode(encoder, input, output, finish),
         }
     }
 
@@ -313,11 +388,11 @@ impl SeparableBlock {
         Ok(kernel)
     }
 
-    /// Why the fused kernel cannot run on an `input`-shaped tensor, if it cannot: it binds
-    /// the input and output whole, so neither half may need a split run, its weights must fit
-    /// one binding, and it needs 6 storage buffers per shader stage and 64 invocations per
-    /// workgroup.
-    fn fused_cannot_take(&self, input: Shape) -> Result<Option<String>> {
+    /// Why the fused kernel cannot run on an `input`-shaped tensor ending with `finish`, if it
+    /// cannot: it binds the input and output whole, so neither half may need a split run, its
+    /// weights must fit one binding, and it needs 6 storage buffers per shader stage (7 with
+    /// a skip tensor) and 64 invocations per workgroup.
+    fn fused_cannot_take(&self, input: Shape, skip: bool) -> Result<Option<String>> {
         let (mid, _) = self.shapes(input)?;
         if self.depthwise.split_count(input)? > 1 || self.pointwise.split_count(mid)? > 1 {
             return Ok(Some(format!(
@@ -329,8 +404,8 @@ impl SeparableBlock {
                     .max_storage_buffer_binding_size
             )));
         }
-        match self.fused() {
-            Ok(_) => Ok(None),
+        match self.fused().and_then(|fused| fused.check_layout(skip)) {
+            Ok(()) => Ok(None),
             Err(Error::Unsupported { reason }) => Ok(Some(format!("{reason}; use Fusion::Never"))),
             Err(e @ Error::TooLarge { .. }) => Ok(Some(format!(
                 "the fused kernel's weights do not fit: {e}; use Fusion::Never"
@@ -341,13 +416,21 @@ impl SeparableBlock {
 
     /// Times both paths on these tensors (see [`tune::faster`]); the two-kernel path when
     /// the fused kernel cannot take the shapes.
-    fn measure(&self, input: &GpuTensor, output: &GpuTensor) -> Result<BlockPath> {
-        if self.fused_cannot_take(input.shape())?.is_some() {
+    fn measure(
+        &self,
+        input: &GpuTensor,
+        output: &GpuTensor,
+        finish: Finish<'_>,
+    ) -> Result<BlockPath> {
+        if self
+            .fused_cannot_take(input.shape(), finish.skip.is_some())?
+            .is_some()
+        {
             return Ok(BlockPath::TwoKernels);
         }
         let gpu = self.depthwise.gpu();
         tune::faster([BlockPath::TwoKernels, BlockPath::Fused], |path| {
-            self.submit(path, input, output)?;
+            self.submit(path, input, output, finish)?;
             gpu.wait()
         })
     }
@@ -401,12 +484,13 @@ mod tests {
                 &want.data()[..4]
             );
         };
+        let plain = (pw.activation, None);
         // The first block measures and records its path on the device.
         let first = block(2, ConvKernel::Auto);
         check(&first, 2);
         let measured = first.chosen_path(input).unwrap();
         assert_eq!(
-            gpu.tuner().measured(&first.key(input)),
+            gpu.tuner().measured(&first.key(input, plain.0, plain.1)),
             Some(Choice::Path(measured))
         );
         // A second block takes whatever the device has recorded: plant the other path.
@@ -414,7 +498,8 @@ mod tests {
             BlockPath::Fused => BlockPath::TwoKernels,
             BlockPath::TwoKernels => BlockPath::Fused,
         };
-        gpu.tuner().plant(first.key(input), Choice::Path(other));
+        gpu.tuner()
+            .plant(first.key(input, plain.0, plain.1), Choice::Path(other));
         let second = block(5, ConvKernel::Auto);
         check(&second, 5);
         assert_eq!(second.chosen_path(input), Some(other));
@@ -426,11 +511,11 @@ mod tests {
         check(&third, 8);
         let path = third.chosen_path(input).unwrap();
         assert_eq!(
-            gpu.tuner().measured(&third.key(input)),
+            gpu.tuner().measured(&third.key(input, plain.0, plain.1)),
             Some(Choice::Path(path))
         );
         assert_eq!(
-            gpu.tuner().measured(&first.key(input)),
+            gpu.tuner().measured(&first.key(input, plain.0, plain.1)),
             Some(Choice::Path(other))
         );
     }

@@ -23,7 +23,7 @@
 
 use std::ops::Range;
 
-use super::Gpu;
+use super::{Bindings, Gpu};
 use crate::error::{Error, Result};
 use crate::precision::Precision;
 use crate::spec::{Conv2dSpec, Padding, Pads, Shape};
@@ -244,49 +244,60 @@ impl Pieces {
     }
 }
 
-/// Records one piece's dispatches with its input and output bindings.
-pub(crate) type DispatchFn<'a> = dyn FnMut(
-        &mut wgpu::CommandEncoder,
-        &Piece,
-        wgpu::BufferBinding<'_>,
-        wgpu::BufferBinding<'_>,
-    ) -> Result<()>
-    + 'a;
+/// Records one piece's dispatches on its bindings.
+pub(crate) type DispatchFn<'a> =
+    dyn FnMut(&mut wgpu::CommandEncoder, &Piece, &Bindings<'_>) -> Result<()> + 'a;
 
-/// Records every piece of `plan` reading `input` and writing `output` (whole tensors): binds
-/// a piece's data in place where it can, else gathers the input into a scratch buffer,
-/// calls `dispatch` with the bindings, and scatters the output back from scratch.
+/// The whole tensors of a split run: its input, its output, and the skip tensor of a residual
+/// add (the output's shape), cut into pieces the way the output is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tensors<'a> {
+    pub(crate) input: &'a wgpu::Buffer,
+    pub(crate) output: &'a wgpu::Buffer,
+    pub(crate) skip: Option<&'a wgpu::Buffer>,
+}
+
+/// Records every piece of `plan` on `tensors`: binds a piece's data in place where it can,
+/// else gathers the input (and skip) into a scratch buffer, calls `dispatch` with the
+/// bindings, and scatters the output back from scratch.
 pub(crate) fn encode(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
     plan: &Pieces,
-    input: &wgpu::Buffer,
-    output: &wgpu::Buffer,
+    tensors: Tensors<'_>,
     dispatch: &mut DispatchFn<'_>,
 ) -> Result<()> {
     let align = gpu.limits().min_storage_buffer_offset_alignment.max(4) as u64;
     let footprint = plan.footprint();
-    let sizes = [footprint.input, footprint.output];
-    let whole = [input, output];
-    let mut scratch: [Option<wgpu::Buffer>; 2] = [None, None];
+    // 0 input, 1 output, 2 skip (which is read as the input is and laid out as the output).
+    let sizes = [footprint.input, footprint.output, footprint.output];
+    let whole = [
+        tensors.input,
+        tensors.output,
+        tensors.skip.unwrap_or(tensors.output),
+    ];
+    let count = if tensors.skip.is_some() { 3 } else { 2 };
+    let mut scratch: [Option<wgpu::Buffer>; 3] = [None, None, None];
     for piece in plan.iter() {
         let all_channels_in = 0..plan.input.c;
         let all_channels_out = 0..plan.output.c;
-        let regions: [Vec<(u64, u64)>; 2] = [
+        let out_regions = runs(
+            plan.output,
+            &piece.batch,
+            &all_channels_out,
+            &piece.out_rows,
+        );
+        let regions: [Vec<(u64, u64)>; 3] = [
             runs(plan.input, &piece.batch, &all_channels_in, &piece.in_rows),
-            runs(
-                plan.output,
-                &piece.batch,
-                &all_channels_out,
-                &piece.out_rows,
-            ),
+            out_regions.clone(),
+            out_regions,
         ];
         // In place: one run at an aligned offset (bytes). Otherwise: scratch.
-        let in_place: [Option<(u64, u64)>; 2] = std::array::from_fn(|i| match regions[i][..] {
+        let in_place: [Option<(u64, u64)>; 3] = std::array::from_fn(|i| match regions[i][..] {
             [(offset, len)] if (offset * 4) % align == 0 => Some((offset * 4, len * 4)),
             _ => None,
         });
-        for i in 0..2 {
+        for i in 0..count {
             if in_place[i].is_none() && scratch[i].is_none() {
                 scratch[i] = Some(gpu.scoped("split scratch allocation", || {
                     gpu.device().create_buffer(&wgpu::BufferDescriptor {
@@ -300,7 +311,7 @@ pub(crate) fn encode(
                 })?);
             }
         }
-        let bindings: [wgpu::BufferBinding<'_>; 2] = std::array::from_fn(|i| {
+        let bindings: [wgpu::BufferBinding<'_>; 3] = std::array::from_fn(|i| {
             let (buffer, offset, bytes) = match (in_place[i], &scratch[i]) {
                 (Some((offset, bytes)), _) => (whole[i], offset, bytes),
                 (None, Some(s)) => (s, 0, regions[i].iter().map(|r| r.1).sum::<u64>() * 4),
@@ -313,22 +324,30 @@ pub(crate) fn encode(
                 size: wgpu::BufferSize::new(bytes),
             }
         });
-        if let (None, Some(dst)) = (in_place[0], &scratch[0]) {
-            gpu.scoped("split gather", || {
-                let mut at = 0;
-                for &(offset, len) in &regions[0] {
-                    encoder.copy_buffer_to_buffer(input, offset * 4, dst, at, len * 4);
-                    at += len * 4;
-                }
-            })?;
+        // The tensors the kernel reads: gathered into scratch where not bound in place.
+        for i in (0..count).filter(|&i| i != 1) {
+            if let (None, Some(dst)) = (in_place[i], &scratch[i]) {
+                gpu.scoped("split gather", || {
+                    let mut at = 0;
+                    for &(offset, len) in &regions[i] {
+                        encoder.copy_buffer_to_buffer(whole[i], offset * 4, dst, at, len * 4);
+                        at += len * 4;
+                    }
+                })?;
+            }
         }
-        let [input_binding, output_binding] = bindings;
-        dispatch(encoder, &piece, input_binding, output_binding)?;
+        let [input, output, skip] = bindings;
+        let piece_tensors = Bindings {
+            input,
+            output,
+            skip: tensors.skip.map(|_| skip),
+        };
+        dispatch(encoder, &piece, &piece_tensors)?;
         if let (None, Some(src)) = (in_place[1], &scratch[1]) {
             gpu.scoped("split scatter", || {
                 let mut at = 0;
                 for &(offset, len) in &regions[1] {
-                    encoder.copy_buffer_to_buffer(src, at, output, offset * 4, len * 4);
+                    encoder.copy_buffer_to_buffer(src, at, tensors.output, offset * 4, len * 4);
                     at += len * 4;
                 }
             })?;

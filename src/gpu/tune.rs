@@ -13,19 +13,21 @@ use super::choice::{Choice, ConvKernel, SplitK, Tuning};
 use super::recent::Recent;
 use crate::error::Result;
 use crate::precision::Precision;
-use crate::spec::{Conv2dSpec, Shape};
+use crate::spec::{Conv2dSpec, Residual, Shape};
 use std::sync::Mutex;
 #[cfg(not(target_arch = "wasm32"))]
 use std::time::{Duration, Instant};
 
 /// One run (or one piece of a run split past the binding limit) of a conv: the piece's spec
-/// (a split piece differs in its padding) and its shapes. Launches and choices are kept per
-/// run.
+/// (a split piece differs in its padding; a network's run may finish with another activation
+/// than the conv was made with), its shapes, and where a residual add joins the epilogue.
+/// Launches and choices are kept per run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RunKey {
     pub(crate) spec: Conv2dSpec,
     pub(crate) input: Shape,
     pub(crate) output: Shape,
+    pub(crate) residual: Option<Residual>,
 }
 
 /// What a measured choice depends on. Its `Debug` text is its key in the cache file, which is
@@ -42,6 +44,7 @@ pub(crate) enum TuneKey {
     Path {
         depthwise: Conv2dSpec,
         pointwise: Conv2dSpec,
+        residual: Option<Residual>,
         kernel: ConvKernel,
         split_k: SplitK,
         input: Shape,

@@ -14,7 +14,7 @@ use super::params::{ConvParams, Tiling};
 use super::pipelines::{epilogue, geometry, Constants, Shader, WEIGHT_WINDOW_FLOATS};
 use super::recent::Recent;
 use super::tune::RunKey;
-use super::{binding, entry, Gpu};
+use super::{binding, entry, Bindings, Gpu};
 use crate::error::{Error, Result};
 use crate::precision::Precision;
 use crate::spec::{Conv2dSpec, ConvKind, Shape};
@@ -147,7 +147,8 @@ impl Plan {
                 ),
             });
         }
-        let mut constants = epilogue(spec);
+        // The epilogue's constants come per run (`Plan::constants`).
+        let mut constants = Constants::new();
         Ok(match spec.kind() {
             ConvKind::Depthwise { .. } => {
                 constants.extend(geometry(spec));
@@ -294,13 +295,20 @@ impl Plan {
         }
     }
 
-    /// The override constants for a run with `pixels` pixels per invocation.
+    /// The override constants for a run with `pixels` pixels per invocation, but for the
+    /// run's epilogue (see [`Plan::run_constants`]).
     fn constants(&self, pixels: usize) -> Constants {
         let mut constants = self.constants.clone();
         if self.shader != Shader::Depthwise {
             constants.push(("PIXELS", pixels as u32));
         }
         constants
+    }
+
+    /// The override constants of the run `key` with `pixels` pixels per invocation: the
+    /// plan's and the run's epilogue (its activation kind and residual add).
+    fn run_constants(&self, key: &RunKey, pixels: usize) -> Constants {
+        [self.constants(pixels), epilogue(&key.spec, key.residual)].concat()
     }
 
     /// How the dispatch of `slice` producing `output` is tiled, with `pixels` pixels per
@@ -374,6 +382,13 @@ impl WindowKernel {
         let plan = Plan::new(spec, window_workgroup_size(gpu))?;
         let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|&x| precision.round(x)).collect() };
         let weights = &round(weights);
+        // A run of the spec as made, for the pipeline compiled up front.
+        let plain = RunKey {
+            spec: *spec,
+            input: Shape::new(1, spec.c_in, 1, 1),
+            output: Shape::new(1, spec.c_out, 1, 1),
+            residual: None,
+        };
         let bias = round(&plan.pack_bias(spec, bias));
         gpu.check_buffer_size("bias", bias.len() as u64 * 4)?;
         let slices = plan
@@ -403,7 +418,7 @@ impl WindowKernel {
             gpu.dev(),
             plan.shader,
             precision,
-            &plan.constants(plan.max_pixels()),
+            &plan.run_constants(&plain, plan.max_pixels()),
         )?;
         Ok(Self {
             gpu: gpu.clone(),
@@ -443,13 +458,12 @@ impl WindowKernel {
     }
 
     /// Records the uniform-window kernel's dispatches, one per weight slice, for the run (or
-    /// piece) `key`.
+    /// piece) `key` on `tensors`.
     pub(crate) fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         key: RunKey,
-        input_binding: wgpu::BufferBinding<'_>,
-        output_binding: wgpu::BufferBinding<'_>,
+        tensors: &Bindings<'_>,
     ) -> Result<()> {
         let launch = self
             .launches
@@ -463,23 +477,25 @@ impl WindowKernel {
                 .iter()
                 .enumerate()
                 .map(|(i, slice)| {
+                    let mut entries = vec![
+                        binding(0, tensors.input.clone()),
+                        entry(1, &slice.weights),
+                        entry(2, &self.bias),
+                        binding(3, tensors.output.clone()),
+                        binding(
+                            4,
+                            wgpu::BufferBinding {
+                                buffer: &launch.params,
+                                offset: i as u64 * launch.params_stride,
+                                size: params_size,
+                            },
+                        ),
+                    ];
+                    entries.extend(tensors.skip_entry());
                     device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: Some(label),
-                        layout: &self.gpu.pipelines().conv_layout,
-                        entries: &[
-                            binding(0, input_binding.clone()),
-                            entry(1, &slice.weights),
-                            entry(2, &self.bias),
-                            binding(3, output_binding.clone()),
-                            binding(
-                                4,
-                                wgpu::BufferBinding {
-                                    buffer: &launch.params,
-                                    offset: i as u64 * launch.params_stride,
-                                    size: params_size,
-                                },
-                            ),
-                        ],
+                        layout: self.gpu.pipelines().conv_layout(tensors.skip.is_some()),
+                        entries: &entries,
                     })
                 })
                 .collect();
@@ -493,6 +509,7 @@ impl WindowKernel {
             for (bind_group, grid) in bind_groups.iter().zip(&launch.grids) {
                 pass.set_bind_group(0, bind_group, &[]);
                 pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+                self.gpu.count_dispatch();
             }
         })
     }
@@ -517,7 +534,7 @@ impl WindowKernel {
             self.gpu.dev(),
             self.plan.shader,
             self.precision,
-            &self.plan.constants(pixels),
+            &self.plan.run_constants(&key, pixels),
         )?;
         let mut grids = Vec::with_capacity(self.slices.len());
         for (slice, at) in self

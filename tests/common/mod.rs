@@ -157,7 +157,24 @@ pub fn f16_tolerances(
     want: &Tensor,
     partial_roundings: usize,
 ) -> Vec<f32> {
-    let t32 = tolerances(spec, data, want);
+    f16_tolerances_over(
+        tolerances(spec, data, want),
+        spec,
+        data,
+        want,
+        partial_roundings,
+    )
+}
+
+/// [`f16_tolerances`] over another f32 tolerance `t32` of the same run (e.g.
+/// [`residual_tolerances`]: the skip tensor's add happens in f32 before the one rounding).
+pub fn f16_tolerances_over(
+    t32: Vec<f32>,
+    spec: &Conv2dSpec,
+    data: &ConvData,
+    want: &Tensor,
+    partial_roundings: usize,
+) -> Vec<f32> {
     let s = abs_sums(spec, data);
     let lipschitz = activation_error(spec.activation).lipschitz;
     let partial = partial_roundings as f32 * F16_UNIT_ROUNDOFF * lipschitz;
@@ -166,6 +183,31 @@ pub fn f16_tolerances(
         .zip(s.data())
         .map(|((&t, &y), &s)| {
             t + F16_UNIT_ROUNDOFF * (y.abs() + t) + F16_SUBNORMAL_ERROR + partial * s
+        })
+        .collect()
+}
+
+/// Per-element tolerance for a GPU conv with a residual add against the `f64` reference
+/// ([`reference::conv2d_residual`]): the conv's own ([`tolerances`], whose sums' error is the
+/// same), plus the add's. The GPU adds the skip `s` in `f32`: once, rounding with relative
+/// error `u` of `|y + s| ≤ |y| + |s|`; before the activation that error passes through it
+/// (times its Lipschitz constant), after it the activation's relative error is of `act(y)`,
+/// `|act(y)| ≤ |want| + |s|`. So `tol + (lipschitz + 1)·u·(|want| + 2|s|) + relative·|s|`
+/// bounds what rounding can do, while a skip added twice, at the wrong index or not at all
+/// (an error of `|s|`, about 1 on N(0, 1) data) fails by orders of magnitude.
+pub fn residual_tolerances(
+    spec: &Conv2dSpec,
+    data: &ConvData,
+    skip: &Tensor,
+    want: &Tensor,
+) -> Vec<f32> {
+    let act = activation_error(spec.activation);
+    let u = f32::EPSILON / 2.0;
+    tolerances(spec, data, want)
+        .into_iter()
+        .zip(skip.data().iter().zip(want.data()))
+        .map(|(t, (&s, &y))| {
+            t + (act.lipschitz + 1.0) * u * (y.abs() + 2.0 * s.abs()) + act.relative * s.abs()
         })
         .collect()
 }

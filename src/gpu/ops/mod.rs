@@ -72,6 +72,7 @@ pub(crate) fn encode_op(
         pass.set_pipeline(&pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         pass.dispatch_workgroups(grid[0], grid[1], grid[2]);
+        gpu.count_dispatch();
     })
 }
 

@@ -6,7 +6,7 @@ use crate::gpu::params::{ConvParams, CONV_PARAMS_FIELDS};
 use crate::Precision;
 
 fn module(shader: Shader) -> (naga::Module, naga::valid::ModuleInfo) {
-    parse(shader.label(), shader.source())
+    parse(shader.label(), shader.source(false))
 }
 
 /// `body` as the f32 pipelines compile it.
@@ -51,11 +51,13 @@ const STORAGES: [Storage; 4] = [
 #[test]
 fn every_shader_parses_and_validates_in_both_precisions() {
     for storage in STORAGES {
-        for shader in Shader::CONV {
-            parse_as(shader.label(), shader.source(), storage);
-        }
-        for shader in TiledShader::ALL {
-            parse_as(shader.label(), shader.source(), storage);
+        for skip in [false, true] {
+            for shader in Shader::CONV {
+                parse_as(shader.label(), shader.source(skip), storage);
+            }
+            for shader in TiledShader::ALL {
+                parse_as(shader.label(), shader.source(skip), storage);
+            }
         }
         for shader in super::OpShader::ALL {
             parse_as(shader.label(), shader.source(), storage);
@@ -63,11 +65,33 @@ fn every_shader_parses_and_validates_in_both_precisions() {
     }
 }
 
+/// A kernel binds the skip tensor of a residual add, at `SKIP_BINDING`, exactly in its
+/// variant with a skip: a pipeline without one binds no more than before.
+#[test]
+fn only_the_skip_variants_bind_the_skip_tensor() {
+    let binds_skip = |label: &str, source: &str| {
+        let (module, _) = parse(label, source);
+        let binds = module
+            .global_variables
+            .iter()
+            .any(|(_, v)| v.binding.as_ref().map(|b| b.binding) == Some(super::SKIP_BINDING));
+        binds
+    };
+    for skip in [false, true] {
+        for shader in Shader::CONV {
+            assert_eq!(binds_skip(shader.label(), shader.source(skip)), skip);
+        }
+        for shader in TiledShader::ALL {
+            assert_eq!(binds_skip(shader.label(), shader.source(skip)), skip);
+        }
+    }
+}
+
 #[test]
 fn f16_sources_enable_f16_first_and_f32_sources_never() {
-    let f16 = Storage::of(Precision::F16).source(Shader::Depthwise.source());
+    let f16 = Storage::of(Precision::F16).source(Shader::Depthwise.source(false));
     assert!(f16.starts_with("enable f16;"));
-    let f32 = Storage::of(Precision::F32).source(Shader::Depthwise.source());
+    let f32 = Storage::of(Precision::F32).source(Shader::Depthwise.source(false));
     assert!(f32.starts_with("alias Elem = f32;"));
 }
 
@@ -95,6 +119,7 @@ fn shader_files_open_with_their_bindings_and_share_one_place() {
         let shared = path.file_name().unwrap() == "shared.wgsl";
         for function in [
             "fn activate(",
+            "fn finish_sum(",
             "fn padded_row(",
             "fn padded_read(",
             "fn invocation_index(",
@@ -107,7 +132,7 @@ fn shader_files_open_with_their_bindings_and_share_one_place() {
             );
         }
     }
-    assert!(files >= 14, "{files} shader files");
+    assert!(files >= 16, "{files} shader files");
 }
 
 #[test]
@@ -188,7 +213,7 @@ fn workgroup_size_matches_the_host() {
 #[test]
 fn tile_params_block_matches_the_host_struct() {
     for shader in TiledShader::ALL {
-        let (module, _) = parse(shader.label(), shader.source());
+        let (module, _) = parse(shader.label(), shader.source(false));
         let (_, ty) = module
             .types
             .iter()
@@ -209,7 +234,7 @@ fn tile_params_block_matches_the_host_struct() {
 #[test]
 fn tiles_match_the_host() {
     for shader in TiledShader::ALL {
-        let (module, _) = parse(shader.label(), shader.source());
+        let (module, _) = parse(shader.label(), shader.source(false));
         let constant = |name: &str| {
             let (_, c) = module
                 .constants

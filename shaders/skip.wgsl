@@ -1,0 +1,12 @@
+// The skip tensor of a residual add (`finish_sum` in shared.wgsl): put last in the source of
+// a pipeline whose RESIDUAL is not none (src/gpu/pipelines.rs, `skip_source!`).
+//
+// Bindings: 7 in every kernel family's layout, past the bindings any of them uses otherwise.
+//   7  skip_data  the output's shape [n, c_out, h_out, w_out], read at the output's index,
+//                 in the output's precision (OutElem, widened to f32)
+
+@group(0) @binding(7) var<storage, read> skip_data: array<OutElem>;
+
+fn skip_at(index: u32) -> f32 {
+    return f32(skip_data[index]);
+}
