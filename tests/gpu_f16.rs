@@ -20,7 +20,7 @@ use sepconv::half::f16;
 use sepconv::ops::{cpu as ops, gpu as gpu_ops, Pool2d};
 use sepconv::{
     cpu::reference, Activation, Conv2d, Conv2dSpec, ConvKernel, Error, Fusion, Gpu, GpuTensor,
-    Padding, Precision, SeparableBlock, Shape, SplitK, Tensor, Tuning,
+    Padding, Precision, Residual, SeparableBlock, Shape, SplitK, Tensor, Tuning,
 };
 
 /// The shared GPU when it has f16; `None` (after checking that f16 is refused with the typed
@@ -650,4 +650,72 @@ fn whole_network_in_f16_follows_f32() {
             .0
     };
     assert_eq!(top(&got), top(&want));
+}
+
+/// A residual add in f16: the skip tensor is f16 like the output, added in f32 before the one
+/// rounding (before or after the activation), on the window kernels and on the split tiled
+/// product (whose second pass adds it); a skip tensor of the other precision is refused.
+#[test]
+fn residual_add_in_f16() {
+    let Some(gpu) = f16_gpu() else { return };
+    let three = SplitK::Parts(NonZeroUsize::new(3).unwrap());
+    let cases = [
+        (
+            ConvKernel::UniformWindows,
+            SplitK::Auto,
+            Residual::AfterActivation,
+        ),
+        (
+            ConvKernel::UniformWindows,
+            SplitK::Auto,
+            Residual::BeforeActivation,
+        ),
+        (ConvKernel::TiledGemm, three, Residual::AfterActivation),
+        (ConvKernel::TiledGemm, three, Residual::BeforeActivation),
+    ];
+    let spec = Conv2dSpec::pointwise(120, 24).activation(Activation::Relu6);
+    let input = Shape::new(1, 120, 5, 6);
+    let out = spec.output_shape(input).unwrap();
+    for (i, (kernel, split_k, residual)) in cases.into_iter().enumerate() {
+        let seed = 120 + i as u64;
+        let data = ConvData::new(&spec, input, seed, false).rounded_to_f16();
+        let skip = Tensor::new(out, to_f16(&common::normal(seed + 7, out.len().unwrap()))).unwrap();
+        let conv = Conv2d::new(gpu, spec, &data.weights, data.bias())
+            .unwrap()
+            .with_precision(Precision::F16)
+            .unwrap()
+            .with_tuning(Tuning::auto().with_kernel(kernel).with_split_k(split_k));
+        let gx = GpuTensor::from_tensor_as(gpu, &data.input, Precision::F16).unwrap();
+        let gs = GpuTensor::from_tensor_as(gpu, &skip, Precision::F16).unwrap();
+        let y = poisoned(gpu, out);
+        conv.run_residual_into(&gx, &gs, residual, &y).unwrap();
+        let want = reference::conv2d_residual(
+            &spec,
+            &data.input,
+            &data.weights,
+            data.bias(),
+            &skip,
+            residual,
+        )
+        .unwrap();
+        let t32 = common::residual_tolerances(&spec, &data, &skip, &want);
+        let tol = common::f16_tolerances_over(t32, &spec, &data, &want, 0);
+        let case = format!("{kernel:?}, {split_k:?}, {residual:?}");
+        assert_matches(&case, seed, &y.read().unwrap(), &want, Some(&tol));
+        // An f32 skip tensor for an f16 run.
+        let skip32 = GpuTensor::from_tensor(gpu, &skip).unwrap();
+        let err = conv
+            .run_residual_into(&gx, &skip32, residual, &y)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::PrecisionMismatch {
+                    what: "the skip tensor",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
 }
