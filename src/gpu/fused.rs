@@ -8,7 +8,7 @@ use super::gemm::{self, Launches, TileParams};
 use super::pipelines::{epilogue, geometry, Constants, TiledShader, SKIP_BINDING};
 use super::{Conv2d, Gpu, GpuTensor};
 use crate::error::Result;
-use crate::spec::{Activation, Conv2dSpec, Shape};
+use crate::spec::{Activation, Conv2dSpec, Residual, Shape};
 
 /// The fused kernel of one block: its own copies of the weights in the layout it reads, its
 /// pipeline, and the parameters of its last few input shapes.
@@ -83,6 +83,34 @@ impl FusedKernel {
             .map(|_| ())
     }
 
+    /// Builds the launch of a run on an `input`-shaped tensor whose pointwise half ends with
+    /// `activation` and `residual`, and compiles its pipeline.
+    pub(crate) fn prepare(
+        &self,
+        input: Shape,
+        activation: Activation,
+        residual: Option<Residual>,
+    ) -> Result<()> {
+        let pw = self.pointwise.activation(activation);
+        self.launches
+            .get(&self.gpu, (input, activation), || self.params(&pw, input))?;
+        self.pipeline(&pw, residual).map(|_| ())
+    }
+
+    /// The pipeline of runs whose pointwise half is `pw` (its activation the run's), adding a
+    /// residual or not.
+    fn pipeline(
+        &self,
+        pw: &Conv2dSpec,
+        residual: Option<Residual>,
+    ) -> Result<wgpu::ComputePipeline> {
+        let constants = [self.constants.clone(), epilogue(pw, residual)].concat();
+        let dev = self.gpu.dev();
+        self.gpu
+            .pipelines()
+            .tiled(dev, TiledShader::FusedSeparable, &constants)
+    }
+
     /// Records the block's one dispatch, its pointwise half ending with `finish`. The caller
     /// has checked the tensors: `output` is the block's output for `input`, both bind whole,
     /// and a skip tensor has the output's shape.
@@ -101,7 +129,6 @@ impl FusedKernel {
             })?;
         let pipelines = self.gpu.pipelines();
         let dev = self.gpu.dev();
-        let constants = [self.constants.clone(), epilogue(&pw, finish.residual())].concat();
         let skip = finish.skip.is_some();
         let mut entries = vec![
             entry(0, input.buffer()),
@@ -119,7 +146,7 @@ impl FusedKernel {
             &self.gpu,
             encoder,
             TiledShader::FusedSeparable,
-            &pipelines.tiled(dev, TiledShader::FusedSeparable, &constants)?,
+            &self.pipeline(&pw, finish.residual())?,
             &pipelines.tiled_layout(dev, TiledShader::FusedSeparable, skip)?,
             &entries,
             launch.grid,

@@ -444,13 +444,37 @@ impl GemmConv {
         }
     }
 
-    /// Builds the launch of the run `key` if it is not kept yet.
+    /// Builds the launch of the run `key` if it is not kept yet, and compiles its pipelines
+    /// (the spec's own were compiled with the kernel; another epilogue's are not).
     pub(crate) fn prepare(&self, key: RunKey) -> Result<()> {
-        self.launches
-            .get(&self.gpu, key, || {
-                Ok(conv_params(&self.gpu, &key, self.split_k))
-            })
-            .map(|_| ())
+        let launch = self.launches.get(&self.gpu, key, || {
+            Ok(conv_params(&self.gpu, &key, self.split_k))
+        })?;
+        self.pipelines(&key, &launch).map(|_| ())
+    }
+
+    /// The pipelines of the run `key` with `launch`: the product's, and the second pass's of
+    /// a split product. A split product's first pass leaves the end of the epilogue (the
+    /// residual add) to the second, so only the pass that finishes the sums binds the skip.
+    fn pipelines(
+        &self,
+        key: &RunKey,
+        launch: &Launch,
+    ) -> Result<(wgpu::ComputePipeline, Option<wgpu::ComputePipeline>)> {
+        let pipelines = self.gpu.pipelines();
+        let dev = self.gpu.dev();
+        let product_residual = launch.reduce.as_ref().map_or(key.residual, |_| None);
+        let constants = [self.geometry.clone(), epilogue(&key.spec, product_residual)].concat();
+        let product = pipelines.tiled(dev, TiledShader::ConvGemm, &constants)?;
+        let reduce = match launch.reduce {
+            Some(_) => Some(pipelines.tiled(
+                dev,
+                TiledShader::ReduceSplits,
+                &epilogue(&key.spec, key.residual),
+            )?),
+            None => None,
+        };
+        Ok((product, reduce))
     }
 
     /// Whether the tiled product can run the run `key` on this device: its layout (one
@@ -481,14 +505,11 @@ impl GemmConv {
         })?;
         let pipelines = self.gpu.pipelines();
         let dev = self.gpu.dev();
-        // A split product's first pass leaves the epilogue's end (the residual add) to the
-        // second, so only the pass that finishes the sums binds the skip tensor.
-        let (product_output, product_residual) = match &launch.reduce {
-            Some(reduce) => (reduce.scratch.as_entire_buffer_binding(), None),
-            None => (tensors.output.clone(), key.residual),
+        let (product_pipeline, reduce_pipeline) = self.pipelines(&key, &launch)?;
+        let (product_output, skip) = match &launch.reduce {
+            Some(reduce) => (reduce.scratch.as_entire_buffer_binding(), false),
+            None => (tensors.output.clone(), key.residual.is_some()),
         };
-        let constants = [self.geometry.clone(), epilogue(&key.spec, product_residual)].concat();
-        let skip = product_residual.is_some();
         let mut entries = vec![
             binding(0, tensors.input.clone()),
             entry(1, &self.weights),
@@ -503,15 +524,14 @@ impl GemmConv {
             &self.gpu,
             encoder,
             TiledShader::ConvGemm,
-            &pipelines.tiled(dev, TiledShader::ConvGemm, &constants)?,
+            &product_pipeline,
             &pipelines.tiled_layout(dev, TiledShader::ConvGemm, skip)?,
             &entries,
             launch.grid,
         )?;
-        let Some(reduce) = &launch.reduce else {
+        let (Some(reduce), Some(reduce_pipeline)) = (&launch.reduce, reduce_pipeline) else {
             return Ok(());
         };
-        let constants = epilogue(&key.spec, key.residual);
         let mut entries = vec![
             entry(0, &reduce.scratch),
             entry(1, &self.weights),
@@ -524,7 +544,7 @@ impl GemmConv {
             &self.gpu,
             encoder,
             TiledShader::ReduceSplits,
-            &pipelines.tiled(dev, TiledShader::ReduceSplits, &constants)?,
+            &reduce_pipeline,
             &pipelines.tiled_layout(dev, TiledShader::ReduceSplits, key.residual.is_some())?,
             &entries,
             reduce.grid,
