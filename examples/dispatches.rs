@@ -1,6 +1,7 @@
 //! Counts the compute dispatches one run of each network with residual adds records, with
 //! the adds folded into their producers' epilogues and run as ops of their own, under pinned
-//! kernels (`Tuning::pinned()`: uniform windows, no fusion) and measured ones
+//! kernels (`Tuning::pinned()`: uniform windows, no fusion; and the tiled product with fused
+//! blocks, which a device with fewer than 7 storage buffers per stage refuses) and measured ones
 //! (`Tuning::auto()`; the counts then depend on what the adapter's timings chose), and the
 //! median wall time of a run (submit to done) each way, the two interleaved.
 //!
@@ -8,7 +9,7 @@
 
 use sepconv::networks::weights::{random_input, NetworkWeights};
 use sepconv::networks::{efficientnet_lite, mobilenet_v2, resnet50, Network, Op};
-use sepconv::{Gpu, GpuNetwork, GpuTensor, Tuning};
+use sepconv::{ConvKernel, Fusion, Gpu, GpuNetwork, GpuTensor, Tuning};
 use std::time::Instant;
 
 /// Timed runs of each network each way.
@@ -26,7 +27,14 @@ fn main() -> sepconv::Result<()> {
          | median ms unfolded | folded |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
-    for (name, tuning) in [("pinned", Tuning::pinned()), ("auto", Tuning::auto())] {
+    let tiled_fused = Tuning::pinned()
+        .with_kernel(ConvKernel::TiledGemm)
+        .with_fusion(Fusion::Always);
+    for (name, tuning) in [
+        ("pinned windows", Tuning::pinned()),
+        ("pinned tiled + fused", tiled_fused),
+        ("auto", Tuning::auto()),
+    ] {
         // A device per tuning, so that each network's convs take it.
         let gpu = Gpu::new()?;
         gpu.tuner().set_tuning(tuning);
@@ -66,7 +74,7 @@ fn main() -> sepconv::Result<()> {
                 "| {} | {name} | {adds} | {d_unfolded} | {d_folded} | {} | {t_unfolded:.1} \
                  | {t_folded:.1} |",
                 net.name(),
-                d_unfolded - d_folded
+                d_unfolded as i64 - d_folded as i64
             );
         }
         gpu.tuner().flush();

@@ -1,7 +1,8 @@
 // The skip tensor of a residual add (`finish_sum` in shared.wgsl): put last in the source of
 // a pipeline whose RESIDUAL is not none (src/gpu/pipelines.rs, `skip_source!`).
 //
-// Bindings: 7 in every kernel family's layout, past the bindings any of them uses otherwise.
+// Bindings: 7 in the layouts of the pipelines with a skip (window, tiled and fused alike),
+// past the bindings any kernel family uses otherwise.
 //   7  skip_data  the output's shape [n, c_out, h_out, w_out], read at the output's index,
 //                 in the output's precision (OutElem, widened to f32)
 

@@ -24,7 +24,8 @@ use sepconv::networks::{
 };
 use sepconv::ops::{Pool2d, PoolKind};
 use sepconv::{
-    cpu, Conv2dSpec, Error, Fusion, Gpu, GpuNetwork, GpuTensor, Padding, Shape, Tensor, Tuning,
+    cpu, Conv2dSpec, ConvKernel, Error, Fusion, Gpu, GpuNetwork, GpuTensor, Padding, Shape, Tensor,
+    Tuning,
 };
 
 /// Tolerance for an average pool (as in tests/gpu_ops.rs): `8·√k·u·mean|x| + 2u·|y|`.
@@ -364,13 +365,12 @@ fn separable_pairs_run_as_blocks_fused_or_not() {
 
 /// Residual adds run in the epilogue of the conv (or separable block) that produces one of
 /// their inputs: every add of MobileNet v2, EfficientNet-Lite0 and ResNeXt blocks folds, one
-/// dispatch fewer each, and the folded run gives what the unfolded one and the CPU give.
+/// dispatch fewer each, and the folded run gives what the unfolded one gives, bit for bit
+/// (the same sums, the same one `f32` add), and what the CPU gives. Under pinned windows and
+/// two-kernel blocks, and, on devices that bind 7 storage buffers, under pinned tiled products
+/// and fused blocks.
 #[test]
 fn residual_adds_fold_into_their_producers() {
-    // A device of its own with pinned kernels, so that the dispatch counts do not depend on
-    // what the tuner measures (or on other tests' runs).
-    let gpu = Gpu::new().unwrap();
-    gpu.tuner().set_tuning(Tuning::pinned());
     let mut resnext = NetworkBuilder::new(
         "ResNeXt blocks",
         Shape::new(1, 32, 14, 14),
@@ -396,50 +396,58 @@ fn residual_adds_fold_into_their_producers() {
         .unwrap(),
         resnext.build(),
     ];
-    for (seed, net) in networks.iter().enumerate() {
-        let adds = net
-            .nodes()
-            .iter()
-            .filter(|n| matches!(n.op, Op::Add { .. }))
-            .count();
-        assert!(adds > 0, "{}: no residual adds", net.name());
-        let weights = NetworkWeights::random(net, seed as u64).unwrap();
-        let x = random_input(net.input_shape(), seed as u64).unwrap();
-        let gx = GpuTensor::from_tensor(&gpu, &x).unwrap();
-        let folded = GpuNetwork::new(&gpu, net, &weights).unwrap();
-        assert_eq!(folded.folded_adds(), adds, "{}", net.name());
-        let unfolded = GpuNetwork::new(&gpu, net, &weights)
-            .unwrap()
-            .with_folded_adds(false);
-        assert_eq!(unfolded.folded_adds(), 0);
-        let count = |network: &GpuNetwork| {
-            let before = gpu.dispatch_count();
-            let y = network.run(&gx).unwrap().read().unwrap();
-            (y, gpu.dispatch_count() - before)
-        };
-        let (y_unfolded, d_unfolded) = count(&unfolded);
-        let (y_folded, d_folded) = count(&folded);
-        eprintln!(
-            "{}: {adds} residual adds, {d_unfolded} dispatches unfolded, {d_folded} folded",
-            net.name()
+    let mut tunings = vec![Tuning::pinned()];
+    if gpu().limits().max_storage_buffers_per_shader_stage >= 7 {
+        tunings.push(
+            Tuning::pinned()
+                .with_kernel(ConvKernel::TiledGemm)
+                .with_fusion(Fusion::Always),
         );
-        assert_eq!(d_unfolded - d_folded, adds as u64, "{}", net.name());
-        let want = cpu::network::forward(net, &weights, &x).unwrap();
-        let last = &want[want.len() - 1];
-        let tol = chained_tolerance(last);
-        assert_matches(
-            &format!("{} folded", net.name()),
-            0,
-            &y_folded,
-            last,
-            Some(&tol),
-        );
-        assert_matches(
-            &format!("{} unfolded", net.name()),
-            0,
-            &y_unfolded,
-            last,
-            Some(&tol),
-        );
+    }
+    for tuning in tunings {
+        // A device of its own with pinned kernels, so that the dispatch counts do not depend
+        // on what the tuner measures (or on other tests' runs).
+        let gpu = Gpu::new().unwrap();
+        gpu.tuner().set_tuning(tuning);
+        for (seed, net) in networks.iter().enumerate() {
+            let case = format!("{} {tuning:?}", net.name());
+            let adds = net
+                .nodes()
+                .iter()
+                .filter(|n| matches!(n.op, Op::Add { .. }))
+                .count();
+            assert!(adds > 0, "{case}: no residual adds");
+            let weights = NetworkWeights::random(net, seed as u64).unwrap();
+            let x = random_input(net.input_shape(), seed as u64).unwrap();
+            let gx = GpuTensor::from_tensor(&gpu, &x).unwrap();
+            let folded = GpuNetwork::new(&gpu, net, &weights).unwrap();
+            assert_eq!(folded.folded_adds(), adds, "{case}");
+            let unfolded = GpuNetwork::new(&gpu, net, &weights)
+                .unwrap()
+                .with_folded_adds(false);
+            assert_eq!(unfolded.folded_adds(), 0);
+            let count = |network: &GpuNetwork| {
+                let before = gpu.dispatch_count();
+                let y = network.run(&gx).unwrap().read().unwrap();
+                (y, gpu.dispatch_count() - before)
+            };
+            let (y_unfolded, d_unfolded) = count(&unfolded);
+            let (y_folded, d_folded) = count(&folded);
+            eprintln!(
+                "{case}: {adds} residual adds, {d_unfolded} dispatches unfolded, {d_folded} folded"
+            );
+            assert_eq!(d_unfolded, d_folded + adds as u64, "{case}");
+            assert_matches(&format!("{case} folded"), 0, &y_folded, &y_unfolded, None);
+            let want = cpu::network::forward(net, &weights, &x).unwrap();
+            let last = &want[want.len() - 1];
+            let tol = chained_tolerance(last);
+            assert_matches(
+                &format!("{case} against the CPU"),
+                0,
+                &y_folded,
+                last,
+                Some(&tol),
+            );
+        }
     }
 }

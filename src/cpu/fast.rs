@@ -200,15 +200,20 @@ impl Conv2dCpu {
         crate::tensor::check_shape("skip tensor", out_shape, skip.shape())?;
         // The sums plus bias first (activation deferred when the add comes before it).
         let activation = self.spec.activation;
-        let mut out = vec![0f32; out_shape.len()?];
-        let deferred = match residual {
-            Residual::BeforeActivation => Conv2dCpu {
-                spec: self.spec.activation(Activation::None),
-                ..self.clone()
-            },
-            Residual::AfterActivation => self.clone(),
+        let first = match residual {
+            Residual::BeforeActivation => self.spec.activation(Activation::None),
+            Residual::AfterActivation => self.spec,
         };
-        deferred.run_slice(input, out_shape, &mut out);
+        let mut out = vec![0f32; out_shape.len()?];
+        run(
+            &first,
+            input.shape(),
+            input.data(),
+            &self.weights,
+            self.bias.as_deref(),
+            out_shape,
+            &mut out,
+        );
         out.par_chunks_mut(ADD_CHUNK)
             .zip(skip.data().par_chunks(ADD_CHUNK))
             .for_each(|(out, skip)| {

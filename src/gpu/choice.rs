@@ -20,7 +20,8 @@ pub enum ConvKernel {
     /// processes matters. Convs with fewer than 16 output channels per group take the
     /// windows without measuring (the tiled product pads each group to 64 channels), and so do
     /// runs the tiled product cannot take on the device (its weights past the storage-binding
-    /// limit, fewer than 4 storage buffers per shader stage or 64 invocations per workgroup).
+    /// limit, fewer than 4 storage buffers per shader stage (5 for a residual add's skip
+    /// tensor) or 64 invocations per workgroup).
     #[default]
     Auto,
     /// shaders/pointwise.wgsl and grouped.wgsl: every invocation of a workgroup reads the same

@@ -235,6 +235,9 @@ impl Conv2d {
     /// says, in the kernel that writes the output (no second pass over it). The reference is
     /// [`crate::cpu::reference::conv2d_residual`].
     ///
+    /// The tiled product binds one storage buffer more for the skip (5): a device that allows
+    /// 4 (OpenGL ES) runs a residual add on the window kernels, pinned or not.
+    ///
     /// # Errors
     /// Those of [`Conv2d::run`], and [`Error::LengthMismatch`] when `skip` does not have the
     /// output's shape.
@@ -491,6 +494,13 @@ impl Conv2d {
             return Ok(ConvKernel::UniformWindows);
         }
         if self.tuning.kernel != ConvKernel::Auto {
+            // Pinned; but a device that binds the tiled product only without a skip tensor
+            // (4 storage buffers: OpenGL ES) runs a residual add on the windows.
+            if key.residual.is_some() && self.tuning.kernel == ConvKernel::TiledGemm {
+                if let Err(Error::Unsupported { .. }) = self.gemm()?.check_runnable(key) {
+                    return Ok(ConvKernel::UniformWindows);
+                }
+            }
             return Ok(self.tuning.kernel);
         }
         let choice = self

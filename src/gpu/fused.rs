@@ -9,7 +9,7 @@ use super::pipelines::{epilogue, geometry, Constants, Storage, TiledShader, SKIP
 use super::{Conv2d, Gpu, GpuTensor};
 use crate::error::Result;
 use crate::precision::Precision;
-use crate::spec::{Activation, Conv2dSpec, Shape};
+use crate::spec::{Activation, Conv2dSpec, Residual, Shape};
 
 /// The fused kernel of one block: its own copies of the weights in the layout it reads, its
 /// pipeline, and the parameters of its last few input shapes.
@@ -94,6 +94,35 @@ impl FusedKernel {
             .map(|_| ())
     }
 
+    /// Builds the launch of a run on an `input`-shaped tensor whose pointwise half ends with
+    /// `activation` and `residual`, and compiles its pipeline.
+    pub(crate) fn prepare(
+        &self,
+        input: Shape,
+        activation: Activation,
+        residual: Option<Residual>,
+    ) -> Result<()> {
+        let pw = self.pointwise.activation(activation);
+        self.launches
+            .get(&self.gpu, (input, activation), || self.params(&pw, input))?;
+        self.pipeline(&pw, residual).map(|_| ())
+    }
+
+    /// The pipeline of runs whose pointwise half is `pw` (its activation the run's), adding a
+    /// residual or not.
+    fn pipeline(
+        &self,
+        pw: &Conv2dSpec,
+        residual: Option<Residual>,
+    ) -> Result<wgpu::ComputePipeline> {
+        let constants = [self.constants.clone(), epilogue(pw, residual)].concat();
+        let dev = self.gpu.dev();
+        let storage = Storage::of(self.precision);
+        self.gpu
+            .pipelines()
+            .tiled(dev, TiledShader::FusedSeparable, storage, &constants)
+    }
+
     /// Records the block's one dispatch, its pointwise half ending with `finish`. The caller
     /// has checked the tensors: `output` is the block's output for `input`, both bind whole,
     /// and a skip tensor has the output's shape.
@@ -112,7 +141,6 @@ impl FusedKernel {
             })?;
         let pipelines = self.gpu.pipelines();
         let dev = self.gpu.dev();
-        let constants = [self.constants.clone(), epilogue(&pw, finish.residual())].concat();
         let skip = finish.skip.is_some();
         let mut entries = vec![
             entry(0, input.buffer()),
@@ -130,12 +158,7 @@ impl FusedKernel {
             &self.gpu,
             encoder,
             TiledShader::FusedSeparable,
-            &pipelines.tiled(
-                dev,
-                TiledShader::FusedSeparable,
-                Storage::of(self.precision),
-                &constants,
-            )?,
+            &self.pipeline(&pw, finish.residual())?,
             &pipelines.tiled_layout(dev, TiledShader::FusedSeparable, skip)?,
             &entries,
             launch.grid,

@@ -470,13 +470,53 @@ impl GemmConv {
         }
     }
 
-    /// Builds the launch of the run `key` if it is not kept yet.
+    /// Builds the launch of the run `key` if it is not kept yet, and compiles its pipelines
+    /// (the spec's own were compiled with the kernel; another epilogue's are not).
     pub(crate) fn prepare(&self, key: RunKey) -> Result<()> {
-        self.launches
-            .get(&self.gpu, key, || {
-                Ok(conv_params(&self.gpu, &key, self.split_k))
-            })
-            .map(|_| ())
+        let launch = self.launches.get(&self.gpu, key, || {
+            Ok(conv_params(&self.gpu, &key, self.split_k))
+        })?;
+        self.pipelines(&key, &launch).map(|_| ())
+    }
+
+    /// The pipelines of the run `key` with `launch`: the product's, and the second pass's of
+    /// a split product. A split product's first pass leaves the end of the epilogue (the
+    /// residual add) to the second, so only the pass that finishes the sums binds the skip.
+    fn pipelines(
+        &self,
+        key: &RunKey,
+        launch: &Launch,
+    ) -> Result<(wgpu::ComputePipeline, Option<wgpu::ComputePipeline>)> {
+        let pipelines = self.gpu.pipelines();
+        let dev = self.gpu.dev();
+        let product_residual = launch.reduce.as_ref().map_or(key.residual, |_| None);
+        let constants = [self.geometry.clone(), epilogue(&key.spec, product_residual)].concat();
+        // A split product's partial sums go to the f32 scratch (conv_gemm.wgsl): its first
+        // pass reads the tensors' precision and writes f32, the second the reverse.
+        let (product_storage, reduce_storage) = match launch.reduce {
+            Some(_) => (
+                Storage {
+                    input: self.precision,
+                    output: Precision::F32,
+                },
+                Storage {
+                    input: Precision::F32,
+                    output: self.precision,
+                },
+            ),
+            None => (Storage::of(self.precision), Storage::of(self.precision)),
+        };
+        let product = pipelines.tiled(dev, TiledShader::ConvGemm, product_storage, &constants)?;
+        let reduce = match launch.reduce {
+            Some(_) => Some(pipelines.tiled(
+                dev,
+                TiledShader::ReduceSplits,
+                reduce_storage,
+                &epilogue(&key.spec, key.residual),
+            )?),
+            None => None,
+        };
+        Ok((product, reduce))
     }
 
     /// Whether the tiled product can run the run `key` on this device: its layout (one
@@ -507,14 +547,11 @@ impl GemmConv {
         })?;
         let pipelines = self.gpu.pipelines();
         let dev = self.gpu.dev();
-        // A split product's first pass leaves the epilogue's end (the residual add) to the
-        // second, so only the pass that finishes the sums binds the skip tensor.
-        let (product_output, product_residual) = match &launch.reduce {
-            Some(reduce) => (reduce.scratch.as_entire_buffer_binding(), None),
-            None => (tensors.output.clone(), key.residual),
+        let (product_pipeline, reduce_pipeline) = self.pipelines(&key, &launch)?;
+        let (product_output, skip) = match &launch.reduce {
+            Some(reduce) => (reduce.scratch.as_entire_buffer_binding(), false),
+            None => (tensors.output.clone(), key.residual.is_some()),
         };
-        let constants = [self.geometry.clone(), epilogue(&key.spec, product_residual)].concat();
-        let skip = product_residual.is_some();
         let mut entries = vec![
             binding(0, tensors.input.clone()),
             entry(1, &self.weights),
@@ -525,27 +562,18 @@ impl GemmConv {
         if skip {
             entries.extend(tensors.skip_entry());
         }
-        // A split product's partial sums go to the f32 scratch (conv_gemm.wgsl).
-        let product_storage = match &launch.reduce {
-            Some(_) => Storage {
-                input: self.precision,
-                output: Precision::F32,
-            },
-            None => Storage::of(self.precision),
-        };
         encode(
             &self.gpu,
             encoder,
             TiledShader::ConvGemm,
-            &pipelines.tiled(dev, TiledShader::ConvGemm, product_storage, &constants)?,
+            &product_pipeline,
             &pipelines.tiled_layout(dev, TiledShader::ConvGemm, skip)?,
             &entries,
             launch.grid,
         )?;
-        let Some(reduce) = &launch.reduce else {
+        let (Some(reduce), Some(reduce_pipeline)) = (&launch.reduce, reduce_pipeline) else {
             return Ok(());
         };
-        let constants = epilogue(&key.spec, key.residual);
         let mut entries = vec![
             entry(0, &reduce.scratch),
             entry(1, &self.weights),
@@ -554,15 +582,11 @@ impl GemmConv {
             entry(4, &launch.params),
         ];
         entries.extend(tensors.skip_entry());
-        let reduce_storage = Storage {
-            input: Precision::F32,
-            output: self.precision,
-        };
         encode(
             &self.gpu,
             encoder,
             TiledShader::ReduceSplits,
-            &pipelines.tiled(dev, TiledShader::ReduceSplits, reduce_storage, &constants)?,
+            &reduce_pipeline,
             &pipelines.tiled_layout(dev, TiledShader::ReduceSplits, key.residual.is_some())?,
             &entries,
             reduce.grid,

@@ -19,9 +19,10 @@ use crate::spec::{check_separable, Activation, Residual};
 /// rest. A depthwise conv whose only reader is a pointwise conv forms a [`SeparableBlock`]
 /// with it, which [`GpuNetwork::run`] runs fused or as two kernels, as the device's
 /// [`crate::Tuner`] chooses. A residual add whose input is a conv (or block) that only it
-/// reads runs in that conv's epilogue ([`Conv2d::run_residual`]): MobileNet v2's and
-/// EfficientNet's projections with their shortcuts, ResNet's last conv of a block with its
-/// shortcut and ReLU, one dispatch each ([`GpuNetwork::folded_adds`]).
+/// reads, and which applies at most one activation between them, runs in that conv's
+/// epilogue ([`Conv2d::run_residual`]): MobileNet v2's and EfficientNet's projections with
+/// their shortcuts, ResNet's last conv of a block with its shortcut and ReLU, each saving the
+/// add's dispatch and a pass over its tensor ([`GpuNetwork::folded_adds`]).
 /// [`GpuNetwork::run`] records every node into one command buffer; nothing is read back
 /// until the caller reads the result.
 ///
@@ -523,7 +524,15 @@ fn fold_adds(net: &Network, units: &[Unit]) -> Vec<Option<FoldedAdd>> {
                 let conv = match &units[producer] {
                     Unit::Conv(conv) => conv.spec(),
                     Unit::SecondHalf(first) => match &units[*first] {
-                        Unit::Block(block) => block.pointwise().spec(),
+                        // A block pinned to a fused path that cannot bind the skip here keeps
+                        // its add apart (its unfolded run works).
+                        Unit::Block(block) => {
+                            let input = nodes[nodes[*first].inputs[0]].output;
+                            if !block.takes_skip(input).unwrap_or(false) {
+                                return None;
+                            }
+                            block.pointwise().spec()
+                        }
                         _ => return None,
                     },
                     Unit::Op | Unit::Block(_) => return None,

@@ -181,8 +181,9 @@ impl SeparableBlock {
     /// [`Conv2d::run_residual`]); on the fused path the whole block is one dispatch.
     ///
     /// # Errors
-    /// Those of [`SeparableBlock::run`], and [`Error::LengthMismatch`] when `skip` does not
-    /// have the output's shape.
+    /// Those of [`SeparableBlock::run_into`], and [`Error::LengthMismatch`] when `skip` does
+    /// not have the output's shape; [`Error::Unsupported`] under [`Fusion::Always`] on a
+    /// device that cannot bind the fused kernel's 7 storage buffers (6 and the skip).
     pub fn run_residual(
         &self,
         input: &GpuTensor,
@@ -258,8 +259,14 @@ impl SeparableBlock {
             }
             // A pinned fused path that cannot run here fails at the run, with its reason.
             BlockPath::Fused if self.fused_cannot_take(input, skip)?.is_some() => Ok(()),
-            BlockPath::Fused => self.fused().map(|_| ()),
+            BlockPath::Fused => self.fused()?.prepare(input, activation, residual),
         }
+    }
+
+    /// Whether a run on an `input`-shaped tensor can add a skip tensor: not when the fused
+    /// path is pinned ([`Fusion::Always`]) and the device cannot bind its 7 storage buffers.
+    pub(crate) fn takes_skip(&self, input: Shape) -> Result<bool> {
+        Ok(self.fusion != Fusion::Always || self.fused_cannot_take(input, true)?.is_none())
     }
 
     /// `path`, or two kernels where it is the fused one and that cannot take `input` (with a

@@ -315,7 +315,8 @@ pub(crate) fn encode(
             let (buffer, offset, bytes) = match (in_place[i], &scratch[i]) {
                 (Some((offset, bytes)), _) => (whole[i], offset, bytes),
                 (None, Some(s)) => (s, 0, regions[i].iter().map(|r| r.1).sum::<u64>() * 4),
-                // Not reached: a scratch buffer was made above for every binding not in place.
+                // The skip's slot of a run without one (never bound): a scratch buffer was made
+                // above for every tensor the run binds that is not in place.
                 (None, None) => (whole[i], 0, 4),
             };
             wgpu::BufferBinding {

@@ -188,13 +188,18 @@ pub fn f16_tolerances_over(
 }
 
 /// Per-element tolerance for a GPU conv with a residual add against the `f64` reference
-/// ([`reference::conv2d_residual`]): the conv's own ([`tolerances`], whose sums' error is the
-/// same), plus the add's. The GPU adds the skip `s` in `f32`: once, rounding with relative
-/// error `u` of `|y + s| ≤ |y| + |s|`; before the activation that error passes through it
-/// (times its Lipschitz constant), after it the activation's relative error is of `act(y)`,
-/// `|act(y)| ≤ |want| + |s|`. So `tol + (lipschitz + 1)·u·(|want| + 2|s|) + relative·|s|`
-/// bounds what rounding can do, while a skip added twice, at the wrong index or not at all
-/// (an error of `|s|`, about 1 on N(0, 1) data) fails by orders of magnitude.
+/// ([`reference::conv2d_residual`]): the conv's own ([`tolerances`]: the sums' error, at most
+/// `L_act·8√L·u·S` with `S ≥ |y|` the sum of |terms|, then the activation's own), plus the
+/// add's. The GPU adds the skip `s` in `f32`, rounding once with relative error `u`:
+/// - before the activation, of `|y + s| ≤ S + |s|`; the activation scales it by its
+///   Lipschitz constant `L_act`: `L_act·u·S` is inside the sums' term already (8√L ≥ 1),
+///   `L_act·u·|s|` is added here;
+/// - after it, of `|want|`; and the activation's relative error is of `|act(y)|`, at most
+///   `|want| + |s|`: `relative·|s|` is added here.
+///
+/// So `tol + (L_act + 1)·u·(|want| + 2|s|) + relative·|s|` bounds what rounding can do (with
+/// room), while a skip added twice, at the wrong index or not at all (an error of `|s|`,
+/// about 1 on N(0, 1) data) fails by orders of magnitude.
 pub fn residual_tolerances(
     spec: &Conv2dSpec,
     data: &ConvData,
