@@ -439,3 +439,55 @@ fn four_storage_buffers_fall_back_to_the_windows() {
         other => panic!("a fused block on 4 storage buffers: {other:?}"),
     }
 }
+
+/// A device with 3 storage buffers per stage cannot bind a skip tensor at all: a residual add
+/// is refused by name, and a network runs its adds apart (and runs).
+#[test]
+fn three_storage_buffers_refuse_the_skip_and_networks_run_adds_apart() {
+    let _serial = one_at_a_time();
+    let (device, queue) = limited::device_with_limits(gpu(), |l| {
+        l.max_storage_buffers_per_shader_stage = 3;
+    });
+    let small = Gpu::from_device(device, queue).unwrap();
+    let spec = Conv2dSpec::pointwise(8, 16);
+    let conv = Conv2d::new(
+        &small,
+        spec,
+        &common::small_ints(1, spec.weight_count()),
+        Some(&[0.0; 16]),
+    )
+    .unwrap();
+    let x = GpuTensor::full(&small, Shape::new(1, 8, 4, 4), 1.0).unwrap();
+    let skip = GpuTensor::full(&small, Shape::new(1, 16, 4, 4), 1.0).unwrap();
+    match conv.run_residual(&x, &skip, Residual::AfterActivation) {
+        Err(Error::Unsupported { reason }) => {
+            assert!(reason.contains("storage buffers"), "{reason}")
+        }
+        other => panic!("a residual add on 3 storage buffers: {other:?}"),
+    }
+    let net = sepconv::networks::MobileNetV2 {
+        alpha: 0.35,
+        resolution: 32,
+        ..Default::default()
+    }
+    .build()
+    .unwrap();
+    let weights = sepconv::networks::weights::NetworkWeights::random(&net, 1).unwrap();
+    let input = sepconv::networks::weights::random_input(net.input_shape(), 1).unwrap();
+    let gnet = sepconv::GpuNetwork::new(&small, &net, &weights).unwrap();
+    assert_eq!(gnet.folded_adds(), 0);
+    let got = gnet
+        .run(&GpuTensor::from_tensor(&small, &input).unwrap())
+        .unwrap()
+        .read()
+        .unwrap();
+    let want = sepconv::cpu::network::forward(&net, &weights, &input).unwrap();
+    let last = &want[want.len() - 1];
+    assert_matches(
+        "MobileNet v2 on 3 storage buffers",
+        1,
+        &got,
+        last,
+        Some(&common::chained_tolerance(last)),
+    );
+}

@@ -147,7 +147,14 @@ impl GpuNetwork {
             convs.push(conv);
         }
         let units = pair_blocks(net, convs)?;
-        let folds = fold_adds(net, &units);
+        // A device that cannot bind a skip tensor (fewer than 4 storage buffers) runs the
+        // adds apart.
+        let skip_fits = gpu.limits().max_storage_buffers_per_shader_stage >= 4;
+        let folds = if skip_fits {
+            fold_adds(net, &units)
+        } else {
+            vec![None; net.nodes().len()]
+        };
         // What the first run will take: the folded producers' runs end with their add.
         let mut ends: Vec<(Activation, Option<Residual>)> = net
             .nodes()

@@ -385,11 +385,37 @@ struct Source {
 /// A bind-group layout and the pipeline layout made of it.
 type Layouts = (wgpu::BindGroupLayout, wgpu::PipelineLayout);
 
+/// The window kernels' layouts: 0 input, 1 weight window (uniform), 2 bias, 3 output,
+/// 4 params, and with `skip` 7 the skip tensor of a residual add.
+fn conv_layouts(device: &wgpu::Device, skip: bool) -> Layouts {
+    let mut entries = vec![
+        storage(0, true),
+        uniform(1),
+        storage(2, true),
+        storage(3, false),
+        uniform(4),
+    ];
+    if skip {
+        entries.push(storage(SKIP_BINDING, true));
+    }
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("conv.bind_group_layout"),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some("conv.pipeline_layout"),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    (layout, pipeline_layout)
+}
+
 /// The bind-group layouts and the lazily built pipelines.
 pub(crate) struct Pipelines {
-    /// Shared by the depthwise, pointwise and grouped kernels: without the skip binding, and
-    /// with it (index `skip as usize`), see [`Pipelines::conv_layout`].
-    conv_layouts: [Layouts; 2],
+    /// Shared by the depthwise, pointwise and grouped kernels, without the skip binding.
+    conv_layouts: Layouts,
+    /// The same with the skip binding, made on first use (see [`Pipelines::conv_layout`]).
+    conv_skip_layouts: Mutex<Option<Layouts>>,
     /// The tiled kernels' layouts without and with the skip binding, made on first use (see
     /// [`Pipelines::tiled_layout`]).
     tiled_layouts: Mutex<HashMap<(TiledShader, bool), Layouts>>,
@@ -400,32 +426,9 @@ pub(crate) struct Pipelines {
 
 impl Pipelines {
     pub(crate) fn new(device: &wgpu::Device) -> Self {
-        // 0 input, 1 weight window (uniform), 2 bias, 3 output, 4 params; 7 the skip tensor
-        // of a residual add (4 storage buffers: OpenGL ES 3.1's minimum).
-        let conv_layouts = [false, true].map(|skip| {
-            let mut entries = vec![
-                storage(0, true),
-                uniform(1),
-                storage(2, true),
-                storage(3, false),
-                uniform(4),
-            ];
-            if skip {
-                entries.push(storage(SKIP_BINDING, true));
-            }
-            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("conv.bind_group_layout"),
-                entries: &entries,
-            });
-            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("conv.pipeline_layout"),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            (layout, pipeline_layout)
-        });
         Self {
-            conv_layouts,
+            conv_layouts: conv_layouts(device, false),
+            conv_skip_layouts: Mutex::new(None),
             tiled_layouts: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             ops: OpPipelines::new(device),
@@ -433,8 +436,46 @@ impl Pipelines {
     }
 
     /// The window kernels' bind-group layout, with the skip binding or without.
-    pub(crate) fn conv_layout(&self, skip: bool) -> &wgpu::BindGroupLayout {
-        &self.conv_layouts[usize::from(skip)].0
+    ///
+    /// # Errors
+    /// [`crate::Error::Unsupported`] with the skip binding on a device that allows fewer than
+    /// 4 storage buffers per shader stage.
+    pub(crate) fn conv_layout(
+        &self,
+        dev: &ScopedDevice,
+        skip: bool,
+    ) -> Result<wgpu::BindGroupLayout> {
+        self.window_layouts(dev, skip).map(|(layout, _)| layout)
+    }
+
+    /// The window kernels' layouts; those with the skip binding are made on first use, since
+    /// they need a 4th storage buffer per stage, which a device may not allow (WebGPU and
+    /// OpenGL ES guarantee 4 and more, a device may be made with fewer), and such a device
+    /// must still run everything without a residual add.
+    fn window_layouts(&self, dev: &ScopedDevice, skip: bool) -> Result<Layouts> {
+        if !skip {
+            return Ok(self.conv_layouts.clone());
+        }
+        let mut made = self
+            .conv_skip_layouts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(layouts) = made.as_ref() {
+            return Ok(layouts.clone());
+        }
+        let allowed = dev.limits.max_storage_buffers_per_shader_stage;
+        if allowed < 4 {
+            return Err(crate::Error::Unsupported {
+                reason: format!(
+                    "a residual add binds 4 storage buffers (input, bias, output, skip); this \
+                     device allows {allowed} (max_storage_buffers_per_shader_stage)"
+                ),
+            });
+        }
+        let device = &dev.device;
+        let layouts = dev.scoped("bind-group layout", || conv_layouts(device, true))?;
+        *made = Some(layouts.clone());
+        Ok(layouts)
     }
 
     /// The pipeline for `shader` on tensors of `precision` specialised with `constants`,
@@ -448,14 +489,14 @@ impl Pipelines {
         constants: &Constants,
     ) -> Result<wgpu::ComputePipeline> {
         let skip = has_skip(constants);
-        let layout = &self.conv_layouts[usize::from(skip)].1;
+        let (_, layout) = self.window_layouts(dev, skip)?;
         let source = Source {
             label: shader.label(),
             storage: Storage::of(precision),
             body: shader.source(skip),
             entry_point: "main",
         };
-        self.compile(dev, source, layout, constants)
+        self.compile(dev, source, &layout, constants)
     }
 
     /// The pipeline for the tiled `shader` with element types `storage` specialised with

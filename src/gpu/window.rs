@@ -471,6 +471,10 @@ impl WindowKernel {
         let device = self.gpu.device();
         let label = self.plan.shader.label();
         let params_size = wgpu::BufferSize::new(std::mem::size_of::<ConvParams>() as u64);
+        let layout = self
+            .gpu
+            .pipelines()
+            .conv_layout(self.gpu.dev(), tensors.skip.is_some())?;
         self.gpu.scoped("conv encoding", || {
             let bind_groups: Vec<_> = self
                 .slices
@@ -494,7 +498,7 @@ impl WindowKernel {
                     entries.extend(tensors.skip_entry());
                     device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: Some(label),
-                        layout: self.gpu.pipelines().conv_layout(tensors.skip.is_some()),
+                        layout: &layout,
                         entries: &entries,
                     })
                 })
