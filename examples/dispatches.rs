@@ -7,6 +7,8 @@
 //!
 //! Run with: `cargo run --release --example dispatches`
 
+mod common;
+
 use sepconv::networks::weights::{random_input, NetworkWeights};
 use sepconv::networks::{efficientnet_lite, mobilenet_v2, resnet50, Network, Op};
 use sepconv::{ConvKernel, Fusion, Gpu, GpuNetwork, GpuTensor, Tuning};
@@ -14,11 +16,6 @@ use std::time::Instant;
 
 /// Timed runs of each network each way.
 const RUNS: usize = 7;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn main() -> sepconv::Result<()> {
     let networks: Vec<Network> = vec![mobilenet_v2(1.0, 224)?, efficientnet_lite(0)?, resnet50()?];
@@ -69,7 +66,7 @@ fn main() -> sepconv::Result<()> {
                     times.push(start.elapsed().as_secs_f64() * 1e3);
                 }
             }
-            let [t_unfolded, t_folded] = times.map(median);
+            let [t_unfolded, t_folded] = times.map(|mut t| common::median(&mut t));
             println!(
                 "| {} | {name} | {adds} | {d_unfolded} | {d_folded} | {} | {t_unfolded:.1} \
                  | {t_folded:.1} |",

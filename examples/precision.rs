@@ -16,61 +16,11 @@
 //! (the f16 result must be an f16 rounding of the same conv, not garbage: at most 1e-2).
 //! Then the totals of medians. Needs an adapter with `SHADER_F16` (lavapipe has it).
 
-use std::time::{Duration, Instant};
+mod common;
 
+use common::{time_calls, uniform, BoxError};
 use sepconv::networks::layers::LAYERS;
 use sepconv::{Conv2d, ConvKind, Gpu, GpuTensor, Precision, Tensor};
-
-type BoxError = Box<dyn std::error::Error>;
-
-/// CPU time (user + system) of this process in seconds, from `/proc` (Linux; `None`
-/// elsewhere); ticks of 1/100 s.
-fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-/// The median seconds per call and the CPU seconds per timed call (see the module docs).
-fn time_calls(mut f: impl FnMut() -> Result<(), BoxError>) -> Result<(f64, Option<f64>), BoxError> {
-    f()?;
-    let start = Instant::now();
-    let mut warm = 0;
-    while warm < 3 || start.elapsed() < Duration::from_millis(100) {
-        f()?;
-        warm += 1;
-    }
-    let mut times = Vec::new();
-    let cpu_start = process_cpu_seconds();
-    let start = Instant::now();
-    while times.len() < 5 || start.elapsed() < Duration::from_millis(300) {
-        let t = Instant::now();
-        f()?;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    let calls = times.len() as f64;
-    let cpu = process_cpu_seconds()
-        .zip(cpu_start)
-        .map(|(end, start)| (end - start) / calls);
-    times.sort_by(f64::total_cmp);
-    Ok((times[times.len() / 2], cpu))
-}
-
-/// Seeded uniform values in [-1, 1) (xorshift64*), as `examples/report.rs` makes them.
-fn uniform(seed: u64, len: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            let v = s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
-            v as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
 
 /// One precision's run of one layer: the kernel, the median ms, the CPU ms per call, the
 /// output.
@@ -85,7 +35,7 @@ fn run(gpu: &Gpu, conv: &Conv2d, x: &Tensor, precision: Precision) -> Result<Run
     let gx = GpuTensor::from_tensor_as(gpu, x, precision)?;
     let shape = conv.output_shape(x.shape())?;
     let gy = GpuTensor::full_as(gpu, shape, f32::NAN, precision)?;
-    let (median, cpu) = time_calls(|| {
+    let timing = time_calls(|| {
         conv.run_into(&gx, &gy)?;
         Ok(gpu.wait()?)
     })?;
@@ -97,8 +47,8 @@ fn run(gpu: &Gpu, conv: &Conv2d, x: &Tensor, precision: Precision) -> Result<Run
     };
     Ok(Run {
         kernel,
-        ms: median * 1e3,
-        cpu_ms: cpu.map(|s| s * 1e3),
+        ms: timing.median * 1e3,
+        cpu_ms: timing.cpu_per_call.map(|s| s * 1e3),
         output: gy.read()?,
     })
 }

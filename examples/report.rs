@@ -45,8 +45,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+mod common;
+
+use common::{median, time_calls, uniform, BoxError};
 use sepconv::cpu::fast::Conv2dCpu;
 use sepconv::cpu::{self, reference};
 use sepconv::networks::layers::{Layer, LAYERS};
@@ -56,8 +59,6 @@ use sepconv::{
     BlockPath, Conv2d, ConvKernel, ConvKind, CpuNetwork, Fusion, Gpu, GpuNetwork, GpuTensor,
     SeparableBlock, Tensor, Tuning,
 };
-
-type BoxError = Box<dyn std::error::Error>;
 
 struct Args {
     out: PathBuf,
@@ -98,76 +99,6 @@ fn parse_args() -> Result<Args, BoxError> {
         }
     }
     Ok(args)
-}
-
-/// Timing of one path: the first call and the median timed call in seconds, and the CPU time
-/// this process spent per timed call (see [`process_cpu_seconds`]).
-struct Timing {
-    first: f64,
-    median: f64,
-    cpu_per_call: Option<f64>,
-}
-
-/// CPU time (user + system) this process has used, in seconds; `None` off Linux. On a
-/// software GPU adapter this is the time the driver's threads spent, which moves far less
-/// with other load on the machine than wall time. `/proc` counts clock ticks of 1/100 s
-/// (`CLK_TCK`, 100 on Linux's usual configurations).
-fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-/// First call, then the median of the timed calls (see the module docs).
-fn time_calls(mut f: impl FnMut() -> Result<(), BoxError>) -> Result<Timing, BoxError> {
-    let t = Instant::now();
-    f()?;
-    let first = t.elapsed().as_secs_f64();
-    let start = Instant::now();
-    let mut warm = 0;
-    while warm < 3 || start.elapsed() < Duration::from_millis(100) {
-        f()?;
-        warm += 1;
-    }
-    let mut times = Vec::new();
-    let cpu_start = process_cpu_seconds();
-    let start = Instant::now();
-    while times.len() < 5 || start.elapsed() < Duration::from_millis(300) {
-        let t = Instant::now();
-        f()?;
-        times.push(t.elapsed().as_secs_f64());
-    }
-    let calls = times.len() as f64;
-    let cpu_per_call = process_cpu_seconds()
-        .zip(cpu_start)
-        .map(|(end, start)| (end - start) / calls);
-    Ok(Timing {
-        first,
-        median: median(&mut times),
-        cpu_per_call,
-    })
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Seeded uniform values in [-1, 1) (xorshift64*), never all zeros.
-fn uniform(seed: u64, len: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            let v = s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
-            v as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
 }
 
 /// The adapter's measured ceilings.
