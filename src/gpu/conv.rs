@@ -5,6 +5,7 @@
 //! [`super::gemm`]) and submits them.
 
 use super::choice::{Choice, ConvKernel, Tuning};
+use super::finish::Finish;
 use super::gemm::GemmConv;
 use super::split;
 use super::tensor::{check_output, check_precision};
@@ -15,7 +16,6 @@ use super::{Gpu, GpuTensor};
 use crate::error::{Error, Result};
 use crate::precision::Precision;
 use crate::spec::{Activation, Conv2dSpec, ConvKind, Residual, Shape};
-use crate::tensor::check_shape;
 use std::sync::{Arc, Mutex};
 
 /// A convolution ready to run on a [`Gpu`]: the spec, its kernels, and its weights and bias
@@ -281,10 +281,7 @@ impl Conv2d {
         residual: Residual,
         output: &GpuTensor,
     ) -> Result<()> {
-        let finish = Finish {
-            skip: Some((skip, residual)),
-            ..Finish::of(&self.spec)
-        };
+        let finish = Finish::with_skip(&self.spec, skip, residual);
         self.submit(input, output, finish)
     }
 
@@ -597,52 +594,6 @@ impl Conv2d {
             })?;
             self.gpu.wait()
         })
-    }
-}
-
-/// How a run ends past its sums and bias: the activation (the spec's, or another where a
-/// network fuses the activation of the node after the conv) and, optionally, a skip tensor
-/// added before or after it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Finish<'a> {
-    pub(crate) activation: Activation,
-    pub(crate) skip: Option<(&'a GpuTensor, Residual)>,
-}
-
-impl Finish<'_> {
-    /// The end `spec` says: its activation, no residual add.
-    pub(crate) fn of(spec: &Conv2dSpec) -> Self {
-        Self {
-            activation: spec.activation,
-            skip: None,
-        }
-    }
-
-    /// Where a residual add joins, if there is one.
-    pub(crate) fn residual(&self) -> Option<Residual> {
-        self.skip.map(|(_, residual)| residual)
-    }
-
-    /// Checks the skip tensor, if any, against `output` (already checked): on `gpu`, of the
-    /// output's shape and precision, and not the output itself (the kernels read one and write
-    /// the other in one pass).
-    pub(crate) fn check(&self, gpu: &Gpu, output: &GpuTensor) -> Result<()> {
-        let Some((skip, _)) = self.skip else {
-            return Ok(());
-        };
-        gpu.check_same("the skip tensor", skip.gpu())?;
-        check_shape("skip tensor", output.shape(), skip.shape())?;
-        check_precision("the skip tensor", skip, output.precision())?;
-        if skip.buffer() == output.buffer() {
-            return Err(Error::Incompatible {
-                reason: format!(
-                    "the skip tensor of a residual add ({}) is the output tensor; the kernels \
-                     read the skip and write the output in one pass, so they must differ",
-                    skip.shape()
-                ),
-            });
-        }
-        Ok(())
     }
 }
 

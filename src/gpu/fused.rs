@@ -2,8 +2,8 @@
 //! whole [`super::SeparableBlock`], whose depthwise result lives only in workgroup memory. It
 //! is the tiled matrix product of src/gpu/gemm.rs with a B tile computed on the spot.
 
-use super::conv::Finish;
 use super::entry;
+use super::finish::Finish;
 use super::gemm::{self, Launches, TileParams};
 use super::pipelines::{epilogue, geometry, Constants, Storage, TiledShader, SKIP_BINDING};
 use super::{Conv2d, Gpu, GpuTensor};

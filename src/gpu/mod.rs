@@ -5,6 +5,7 @@ mod choice;
 mod context;
 mod conv;
 pub(crate) mod dispatch;
+mod finish;
 mod fused;
 mod gemm;
 mod network;

@@ -3,7 +3,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 use std::time::{Duration, Instant};
 
-use super::conv::Finish;
+use super::finish::Finish;
 use super::ops;
 use super::pipelines::OpShader;
 use super::tensor::check_precision;

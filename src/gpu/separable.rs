@@ -2,7 +2,7 @@
 //! path chosen by the [`super::Tuner`].
 
 use super::choice::{BlockPath, Choice, Fusion, Tuning};
-use super::conv::Finish;
+use super::finish::Finish;
 use super::fused::FusedKernel;
 use super::tensor::{check_output, check_precision};
 use super::tune::{self, TuneKey};
@@ -209,10 +209,7 @@ impl SeparableBlock {
         residual: Residual,
         output: &GpuTensor,
     ) -> Result<()> {
-        let finish = Finish {
-            skip: Some((skip, residual)),
-            ..Finish::of(self.pointwise.spec())
-        };
+        let finish = Finish::with_skip(self.pointwise.spec(), skip, residual);
         let path = self.path_for(input, output, finish)?;
         self.submit(path, input, output, finish)
     }
